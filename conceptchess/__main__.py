@@ -1,0 +1,3 @@
+from conceptchess.cli.main import app
+
+app()

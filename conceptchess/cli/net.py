@@ -1,0 +1,127 @@
+"""`conceptchess net …`: inspect, convert and evaluate networks."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import Progress
+from rich.table import Table
+
+from conceptchess.cli.common import console, guarded
+from conceptchess.errors import ConceptChessError
+from conceptchess.lc0.weights import atomic_write_bytes
+from conceptchess.networks import default_network, open_network
+
+app = typer.Typer(help="Inspect, convert and evaluate Leela networks (.pb.gz or lc0 .onnx).", no_args_is_help=True)
+
+
+def _resolve(file: Optional[Path]) -> Path:
+    if file is not None:
+        return file
+    found = default_network()
+    if found is None:
+        raise ConceptChessError("no network given and none found (set CONCEPTCHESS_NET or add one to engines/)")
+    return found
+
+
+@app.command()
+@guarded
+def info(file: Path = typer.Argument(..., help="Network file: lc0 .pb.gz, or a leela2onnx .onnx/.onnx.gz")):
+    """Format, blocks × filters, heads, parameter count and sha256 of a network."""
+    net = open_network(file)
+    t = Table(show_header=False, box=None)
+    t.add_column("field", no_wrap=True)
+    t.add_column("value", overflow="fold")
+    t.add_row("file", str(file))
+    t.add_row("format", net.kind + (f" ({net.spec.input_format})" if net.spec else ""))
+    if net.spec:
+        s = net.spec
+        t.add_row("body", f"{s.blocks} blocks × {s.filters} filters" + (f", SE {s.se_channels}" if s.se_channels else ", no SE") + f", {s.activation}")
+        t.add_row("policy head", s.policy)
+        t.add_row("value head", s.value)
+        t.add_row("moves-left head", "yes" if s.moves_left else "no")
+    else:
+        t.add_row("body", net.describe())
+    t.add_row("heads", ", ".join(net.heads))
+    t.add_row("taps", f"block0 … block{net.blocks - 1}")
+    t.add_row("parameters", f"{net.parameter_count():,}")
+    if net.training_steps:
+        t.add_row("training steps", str(net.training_steps))
+    t.add_row("sha256", net.sha256)
+    console.print(t)
+
+
+@app.command()
+@guarded
+def convert(file: Path = typer.Argument(..., help="Network to convert (.pb.gz or lc0 .onnx)"),
+            output: Path = typer.Option(..., "-o", "--output", help="Where to write the .onnx file")):
+    """Write an ONNX model with outputs policy, wdl/value, mlh and a tap per block (block0 …)."""
+    net = open_network(file)
+    atomic_write_bytes(output, net.onnx_model.SerializeToString())
+    console.print(f"wrote {output} (outputs: {', '.join(net.heads + net.taps)})")
+
+
+@app.command("eval")
+@guarded
+def eval_(
+    file: Optional[Path] = typer.Argument(None, help="Network file (default: $CONCEPTCHESS_NET or the last net in engines/)"),
+    fen: Optional[str] = typer.Option(None, "--fen", help="Position as FEN (default: the start position)"),
+    moves: Optional[list[str]] = typer.Option(None, "--moves", help="UCI moves played from the FEN (repeat or space-separate)"),
+    input: Optional[Path] = typer.Option(None, "--input", help="Batch mode: JSONL positions file"),
+    output: Optional[Path] = typer.Option(None, "--output", help="Batch mode: JSONL results file"),
+    top: int = typer.Option(5, "--top", help="How many moves to show"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+    device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
+):
+    """Evaluate one position (top moves and WDL) or a JSONL file of positions."""
+    from conceptchess.engine import Engine
+    from conceptchess.positions import PositionSpec, histories_of, read_positions_jsonl
+
+    if (input is None) != (output is None):
+        raise ConceptChessError("batch mode needs both --input and --output")
+    path = _resolve(file)
+    if input is not None:
+        specs = list(read_positions_jsonl(input))  # validate everything before writing anything
+        hist, boards = histories_of(specs)
+        engine = Engine(path, batch_size=batch_size, threads=threads, device=device)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
+        try:
+            with os.fdopen(fd, "w") as f, Progress(console=console, transient=True) as bar:
+                task = bar.add_task("evaluating", total=len(specs))
+                for s in range(0, len(specs), batch_size):
+                    evs = engine.evaluate(hist[s : s + batch_size], boards[s : s + batch_size])
+                    for spec, ev in zip(specs[s : s + batch_size], evs):
+                        f.write(json.dumps(ev.to_json(spec.id)) + "\n")
+                    bar.advance(task, len(evs))
+            os.replace(tmp, output)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        console.print(f"evaluated {len(specs)} positions with {path.name} on {engine.provider} → {output}")
+        return
+    ms = [m for chunk in (moves or []) for m in chunk.split()]
+    spec = PositionSpec("cli", fen, ms)
+    hist, boards = histories_of([spec])
+    engine = Engine(path, threads=threads, device=device)
+    ev = engine.evaluate(hist, boards)[0]
+    board = boards[0]
+    console.print(f"network {path} ({engine.provider})")
+    console.print(f"position {board.fen()}")
+    t = Table("move", "san", "probability", "logit")
+    order = sorted(range(len(ev.moves)), key=lambda i: -ev.policy[i])[:top]
+    for i in order:
+        t.add_row(ev.moves[i].uci(), board.san(ev.moves[i]), f"{ev.policy[i]:.4f}", f"{ev.logits[i]:.3f}")
+    console.print(t)
+    if ev.wdl is not None:
+        console.print(f"WDL {ev.wdl[0]:.4f} {ev.wdl[1]:.4f} {ev.wdl[2]:.4f} (side to move), Q {ev.value:+.4f}")
+    else:
+        console.print(f"value {ev.value:+.4f} (side to move)")
+    if ev.mlh is not None:
+        console.print(f"moves left {ev.mlh:.1f}")

@@ -1,0 +1,150 @@
+"""Inference through ONNX Runtime: batches of positions → policy over legal moves, WDL/value,
+moves-left and any block taps. CUDA when the installed onnxruntime offers it, CPU otherwise.
+
+>>> eng = Engine("maia-1900.pb.gz")                          # doctest: +SKIP
+>>> ev = eng.evaluate_boards([chess.Board()])[0]             # doctest: +SKIP
+>>> ev.top(3), ev.wdl, eng.provider                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import chess
+import numpy as np
+
+from conceptchess.errors import ConceptChessError
+from conceptchess.lc0.encoder import Histories, board_histories, encode
+from conceptchess.lc0.policy_map import legal_move_indices
+from conceptchess.networks import Network, open_network
+
+
+@dataclass
+class Evaluation:
+    """The network's view of one position."""
+
+    moves: list[chess.Move]  # legal moves, in the same order as logits/policy
+    logits: np.ndarray  # raw policy logits of the legal moves
+    policy: np.ndarray  # softmax over the legal moves
+    wdl: np.ndarray | None  # (3,) win/draw/loss for the side to move, None for a tanh value head
+    value: float  # expected score in [-1, 1] for the side to move (W - L, or the tanh value)
+    mlh: float | None
+    taps: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def top(self, k: int = 5) -> list[tuple[str, float]]:
+        order = np.argsort(-self.policy, kind="stable")[:k]
+        return [(self.moves[i].uci(), float(self.policy[i])) for i in order]
+
+    def best_move(self) -> chess.Move | None:
+        return self.moves[int(np.argmax(self.policy))] if self.moves else None
+
+    def to_json(self, id_) -> dict:
+        return {
+            "id": id_,
+            "logits": {m.uci(): float(x) for m, x in zip(self.moves, self.logits)},
+            "policy": {m.uci(): float(x) for m, x in zip(self.moves, self.policy)},
+            "wdl": None if self.wdl is None else [float(x) for x in self.wdl],
+            "value": float(self.value),
+            "mlh": None if self.mlh is None else float(self.mlh),
+        }
+
+
+def available_providers() -> list[str]:
+    import onnxruntime as ort
+
+    return ort.get_available_providers()
+
+
+class Engine:
+    """One ONNX Runtime session over a network, with taps on request.
+
+    ``device``: ``'auto'`` (CUDA if offered, else CPU), ``'cuda'`` or ``'cpu'``. ``provider`` tells
+    which execution provider actually runs the graph.
+    """
+
+    def __init__(self, network: str | os.PathLike | Network, *, device: str = "auto", batch_size: int = 256,
+                 threads: int | None = None, tap_dtype: str = "float32"):
+        import onnxruntime as ort
+
+        self.network = network if isinstance(network, Network) else open_network(network)
+        if tap_dtype not in ("float32", "float16"):
+            raise ConceptChessError(f"tap dtype must be float32 or float16, not {tap_dtype!r}")
+        self.tap_dtype = np.dtype(tap_dtype)
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ConceptChessError("batch size must be at least 1")
+        offered = ort.get_available_providers()
+        if device == "cpu":
+            providers = ["CPUExecutionProvider"]
+        elif device in ("cuda", "auto"):
+            if "CUDAExecutionProvider" in offered:
+                providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            elif device == "cuda":
+                raise ConceptChessError(f"CUDA requested but this onnxruntime offers only {', '.join(offered)} (pip install 'conceptchess[gpu]')")
+            else:
+                providers = ["CPUExecutionProvider"]
+        else:
+            raise ConceptChessError(f"unknown device {device!r}; use auto, cuda or cpu")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(self.network.onnx_model.SerializeToString(), sess_options=opts, providers=providers)
+        self.provider = self.session.get_providers()[0]
+        self.input_name = self.session.get_inputs()[0].name
+        outputs = {o.name for o in self.session.get_outputs()}
+        self.heads = [h for h in ("policy", "wdl", "value", "mlh") if h in outputs]
+        self.taps = [t for t in self.network.taps if t in outputs]
+
+    # -- raw planes ---------------------------------------------------------------------------
+    def check_taps(self, taps) -> list[str]:
+        taps = list(taps or [])
+        missing = [t for t in taps if t not in self.taps]
+        if missing:
+            raise ConceptChessError(f"tap {missing[0]!r} is not in this network (taps: {', '.join(self.taps)})")
+        return taps
+
+    def run_planes(self, planes: np.ndarray, taps=()) -> dict[str, np.ndarray]:
+        """Run the graph on [N, 112, 8, 8] planes in batches; heads plus the requested taps."""
+        taps = self.check_taps(taps)
+        names = self.heads + taps
+        parts: dict[str, list[np.ndarray]] = {n: [] for n in names}
+        for s in range(0, len(planes), self.batch_size):
+            res = self.session.run(names, {self.input_name: np.ascontiguousarray(planes[s : s + self.batch_size], dtype=np.float32)})
+            for n, r in zip(names, res):
+                parts[n].append(r.astype(self.tap_dtype, copy=False) if n in taps else r)
+        out = {n: np.concatenate(v) if v else np.zeros((0,)) for n, v in parts.items()}
+        if "value" in out:
+            out["value"] = out["value"].reshape(-1)
+        if "mlh" in out:
+            out["mlh"] = out["mlh"].reshape(-1)
+        return out
+
+    # -- positions ------------------------------------------------------------------------------
+    def evaluate(self, histories: Histories, boards: list[chess.Board], taps=()) -> list[Evaluation]:
+        """Evaluate positions given as encoder histories plus their boards (for legal moves)."""
+        raw = self.run_planes(encode(histories), taps)
+        return self.to_evaluations(raw, boards, taps)
+
+    def to_evaluations(self, raw: dict[str, np.ndarray], boards: list[chess.Board], taps=()) -> list[Evaluation]:
+        evs = []
+        for i, board in enumerate(boards):
+            moves, idx = legal_move_indices(board)
+            logits = raw["policy"][i, idx].astype(np.float64)
+            if len(logits):
+                p = np.exp(logits - logits.max())
+                p /= p.sum()
+            else:
+                p = logits
+            wdl = raw["wdl"][i] if "wdl" in raw else None
+            value = float(wdl[0] - wdl[2]) if wdl is not None else float(raw["value"][i])
+            mlh = float(raw["mlh"][i]) if "mlh" in raw else None
+            evs.append(Evaluation(moves, logits.astype(np.float32), p.astype(np.float32), wdl, value, mlh,
+                                  {t: raw[t][i] for t in taps}))
+        return evs
+
+    def evaluate_boards(self, boards: list[chess.Board], taps=()) -> list[Evaluation]:
+        """Evaluate ``chess.Board`` objects, each with its move stack as history."""
+        return self.evaluate(board_histories(boards), boards, taps)

@@ -1,0 +1,162 @@
+"""lc0's INPUT_CLASSICAL_112_PLANE encoder, vectorised from bitboards.
+
+Planes (side-to-move frame: ranks flipped and colours swapped when black is to move):
+``13·i + 0..5`` our P N B R Q K and ``13·i + 6..11`` theirs at history step i (0 = now, 7 = seven
+plies ago), ``13·i + 12`` all ones if that position occurred before; 104–107 castling rights (us
+O-O-O, us O-O, them O-O-O, them O-O); 108 ones if black is to move; 109 the rule-50 ply count; 110
+zeros; 111 ones.
+
+Missing history steps follow lc0's default ("fen_only"): a game that began at the standard start
+position leaves them empty; a game set up from any other FEN fills them with copies of its first
+position, with a just-made double pawn push taken back.
+
+The work is split in two: :func:`game_histories` replays a game once, turning every ply into 12
+bitboards, and :func:`encode` turns a batch of 8-step bitboard histories into planes with numpy only.
+
+>>> planes = encode_boards([chess.Board()])                 # doctest: +SKIP
+>>> planes.shape
+(1, 112, 8, 8)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import chess
+import numpy as np
+
+HISTORY = 8
+_SWAP = np.array([6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5])
+_START_BOARD_FEN = chess.STARTING_BOARD_FEN
+
+
+@dataclass
+class Histories:
+    """Bitboard histories of N positions (absolute colours: white P N B R Q K, black P N B R Q K)."""
+
+    boards: np.ndarray  # (N, 8, 12) uint64; step 0 is the position itself; all-zero rows are absent steps
+    reps: np.ndarray  # (N, 8) uint8: 1 where that step's position had occurred before
+    black: np.ndarray  # (N,) bool: black to move
+    castling: np.ndarray  # (N, 4) bool: white O-O-O, white O-O, black O-O-O, black O-O
+    rule50: np.ndarray  # (N,) float32
+
+    def __len__(self) -> int:
+        return len(self.black)
+
+    def __getitem__(self, idx) -> "Histories":
+        return Histories(self.boards[idx], self.reps[idx], self.black[idx], self.castling[idx], self.rule50[idx])
+
+    @staticmethod
+    def concat(parts: list["Histories"]) -> "Histories":
+        if not parts:
+            return Histories(np.zeros((0, HISTORY, 12), np.uint64), np.zeros((0, HISTORY), np.uint8),
+                             np.zeros(0, bool), np.zeros((0, 4), bool), np.zeros(0, np.float32))
+        return Histories(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("boards", "reps", "black", "castling", "rule50")))
+
+
+def board_row(board: chess.Board) -> list[int]:
+    """The 12 piece bitboards of a board (white P N B R Q K, black P N B R Q K)."""
+    b, w = board.occupied_co  # indexed by colour: BLACK = 0, WHITE = 1
+    p, n, bi, r, q, k = board.pawns, board.knights, board.bishops, board.rooks, board.queens, board.kings
+    return [p & w, n & w, bi & w, r & w, q & w, k & w, p & b, n & b, bi & b, r & b, q & b, k & b]
+
+
+def _castling_row(board: chess.Board) -> tuple[bool, bool, bool, bool]:
+    cr = board.castling_rights
+    return (bool(cr & chess.BB_A1), bool(cr & chess.BB_H1), bool(cr & chess.BB_A8), bool(cr & chess.BB_H8))
+
+
+def _fill_row(board: chess.Board) -> list[int]:
+    """Position 0 as lc0 repeats it into missing history: a double pawn push just made is taken back."""
+    row = board_row(board)
+    ep = board.ep_square
+    if ep is not None:
+        if chess.square_rank(ep) == 2 and row[0] >> (ep + 8) & 1:  # white pushed to rank 4
+            row[0] = row[0] & ~(1 << (ep + 8)) | (1 << (ep - 8))
+        elif chess.square_rank(ep) == 5 and row[6] >> (ep - 8) & 1:  # black pushed to rank 5
+            row[6] = row[6] & ~(1 << (ep - 8)) | (1 << (ep + 8))
+    return row
+
+
+def starts_at_standard_position(board: chess.Board) -> bool:
+    return board.turn == chess.WHITE and board.board_fen() == _START_BOARD_FEN and board.castling_rights == chess.BB_CORNERS
+
+
+def game_histories(start: chess.Board, moves: list[chess.Move], plies: list[int] | None = None,
+                   keep_boards: bool = False) -> tuple[Histories, list[chess.Board]]:
+    """Replay ``moves`` from ``start`` and give the history of the positions at the requested plies.
+
+    ``plies`` (default: every position, 0 … len(moves)) indexes positions: ply t is the position
+    after t moves. With ``keep_boards`` the matching ``chess.Board`` copies (without move stack) come
+    back too. Moves must be legal; the caller validates (see :mod:`conceptchess.positions`).
+    """
+    board = start.copy(stack=False)
+    n = len(moves) + 1
+    rows = np.zeros((n + HISTORY - 1, 12), dtype=np.uint64)
+    reps = np.zeros(n + HISTORY - 1, dtype=np.uint8)
+    black = np.zeros(n, bool)
+    castling = np.zeros((n, 4), bool)
+    rule50 = np.zeros(n, np.float32)
+    wanted = set(range(n)) if plies is None else set(plies)
+    boards: dict[int, chess.Board] = {}
+    if not starts_at_standard_position(board):
+        rows[: HISTORY - 1] = _fill_row(board)
+    seen: dict[tuple, int] = {}
+    for t in range(n):
+        if t:
+            board.push(moves[t - 1])
+        row = board_row(board)
+        if board.halfmove_clock == 0:
+            seen.clear()
+        key = (*row, board.turn, board.castling_rights)
+        count = seen.get(key, 0)
+        seen[key] = count + 1
+        rows[t + HISTORY - 1] = row
+        reps[t + HISTORY - 1] = 1 if count else 0
+        black[t] = board.turn == chess.BLACK
+        castling[t] = _castling_row(board)
+        rule50[t] = board.halfmove_clock
+        if keep_boards and t in wanted:
+            boards[t] = board.copy(stack=False)
+    idx = np.array(sorted(wanted), dtype=np.int64)
+    window = idx[:, None] + (HISTORY - 1) - np.arange(HISTORY)[None, :]
+    hist = Histories(rows[window], reps[window], black[idx], castling[idx], rule50[idx])
+    return hist, [boards[t] for t in idx.tolist()] if keep_boards else []
+
+
+def board_histories(boards: list[chess.Board]) -> Histories:
+    """Histories of ``chess.Board`` objects from their move stacks (replayed from each root)."""
+    parts = []
+    for b in boards:
+        root = b.root()
+        h, _ = game_histories(root, list(b.move_stack), plies=[len(b.move_stack)])
+        parts.append(h)
+    return Histories.concat(parts)
+
+
+def encode(h: Histories) -> np.ndarray:
+    """Planes [N, 112, 8, 8] float32 for a batch of histories (numpy only, no per-square loops)."""
+    n = len(h)
+    bb = h.boards
+    if h.black.any():
+        bb = bb.copy()
+        flipped = bb[h.black][:, :, _SWAP]
+        bb[h.black] = flipped.byteswap()  # byte order reversal of a bitboard = rank mirror
+    bits = np.unpackbits(np.ascontiguousarray(bb).view(np.uint8).reshape(n, HISTORY, 96), axis=2, bitorder="little")
+    out = np.empty((n, 112, 64), dtype=np.float32)
+    hist = out[:, :104].reshape(n, HISTORY, 13, 64)
+    hist[:, :, :12] = bits.reshape(n, HISTORY, 12, 64)
+    hist[:, :, 12] = h.reps[:, :, None]
+    c = h.castling
+    us_ooo = np.where(h.black, c[:, 2], c[:, 0])
+    us_oo = np.where(h.black, c[:, 3], c[:, 1])
+    them_ooo = np.where(h.black, c[:, 0], c[:, 2])
+    them_oo = np.where(h.black, c[:, 1], c[:, 3])
+    aux = np.stack([us_ooo, us_oo, them_ooo, them_oo, h.black, h.rule50, np.zeros(n), np.ones(n)], axis=1)
+    out[:, 104:] = aux.astype(np.float32)[:, :, None]
+    return out.reshape(n, 112, 8, 8)
+
+
+def encode_boards(boards: list[chess.Board]) -> np.ndarray:
+    """Planes for ``chess.Board`` objects, using each board's move stack as history."""
+    return encode(board_histories(boards))
