@@ -5,12 +5,16 @@ from __future__ import annotations
 import typer
 
 from conceptchess import __version__
-from conceptchess.cli import net
+from conceptchess.cli import activations, concepts, net, positions, train
 from conceptchess.cli.demo import demo
 
 app = typer.Typer(help="conceptchess: probe a chess network for concepts and teach them back as puzzles.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(net.app, name="net")
+app.add_typer(positions.app, name="positions")
+app.add_typer(concepts.app, name="concepts")
+app.add_typer(activations.app, name="activations")
+app.add_typer(train.app, name="train")
 app.command("demo")(demo)
 
 

@@ -1,0 +1,148 @@
+"""Positions datasets: a folder with ``positions.jsonl`` (the JSONL positions format) and ``manifest.json``.
+
+Each record is a position in the interchange format plus metadata. Its ``fen``/``moves`` carry just
+enough history to encode it exactly as lc0 would from the whole game: the moves start at the game's
+start, or at the last irreversible move at or before 7 plies back (so all 8 history boards and every
+repetition flag are reproduced), written as a FEN. Typical metadata keys: ``game`` (game id within
+the dataset), ``ply``, ``move`` (the move played next, UCI, or null at the end), ``result``
+(``1-0``/``0-1``/``1/2-1/2``), ``white_elo``, ``black_elo``, ``clock`` (seconds left for the side to
+move, when known), ``source``.
+
+Commands accept either such a folder or a bare ``.jsonl`` file.
+
+>>> rec = position_record(chess.Board(), [chess.Move.from_uci("e2e4")], 1)
+>>> rec["moves"], "fen" in rec
+(['e2e4'], False)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import chess
+
+from conceptchess.errors import ConceptChessError
+from conceptchess.lc0.encoder import HISTORY, starts_at_standard_position
+from conceptchess.positions import PositionSpec, read_positions_jsonl
+
+POSITIONS_FILE = "positions.jsonl"
+MANIFEST_FILE = "manifest.json"
+
+
+def history_start(halfmove_clocks: list[int], t: int) -> int:
+    """First ply whose position a record for ply ``t`` must start from (see module docstring).
+
+    ``halfmove_clocks[i]`` is the rule-50 counter of the position after i plies.
+    """
+    s = t - (HISTORY - 1)
+    if s <= 0:
+        return 0
+    return max(0, s - halfmove_clocks[s])
+
+
+def position_record(start: chess.Board, moves: list[chess.Move], t: int, halfmove_clocks: list[int] | None = None,
+                    boards: list[chess.Board] | None = None) -> dict:
+    """The interchange record (``fen`` when needed, ``moves``) of the position after ``t`` plies.
+
+    For many plies of one game pass the per-ply ``halfmove_clocks`` and ``boards`` (position after i
+    plies, for i ≤ t) to avoid replaying; otherwise the game is replayed here.
+    """
+    if halfmove_clocks is None or boards is None:
+        b = start.copy(stack=False)
+        boards, halfmove_clocks = [b.copy(stack=False)], [b.halfmove_clock]
+        for m in moves[:t]:
+            b.push(m)
+            boards.append(b.copy(stack=False))
+            halfmove_clocks.append(b.halfmove_clock)
+    s = history_start(halfmove_clocks, t)
+    rec: dict = {}
+    origin = boards[s]
+    if s > 0 or not starts_at_standard_position(origin):
+        rec["fen"] = origin.fen(en_passant="fen")
+    rec["moves"] = [m.uci() for m in moves[s:t]]
+    return rec
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def positions_path(dataset: str | os.PathLike) -> Path:
+    """The JSONL file of a dataset folder, or the path itself for a bare ``.jsonl`` file."""
+    p = Path(dataset)
+    if p.is_dir():
+        f = p / POSITIONS_FILE
+        if not f.exists():
+            raise ConceptChessError(f"{p}: not a positions dataset (no {POSITIONS_FILE})")
+        return f
+    if not p.exists():
+        raise ConceptChessError(f"{p}: no such positions dataset or file")
+    return p
+
+
+def read_manifest(dataset: str | os.PathLike) -> dict:
+    p = Path(dataset)
+    m = p / MANIFEST_FILE if p.is_dir() else p.with_name(p.name + ".manifest.json")
+    if not m.exists():
+        return {}
+    try:
+        return json.loads(m.read_text())
+    except json.JSONDecodeError as e:
+        raise ConceptChessError(f"{m}: malformed manifest ({e.msg})") from None
+
+
+def dataset_sha256(dataset: str | os.PathLike) -> str:
+    """Identity of a dataset: the sha256 of its positions file."""
+    return sha256_of(positions_path(dataset))
+
+
+def iter_dataset(dataset: str | os.PathLike) -> Iterator[PositionSpec]:
+    return read_positions_jsonl(positions_path(dataset))
+
+
+class DatasetWriter:
+    """Write a dataset folder atomically: records stream to a temporary folder renamed at the end.
+
+    >>> with DatasetWriter("out/ds", manifest={"source": "x.pgn"}) as w:   # doctest: +SKIP
+    ...     w.write({"id": "g0-p1", "moves": ["e2e4"]})
+    """
+
+    def __init__(self, path: str | os.PathLike, manifest: dict | None = None, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not overwrite:
+            raise ConceptChessError(f"{self.path}: already exists (choose another output or pass --overwrite)")
+        self.manifest = dict(manifest or {})
+        self.count = 0
+
+    def __enter__(self) -> "DatasetWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent))
+        self.f = open(self.tmp / POSITIONS_FILE, "w", encoding="utf-8")
+        return self
+
+    def write(self, record: dict) -> None:
+        self.f.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import shutil
+
+        self.f.close()
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        self.manifest.setdefault("positions", self.count)
+        self.manifest["positions_sha256"] = sha256_of(self.tmp / POSITIONS_FILE)
+        (self.tmp / MANIFEST_FILE).write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        os.replace(self.tmp, self.path)
