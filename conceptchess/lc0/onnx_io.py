@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import onnx
@@ -35,7 +36,10 @@ def export_onnx(net: Lc0Net) -> onnx.ModelProto:
     """Export an :class:`Lc0Net` to an ONNX model (dynamic batch) with every block as an output."""
     names = net.output_names
     buf = io.BytesIO()
-    with torch.no_grad():
+    # The TorchScript exporter is deprecated in favour of torch.export, but gives plain, stable node
+    # names and needs no onnxscript optimiser pass; its warnings say nothing about this model.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             _Export(net.eval()), (torch.zeros(1, 112, 8, 8),), buf, input_names=["planes"], output_names=names,
             dynamic_axes={"planes": {0: "batch"}, **{n: {0: "batch"} for n in names}},

@@ -96,7 +96,7 @@ for _i, _m in enumerate(POLICY_MOVES):
     if len(_m) == 4:
         _FROM_TO[_fr, _to] = _i
     else:
-        _PROMO[_fr, _to, "..brq".index(_m[4])] = _i
+        _PROMO[_fr, _to, "..nbrq".index(_m[4])] = _i  # chess piece types: N=2 B=3 R=4 Q=5
 _PROMO[:, :, 2] = _FROM_TO  # knight promotion is the plain move
 
 

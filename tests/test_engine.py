@@ -1,0 +1,57 @@
+"""The Engine on real Maia weights: known chess facts from ../shared/data/README.md."""
+
+import chess
+import numpy as np
+import pytest
+
+from conceptchess.engine import Engine
+from conceptchess.errors import ConceptChessError
+from conceptchess.lc0.encoder import board_histories
+from conceptchess.positions import PositionSpec, histories_of
+
+SCHOLAR = ["e2e4", "e7e5", "f1c4", "b8c6", "d1h5", "g8f6"]
+
+
+@pytest.fixture(scope="module")
+def maia(maia1900):
+    return Engine(maia1900, device="cpu")
+
+
+def test_qxf7_mate_with_game_history_and_with_fen_fill(maia):
+    with_history = PositionSpec("h", None, SCHOLAR)
+    fen_only = PositionSpec("f", with_history.board().fen(), [])
+    hist, boards = histories_of([with_history, fen_only])
+    for ev in maia.evaluate(hist, boards):
+        move, p = ev.top(1)[0]
+        assert move == "h5f7" and p > 0.85
+
+
+def test_empty_history_misses_the_mate(maia):
+    """lc0's README fact: with empty history Maia-1900 plays Nf3 (p ≈ 0.30)."""
+    board = chess.Board(PositionSpec("f", None, SCHOLAR).board().fen())
+    h = board_histories([board])
+    h.boards[:, 1:] = 0
+    move, p = maia.evaluate(h, [board])[0].top(1)[0]
+    assert move == "g1f3" and 0.25 < p < 0.35
+
+
+def test_policy_is_a_distribution_over_legal_moves_only(maia):
+    board = PositionSpec("x", "r3k2r/pppq1ppp/2n1bn2/3pp3/3PP3/2N1BN2/PPPQ1PPP/R3K2R b KQkq - 3 8", []).board()
+    ev = maia.evaluate_boards([board])[0]
+    assert {m.uci() for m in ev.moves} == {m.uci() for m in board.legal_moves}
+    assert abs(ev.policy.sum() - 1) < 1e-5 and (ev.policy > 0).all()
+    assert abs(ev.wdl.sum() - 1) < 1e-5 and ev.value == pytest.approx(ev.wdl[0] - ev.wdl[2])
+    assert "e8g8" in [m.uci() for m in ev.moves]  # castling reaches the policy through e8h8
+
+
+def test_checkmated_position_has_no_moves(maia):
+    board = chess.Board("rnb1kbnr/pppp1ppp/8/4p3/6Pq/5P2/PPPPP2P/RNBQKBNR w KQkq - 1 3")
+    ev = maia.evaluate_boards([board])[0]
+    assert ev.moves == [] and ev.best_move() is None
+
+
+def test_unknown_tap_and_device(maia, maia1900):
+    with pytest.raises(ConceptChessError, match="tap 'block9' is not in this network"):
+        maia.run_planes(np.zeros((1, 112, 8, 8), np.float32), ["block9"])
+    with pytest.raises(ConceptChessError, match="unknown device"):
+        Engine(maia1900, device="tpu")
