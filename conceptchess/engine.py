@@ -9,6 +9,7 @@ moves-left and any block taps. CUDA when the installed onnxruntime offers it, CP
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import chess
@@ -97,6 +98,7 @@ class Engine:
         outputs = {o.name for o in self.session.get_outputs()}
         self.heads = [h for h in ("policy", "wdl", "value", "mlh") if h in outputs]
         self.taps = [t for t in self.network.taps if t in outputs]
+        self._pool: ThreadPoolExecutor | None = None
 
     # -- raw planes ---------------------------------------------------------------------------
     def check_taps(self, taps) -> list[str]:
@@ -124,25 +126,49 @@ class Engine:
 
     # -- positions ------------------------------------------------------------------------------
     def evaluate(self, histories: Histories, boards: list[chess.Board], taps=()) -> list[Evaluation]:
-        """Evaluate positions given as encoder histories plus their boards (for legal moves)."""
-        raw = self.run_planes(encode(histories), taps)
-        return self.to_evaluations(raw, boards, taps)
+        """Evaluate positions given as encoder histories plus their boards (for legal moves).
 
-    def to_evaluations(self, raw: dict[str, np.ndarray], boards: list[chess.Board], taps=()) -> list[Evaluation]:
+        Batches are pipelined: ONNX Runtime (which releases the GIL) runs batch k in a worker thread
+        while this thread encodes it, lists the legal moves and finishes batch k-1.
+        """
+        taps = self.check_taps(taps)
+        names = self.heads + taps
+        bs = self.batch_size
+        out: list[Evaluation] = []
+        pending = None
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
+        pool = self._pool
+        for s in range(0, len(boards), bs):
+            future = pool.submit(self._run_batch, encode(histories[s : s + bs]), names, taps)
+            legal = [legal_move_indices(b) for b in boards[s : s + bs]]
+            if pending is not None:
+                out += self._finish(*pending, taps)
+            pending = (future, legal)
+        if pending is not None:
+            out += self._finish(*pending, taps)
+        return out
+
+    def _run_batch(self, planes: np.ndarray, names: list[str], taps: list[str]) -> dict[str, np.ndarray]:
+        res = dict(zip(names, self.session.run(names, {self.input_name: planes})))
+        for t in taps:
+            res[t] = res[t].astype(self.tap_dtype, copy=False)
+        return res
+
+    def _finish(self, future, legal, taps) -> list[Evaluation]:
+        raw = future.result()
         evs = []
-        for i, board in enumerate(boards):
-            moves, idx = legal_move_indices(board)
-            logits = raw["policy"][i, idx].astype(np.float64)
+        for i, (moves, idx) in enumerate(legal):
+            logits = raw["policy"][i, idx]
             if len(logits):
-                p = np.exp(logits - logits.max())
-                p /= p.sum()
+                e = np.exp(logits.astype(np.float64) - logits.max())
+                p = (e / e.sum()).astype(np.float32)
             else:
                 p = logits
             wdl = raw["wdl"][i] if "wdl" in raw else None
-            value = float(wdl[0] - wdl[2]) if wdl is not None else float(raw["value"][i])
-            mlh = float(raw["mlh"][i]) if "mlh" in raw else None
-            evs.append(Evaluation(moves, logits.astype(np.float32), p.astype(np.float32), wdl, value, mlh,
-                                  {t: raw[t][i] for t in taps}))
+            value = float(wdl[0] - wdl[2]) if wdl is not None else float(raw["value"][i].reshape(()))
+            mlh = float(raw["mlh"][i].reshape(())) if "mlh" in raw else None
+            evs.append(Evaluation(moves, logits, p, wdl, value, mlh, {t: raw[t][i] for t in taps}))
         return evs
 
     def evaluate_boards(self, boards: list[chess.Board], taps=()) -> list[Evaluation]:

@@ -14,7 +14,7 @@ app.add_typer(net.app, name="net")
 app.add_typer(positions.app, name="positions")
 app.add_typer(concepts.app, name="concepts")
 app.add_typer(activations.app, name="activations")
-app.add_typer(train.app, name="train")
+app.command("train")(train.train)
 app.command("demo")(demo)
 
 

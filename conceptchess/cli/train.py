@@ -1,7 +1,57 @@
-"""`conceptchess train`."""
+"""`conceptchess train`: supervised training of an lc0 SE-ResNet with a checkpoint series."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
+from typing import Optional
 
-app = typer.Typer(help="train commands", no_args_is_help=True)
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from conceptchess.cli.common import console, guarded
+from conceptchess.errors import ConceptChessError
+
+
+@guarded
+def train(
+    positions: Path = typer.Option(..., "--positions", help="Positions dataset (folder or .jsonl) with played moves and results"),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the checkpoints (.pb.gz + .json) and resume state"),
+    run: str = typer.Option("run", "--run", help="Run name: checkpoints are RUN-stepNNNNNN.pb.gz"),
+    blocks: int = typer.Option(4, "--blocks", min=1),
+    filters: int = typer.Option(32, "--filters", min=8),
+    se_channels: int = typer.Option(8, "--se-channels", min=0, help="0 for a classical ResNet"),
+    moves_left: bool = typer.Option(False, "--moves-left/--no-moves-left", help="Train a moves-left head too"),
+    steps: int = typer.Option(2000, "--steps", min=1),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    lr: float = typer.Option(2e-3, "--lr"),
+    checkpoints: int = typer.Option(10, "--checkpoints", min=2, help="Number of checkpoints including step 0 (log-spaced)"),
+    holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.9, help="Share of games held out"),
+    seed: int = typer.Option(0, "--seed"),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Distil from this network's policy and WDL instead of the game"),
+    max_positions: Optional[int] = typer.Option(None, "--max-positions"),
+    resume: bool = typer.Option(True, "--resume/--restart", help="Continue a killed run from its last checkpoint"),
+):
+    """Train AlphaZero-style (policy + WDL) from positions, writing lc0 .pb.gz checkpoints from step 0."""
+    from conceptchess.training import TrainConfig, Trainer
+
+    if teacher is not None and not teacher.exists():
+        raise ConceptChessError(f"{teacher}: no such teacher network")
+    cfg = TrainConfig(run=run, blocks=blocks, filters=filters, se_channels=se_channels, moves_left=moves_left, steps=steps,
+                      batch_size=batch_size, lr=lr, checkpoints=checkpoints, holdout=holdout, seed=seed,
+                      teacher=str(teacher) if teacher else None, max_positions=max_positions)
+    with console.status("reading and encoding positions"):
+        trainer = Trainer(cfg, positions, output)
+    console.print(f"{len(trainer.train_idx)} training / {len(trainer.held_idx)} held-out positions; "
+                  f"{cfg.spec().describe()}; checkpoints at steps {trainer.schedule}")
+    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("train", total=steps, loss=float("nan"))
+        trainer.progress = lambda step, loss: bar.update(task, completed=step, loss=loss)
+        history = trainer.run(resume=resume)
+    t = Table("step", "file", "held-out loss", "held-out accuracy", "sha256")
+    for m in history:
+        acc = m["heldout_accuracy"]
+        t.add_row(str(m["step"]), m["file"], f"{m['heldout_loss']:.4f}" if m["heldout_loss"] is not None else "-",
+                  f"{acc:.3f}" if acc is not None else "-", m["sha256"][:16])
+    console.print(t)
