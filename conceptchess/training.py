@@ -38,14 +38,18 @@ from conceptchess.lc0.weights import NetSpec, atomic_write_bytes, read_weights, 
 _RESULT_WDL = {"1-0": (1.0, 0.0, 0.0), "0-1": (0.0, 0.0, 1.0), "1/2-1/2": (0.0, 1.0, 0.0)}
 
 
+# The architecture of the default series in engines/ (small enough to ship, fast on a CPU).
+DEFAULT_ARCH = {"blocks": 6, "filters": 32, "se_channels": 8, "value_channels": 8, "value_hidden": 128}
+
+
 @dataclass
 class TrainConfig:
     run: str = "run"
-    blocks: int = 4
-    filters: int = 32
-    se_channels: int = 8
-    value_channels: int = 32
-    value_hidden: int = 128
+    blocks: int = DEFAULT_ARCH["blocks"]
+    filters: int = DEFAULT_ARCH["filters"]
+    se_channels: int = DEFAULT_ARCH["se_channels"]
+    value_channels: int = DEFAULT_ARCH["value_channels"]
+    value_hidden: int = DEFAULT_ARCH["value_hidden"]
     moves_left: bool = False
     steps: int = 2000
     batch_size: int = 256
@@ -172,7 +176,8 @@ def teacher_targets(teacher: str | os.PathLike, data: TrainingData, batch_size: 
 # ------------------------------------------------------------------------------------------ loss
 
 def batch_tensors(data: TrainingData, idx: np.ndarray):
-    planes = torch.from_numpy(encode(data.hist[idx]))
+    # channels_last: oneDNN's convolutions on 8×8 boards run ~1.6× faster in NHWC on CPU.
+    planes = torch.from_numpy(encode(data.hist[idx])).contiguous(memory_format=torch.channels_last)
     legal = torch.from_numpy(data.legal[idx])
     wdl = torch.from_numpy(data.wdl[idx])
     target = torch.from_numpy(data.soft_policy[idx]) if data.soft_policy is not None else torch.from_numpy(data.policy_index[idx])
@@ -250,7 +255,7 @@ class Trainer:
     # -- state ----------------------------------------------------------------------------------
     def _fresh(self):
         torch.manual_seed(self.cfg.seed)
-        net = TrainableLc0Net(self.cfg.spec())
+        net = TrainableLc0Net(self.cfg.spec()).to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(net.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         return net, opt
 

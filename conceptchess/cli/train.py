@@ -11,6 +11,7 @@ from rich.table import Table
 
 from conceptchess.cli.common import console, guarded
 from conceptchess.errors import ConceptChessError
+from conceptchess.training import DEFAULT_ARCH
 
 
 @guarded
@@ -18,9 +19,9 @@ def train(
     positions: Path = typer.Option(..., "--positions", help="Positions dataset (folder or .jsonl) with played moves and results"),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the checkpoints (.pb.gz + .json) and resume state"),
     run: str = typer.Option("run", "--run", help="Run name: checkpoints are RUN-stepNNNNNN.pb.gz"),
-    blocks: int = typer.Option(4, "--blocks", min=1),
-    filters: int = typer.Option(32, "--filters", min=8),
-    se_channels: int = typer.Option(8, "--se-channels", min=0, help="0 for a classical ResNet"),
+    blocks: int = typer.Option(DEFAULT_ARCH["blocks"], "--blocks", min=1),
+    filters: int = typer.Option(DEFAULT_ARCH["filters"], "--filters", min=8),
+    se_channels: int = typer.Option(DEFAULT_ARCH["se_channels"], "--se-channels", min=0, help="0 for a classical ResNet"),
     moves_left: bool = typer.Option(False, "--moves-left/--no-moves-left", help="Train a moves-left head too"),
     steps: int = typer.Option(2000, "--steps", min=1),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
@@ -31,6 +32,7 @@ def train(
     teacher: Optional[Path] = typer.Option(None, "--teacher", help="Distil from this network's policy and WDL instead of the game"),
     max_positions: Optional[int] = typer.Option(None, "--max-positions"),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue a killed run from its last checkpoint"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 makes runs bit-reproducible across machines with different core counts)"),
 ):
     """Train AlphaZero-style (policy + WDL) from positions, writing lc0 .pb.gz checkpoints from step 0."""
     from conceptchess.training import TrainConfig, Trainer
@@ -39,7 +41,7 @@ def train(
         raise ConceptChessError(f"{teacher}: no such teacher network")
     cfg = TrainConfig(run=run, blocks=blocks, filters=filters, se_channels=se_channels, moves_left=moves_left, steps=steps,
                       batch_size=batch_size, lr=lr, checkpoints=checkpoints, holdout=holdout, seed=seed,
-                      teacher=str(teacher) if teacher else None, max_positions=max_positions)
+                      teacher=str(teacher) if teacher else None, max_positions=max_positions, threads=threads)
     with console.status("reading and encoding positions"):
         trainer = Trainer(cfg, positions, output)
     console.print(f"{len(trainer.train_idx)} training / {len(trainer.held_idx)} held-out positions; "
