@@ -1,0 +1,415 @@
+"""Activation stores: a network's taps over a positions dataset, on disk, chunked and memory-mapped.
+
+A store is a folder::
+
+    STORE/manifest.json               what was extracted (see below); "complete": true when done
+    STORE/ids.jsonl                   the position ids, one JSON value a line, in dataset order
+    STORE/{tap}/chunk_{i:05d}.npy     rows i·chunk_size … of that tap, one .npy file per chunk
+
+Taps follow the project's names: ``input`` is the 112 encoded planes
+(:func:`conceptchess.lc0.encoder.encode`), ``block{i}`` the output of residual block i (side-to-move
+frame, as lc0 computes it). Pooling decides what is kept per position:
+
+- ``full``: the whole tap, ``[C, 8, 8]`` (C = 112 for ``input``, the filter count for blocks);
+- ``mean``: the per-channel mean over the 64 squares, ``[C]`` (averaged in float32, then stored).
+
+Values are stored as ``float16`` (default) or ``float32``. The manifest records the identity of the
+extraction — net sha256, dataset sha256, taps, pooling, dtype, chunk size — plus the per-tap shape,
+the number of positions and chunks, the execution provider and the software versions.
+
+Extraction streams the dataset chunk by chunk (memory stays constant) and is resumable: every chunk
+file is written under a temporary name and renamed when complete, so after an interruption the same
+command keeps the finished chunks and redoes only the missing ones. A store folder that holds an
+extraction of other inputs is refused rather than mixed.
+
+>>> store = extract_activations("maia-1100.pb.gz", "positions/", "acts/", ["input", "block3"])  # doctest: +SKIP
+>>> store = ActivationStore("acts/")                                                       # doctest: +SKIP
+>>> store.taps, len(store), store["block3"].shape, store.ids[:2]                            # doctest: +SKIP
+(['input', 'block3'], 20000, (20000, 64, 8, 8), ['g0-p0', 'g0-p1'])
+>>> x = np.asarray(store["block3"][:1000], dtype=np.float32)                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from conceptchess.errors import ConceptChessError
+from conceptchess.store_arrays import ChunkedArray, ChunkWriter, chunk_is_valid
+
+FORMAT = "conceptchess-activations"
+FORMAT_VERSION = 1
+MANIFEST_FILE = "manifest.json"
+IDS_FILE = "ids.jsonl"
+LOCK_FILE = ".lock"
+INPUT_TAP = "input"
+POOLS = ("full", "mean")
+DTYPES = ("float16", "float32")
+DEFAULT_CHUNK_SIZE = 4096
+# What must match for a folder to be resumed instead of refused.
+IDENTITY = ("net_sha256", "dataset_sha256", "taps", "pool", "dtype", "chunk_size")
+
+
+def chunk_name(i: int) -> str:
+    return f"chunk_{i:05d}.npy"
+
+
+def chunk_lengths(positions: int, chunk_size: int) -> list[int]:
+    return [min(chunk_size, positions - s) for s in range(0, positions, chunk_size)]
+
+
+def _read_manifest(path: Path) -> dict | None:
+    """The manifest of an activation store folder, None if the folder has none."""
+    f = path / MANIFEST_FILE
+    if not f.exists():
+        return None
+    try:
+        m = json.loads(f.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConceptChessError(f"{f}: malformed activation store manifest ({e})") from None
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise ConceptChessError(f"{path}: not an activation store (its {MANIFEST_FILE} is something else)")
+    if m.get("format_version") != FORMAT_VERSION:
+        raise ConceptChessError(f"{path}: activation store format version {m.get('format_version')} is not supported "
+                                f"(this conceptchess reads version {FORMAT_VERSION})")
+    return m
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    tmp = path / f".{MANIFEST_FILE}.part"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, path / MANIFEST_FILE)
+
+
+class ActivationStore:
+    """Read an activation store: ``store[tap]`` is a lazily concatenated array over its chunk files.
+
+    An incomplete store (extraction interrupted) is refused unless ``allow_partial=True``; then it
+    shows the leading positions whose chunks are finished for every tap.
+
+    >>> store = ActivationStore("acts/")                    # doctest: +SKIP
+    >>> store["block0"][:10].shape, store.pool, store.manifest["net_sha256"][:12]   # doctest: +SKIP
+    ((10, 64, 8, 8), 'full', '...')
+    """
+
+    def __init__(self, path: str | os.PathLike, *, allow_partial: bool = False):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ConceptChessError(f"{self.path}: no such activation store")
+        manifest = _read_manifest(self.path)
+        if manifest is None:
+            raise ConceptChessError(f"{self.path}: not an activation store (no {MANIFEST_FILE})")
+        self.manifest = manifest
+        self.complete = bool(manifest.get("complete"))
+        if not self.complete and not allow_partial:
+            raise ConceptChessError(f"{self.path}: incomplete activation store (extraction was interrupted; re-run the same "
+                                    "`conceptchess activations extract` to finish it, or open it with allow_partial=True)")
+        lengths = chunk_lengths(manifest["positions"], manifest["chunk_size"])
+        if not self.complete:
+            done = 0
+            while done < len(lengths) and all((self.path / t / chunk_name(done)).exists() for t in self.taps):
+                done += 1
+            lengths = lengths[:done]
+        self._lengths = lengths
+        self._arrays: dict[str, ChunkedArray] = {}
+
+    @property
+    def taps(self) -> list[str]:
+        return list(self.manifest["taps"])
+
+    @property
+    def pool(self) -> str:
+        return self.manifest["pool"]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.manifest["dtype"])
+
+    def shape(self, tap: str) -> tuple[int, ...]:
+        """Per-position shape of a tap (``[C, 8, 8]`` full, ``[C]`` mean-pooled)."""
+        return tuple(self.manifest["shapes"][self._check(tap)])
+
+    def __len__(self) -> int:
+        return int(sum(self._lengths))
+
+    def __contains__(self, tap) -> bool:
+        return tap in self.manifest["taps"]
+
+    def keys(self) -> list[str]:
+        return self.taps
+
+    def _check(self, tap: str) -> str:
+        if tap not in self:
+            raise ConceptChessError(f"tap {tap!r} is not in this store (taps: {', '.join(self.taps)})")
+        return tap
+
+    def __getitem__(self, tap: str) -> ChunkedArray:
+        if tap not in self._arrays:
+            self._check(tap)
+            paths = [self.path / tap / chunk_name(i) for i in range(len(self._lengths))]
+            self._arrays[tap] = ChunkedArray(paths, self._lengths, self.shape(tap), self.dtype)
+        return self._arrays[tap]
+
+    @cached_property
+    def ids(self) -> list:
+        """Position ids in store order (as in the dataset)."""
+        with open(self.path / IDS_FILE, encoding="utf-8") as f:
+            return [json.loads(line) for line in islice(f, len(self))]
+
+    def __repr__(self) -> str:
+        state = "" if self.complete else ", partial"
+        return f"ActivationStore({str(self.path)!r}, {len(self)} positions, taps={self.taps}, pool={self.pool!r}, dtype={self.dtype.name}{state})"
+
+
+# -- extraction ------------------------------------------------------------------------------------
+def _block_index(tap: str) -> int:
+    m = re.fullmatch(r"block(\d+)", tap)
+    return int(m.group(1)) if m else -1
+
+
+def _resolve_taps(taps, engine) -> list[str]:
+    """Validated taps in canonical order (``input`` first, then blocks by index); default: all."""
+    if taps is None:
+        taps = [INPUT_TAP] + list(engine.taps)
+    if isinstance(taps, str):
+        taps = [t for t in (s.strip() for s in taps.split(",")) if t]
+    taps = list(taps)
+    if not taps:
+        raise ConceptChessError("no taps given (e.g. input,block0,block3)")
+    dupes = sorted({t for t in taps if taps.count(t) > 1})
+    if dupes:
+        raise ConceptChessError(f"tap {dupes[0]!r} is given twice")
+    engine.check_taps([t for t in taps if t != INPUT_TAP])
+    return sorted(taps, key=lambda t: (t != INPUT_TAP, _block_index(t), t))
+
+
+def _pooled(x: np.ndarray, pool: str) -> np.ndarray:
+    """Pooled rows, still float32 (the chunk writer converts to the store's dtype)."""
+    return x.mean(axis=(2, 3), dtype=np.float32) if pool == "mean" else x
+
+
+def _tap_shapes(engine, taps: list[str], pool: str) -> dict[str, list[int]]:
+    """Per-position shape of each tap after pooling, from a dummy batch of two positions."""
+    blocks = [t for t in taps if t != INPUT_TAP]
+    raw = engine.run_planes(np.zeros((2, 112, 8, 8), np.float32), blocks) if blocks else {}
+    raw[INPUT_TAP] = np.zeros((2, 112, 8, 8), np.float32)
+    shapes = {}
+    for t in taps:
+        a = raw[t]
+        if a.ndim != 4 or a.shape[0] != 2 or a.shape[2:] != (8, 8):
+            raise ConceptChessError(f"tap {t!r} has shape {list(a.shape[1:])} per position; only [C, 8, 8] taps can be stored")
+        shapes[t] = [int(a.shape[1])] if pool == "mean" else [int(d) for d in a.shape[1:]]
+    return shapes
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+
+    import conceptchess
+
+    v = {"conceptchess": conceptchess.__version__, "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
+         "python": platform.python_version()}
+    if "torch" in sys.modules:
+        v["torch"] = sys.modules["torch"].__version__
+    return v
+
+
+def _mismatch(old: dict, new: dict) -> str | None:
+    for key in IDENTITY:
+        if old.get(key) != new.get(key):
+            a, b = old.get(key), new.get(key)
+            if key.endswith("sha256"):
+                a, b = str(a)[:12] + "…", str(b)[:12] + "…"
+            return f"{key.replace('_', ' ')} {a} there, {b} now"
+    return None
+
+
+def _create_store(path: Path, ids_source: Iterator, manifest: dict) -> None:
+    """Write ids.jsonl and the manifest into a temporary folder, then rename it to ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a store is an ordinary folder
+    try:
+        n = 0
+        with open(tmp / IDS_FILE, "w", encoding="utf-8") as f:
+            for spec in ids_source:
+                f.write(json.dumps(spec.id, separators=(",", ":")) + "\n")
+                n += 1
+        if n == 0:
+            raise ConceptChessError(f"{manifest['dataset_path']}: the dataset has no positions")
+        manifest["positions"] = n
+        manifest["chunks"] = len(chunk_lengths(n, manifest["chunk_size"]))
+        for tap in manifest["taps"]:
+            (tmp / tap).mkdir()
+        _write_manifest(tmp, manifest)
+        try:
+            os.replace(tmp, path)  # an empty folder at `path` is replaced; a non-empty one was refused before
+        except OSError:
+            raise ConceptChessError(f"{path}: another extraction created this store meanwhile") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+class _Lock:
+    """An exclusive lock on a store folder for the time of one extraction (released if killed)."""
+
+    def __init__(self, path: Path):
+        import fcntl
+
+        self.f = open(path / LOCK_FILE, "w")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.close()
+            raise ConceptChessError(f"{path}: another extraction is writing to this store") from None
+
+    def release(self) -> None:
+        self.f.close()
+
+
+def extract_activations(network, dataset: str | os.PathLike, store: str | os.PathLike, taps=None, *,
+                        pool: str = "full", dtype: str = "float16", chunk_size: int = DEFAULT_CHUNK_SIZE,
+                        batch_size: int = 256, device: str = "auto", threads: int | None = None,
+                        progress: Callable[[int, int], None] | None = None) -> ActivationStore:
+    """Extract ``taps`` (default: ``input`` and every block) of ``network`` over ``dataset`` into ``store``.
+
+    ``network``: a network file, a :class:`~conceptchess.networks.Network` or a ready
+    :class:`~conceptchess.engine.Engine` (then ``device``/``threads`` are its own). Resumes an
+    interrupted extraction with the same inputs; returns the finished :class:`ActivationStore`.
+    ``progress(done, total)`` is called as positions are finished (skipped finished chunks count).
+    Options, taps, network, dataset (its JSON lines) and an existing folder are all checked before
+    the store folder is created; the positions' FENs and moves are checked as their chunk is read,
+    and a store this call created is removed if one of them is bad.
+    """
+    from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path
+    from conceptchess.engine import Engine
+
+    if pool not in POOLS:
+        raise ConceptChessError(f"unknown pooling {pool!r}; use {' or '.join(POOLS)}")
+    if dtype not in DTYPES:
+        raise ConceptChessError(f"unknown dtype {dtype!r}; use {' or '.join(DTYPES)}")
+    if int(chunk_size) < 1 or int(batch_size) < 1:
+        raise ConceptChessError("chunk size and batch size must be at least 1")
+    chunk_size, batch_size = int(chunk_size), int(batch_size)
+    store = Path(store)
+    if store.exists() and not store.is_dir():
+        raise ConceptChessError(f"{store}: exists and is not a folder")
+    data_file = positions_path(dataset)
+    engine = network if isinstance(network, Engine) else Engine(network, device=device, batch_size=batch_size, threads=threads)
+    taps = _resolve_taps(taps, engine)
+    manifest = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "complete": False,
+        "net_sha256": engine.network.sha256, "net_path": str(engine.network.path),
+        "dataset_sha256": dataset_sha256(dataset), "dataset_path": str(dataset),
+        "taps": taps, "pool": pool, "dtype": dtype, "chunk_size": chunk_size,
+        "shapes": _tap_shapes(engine, taps, pool), "frame": "side-to-move",
+        "provider": engine.provider, "batch_size": batch_size, "versions": _versions(),
+    }
+    old = _read_manifest(store) if store.is_dir() else None
+    created = False
+    if old is not None:
+        why = _mismatch(old, manifest)
+        if why:
+            raise ConceptChessError(f"{store}: holds activations of different inputs ({why}); choose another output folder")
+        manifest = old
+    elif store.is_dir() and any(store.iterdir()):
+        raise ConceptChessError(f"{store}: folder is not empty and is not an activation store")
+    else:
+        _create_store(store, iter_dataset(data_file), manifest)
+        created = True
+    total = manifest["positions"]
+    if manifest["complete"]:
+        if progress:
+            progress(total, total)
+        return ActivationStore(store)
+    lock = _Lock(store)
+    try:
+        _run(engine, store, manifest, iter_dataset(data_file), batch_size, progress)
+        manifest["complete"] = True
+        if engine.provider != manifest["provider"]:
+            manifest["provider"] = f"{manifest['provider']}+{engine.provider}"  # resumed on another provider
+        _write_manifest(store, manifest)
+    except ConceptChessError:
+        if created:  # bad data found mid-way: a fresh store is removed, nothing half-made is left
+            shutil.rmtree(store, ignore_errors=True)
+        raise
+    finally:
+        lock.release()
+    return ActivationStore(store)
+
+
+def _run(engine, store: Path, manifest: dict, specs: Iterator, batch_size: int, progress) -> None:
+    """Write every missing chunk file; histories of the next chunk are built while this one runs."""
+    from conceptchess.lc0.encoder import encode
+    from conceptchess.positions import histories_of
+
+    taps, pool, dtype = manifest["taps"], manifest["pool"], np.dtype(manifest["dtype"])
+    shapes = {t: tuple(s) for t, s in manifest["shapes"].items()}
+    lengths = chunk_lengths(manifest["positions"], manifest["chunk_size"])
+    total = manifest["positions"]
+    for tap in taps:
+        for stale in (store / tap).glob(".chunk_*.part"):
+            stale.unlink(missing_ok=True)
+
+    def missing(i: int) -> list[str]:
+        return [t for t in taps if not chunk_is_valid(store / t / chunk_name(i), (lengths[i],) + shapes[t], dtype)]
+
+    def todo() -> Iterator[tuple[int, list, list[str]]]:
+        for i, n in enumerate(lengths):
+            chunk = list(islice(specs, n))
+            if len(chunk) != n:
+                raise ConceptChessError(f"{manifest['dataset_path']}: dataset changed during extraction")
+            need = missing(i)
+            if need:
+                yield i, chunk, need
+
+    def histories(item):
+        i, chunk, need = item
+        return i, need, histories_of(chunk, where=f"{manifest['dataset_path']}: ")[0]
+
+    done = sum(n for i, n in enumerate(lengths) if not missing(i))
+    if progress:
+        progress(done, total)
+    with ThreadPoolExecutor(1) as pool_:
+        work = todo()
+        nxt = next(work, None)
+        pending = pool_.submit(histories, nxt) if nxt else None
+        while pending is not None:
+            i, need, hist = pending.result()
+            nxt = next(work, None)
+            pending = pool_.submit(histories, nxt) if nxt else None
+            writers = {t: ChunkWriter(store / t / chunk_name(i), (lengths[i],) + shapes[t], dtype) for t in need}
+            try:
+                blocks = [t for t in need if t != INPUT_TAP]
+                for s in range(0, lengths[i], batch_size):
+                    planes = encode(hist[s : s + batch_size])
+                    raw = engine.run_planes(planes, blocks) if blocks else {}
+                    raw[INPUT_TAP] = planes
+                    for t in need:
+                        writers[t].write(s, _pooled(raw[t], pool))
+                    done += len(planes)
+                    if progress:
+                        progress(done, total)
+                for w in writers.values():
+                    w.commit()
+            except BaseException:
+                for w in writers.values():
+                    w.abort()
+                if pending is not None:
+                    pending.cancel()
+                raise
