@@ -20,7 +20,7 @@ from typing import Iterable, Iterator
 import chess
 
 from conceptchess.errors import PositionError
-from conceptchess.lc0.encoder import Histories, game_histories
+from conceptchess.lc0.encoder import Histories, IllegalMoveInHistory, game_histories
 
 
 def parse_fen(fen: str, where: str = "") -> chess.Board:
@@ -112,11 +112,21 @@ def read_positions_jsonl(path: str | os.PathLike) -> Iterator[PositionSpec]:
 
 
 def histories_of(specs: list[PositionSpec], where: str = "") -> tuple[Histories, list[chess.Board]]:
-    """Encoder histories and boards (no move stack) of validated position specs."""
+    """Encoder histories and boards (no move stack) of validated position specs (one replay each)."""
     parts, boards = [], []
     for spec in specs:
-        start, moves = spec.parsed(f"{where}id={spec.id}")
-        h, bs = game_histories(start, moves, plies=[len(moves)], keep_boards=True)
+        w = f"{where}id={spec.id}"
+        start = spec.start(w)
+        moves = []
+        for ply, uci in enumerate(spec.moves, start=1):
+            try:
+                moves.append(chess.Move.from_uci(uci))
+            except (chess.InvalidMoveError, TypeError, AttributeError):
+                raise PositionError(f"{w}: move {ply} {uci!r} is not UCI notation") from None
+        try:
+            h, bs = game_histories(start, moves, plies=[len(moves)], keep_boards=True, check_legal=True)
+        except IllegalMoveInHistory as e:
+            raise PositionError(f"{w}: {e}") from None
         parts.append(h)
         boards += bs
     return Histories.concat(parts), boards

@@ -27,7 +27,6 @@ import numpy as np
 
 HISTORY = 8
 _SWAP = np.array([6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5])
-_START_BOARD_FEN = chess.STARTING_BOARD_FEN
 
 
 @dataclass
@@ -61,6 +60,9 @@ def board_row(board: chess.Board) -> list[int]:
     return [p & w, n & w, bi & w, r & w, q & w, k & w, p & b, n & b, bi & b, r & b, q & b, k & b]
 
 
+_START_ROW = board_row(chess.Board())
+
+
 def _castling_row(board: chess.Board) -> tuple[bool, bool, bool, bool]:
     cr = board.castling_rights
     return (bool(cr & chess.BB_A1), bool(cr & chess.BB_H1), bool(cr & chess.BB_A8), bool(cr & chess.BB_H8))
@@ -79,48 +81,65 @@ def _fill_row(board: chess.Board) -> list[int]:
 
 
 def starts_at_standard_position(board: chess.Board) -> bool:
-    return board.turn == chess.WHITE and board.board_fen() == _START_BOARD_FEN and board.castling_rights == chess.BB_CORNERS
+    """lc0's test for leaving missing history empty: the standard start position, white to move."""
+    return board.turn == chess.WHITE and board.castling_rights == chess.BB_CORNERS and board_row(board) == _START_ROW
+
+
+class IllegalMoveInHistory(ValueError):
+    """A move of a replayed history is illegal; ``ply`` is its 1-based index."""
+
+    def __init__(self, ply: int, move: chess.Move, board: chess.Board):
+        super().__init__(f"move {ply} {move.uci()!r} is illegal in {board.fen()}")
+        self.ply, self.move = ply, move
 
 
 def game_histories(start: chess.Board, moves: list[chess.Move], plies: list[int] | None = None,
-                   keep_boards: bool = False) -> tuple[Histories, list[chess.Board]]:
+                   keep_boards: bool = False, check_legal: bool = False) -> tuple[Histories, list[chess.Board]]:
     """Replay ``moves`` from ``start`` and give the history of the positions at the requested plies.
 
     ``plies`` (default: every position, 0 … len(moves)) indexes positions: ply t is the position
     after t moves. With ``keep_boards`` the matching ``chess.Board`` copies (without move stack) come
-    back too. Moves must be legal; the caller validates (see :mod:`conceptchess.positions`).
+    back too. With ``check_legal`` each move is checked before it is played
+    (:class:`IllegalMoveInHistory`); otherwise the caller guarantees legality.
     """
     board = start.copy(stack=False)
     n = len(moves) + 1
-    rows = np.zeros((n + HISTORY - 1, 12), dtype=np.uint64)
-    reps = np.zeros(n + HISTORY - 1, dtype=np.uint8)
-    black = np.zeros(n, bool)
-    castling = np.zeros((n, 4), bool)
-    rule50 = np.zeros(n, np.float32)
-    wanted = set(range(n)) if plies is None else set(plies)
+    rows: list[list[int]] = [_fill_row(board)] * (HISTORY - 1) if not starts_at_standard_position(board) else [[0] * 12] * (HISTORY - 1)
+    reps = [0] * (HISTORY - 1)
+    black, castling, rule50 = [], [], []
+    wanted = range(n) if plies is None else sorted(set(plies))
+    want = set(wanted) if keep_boards else ()
     boards: dict[int, chess.Board] = {}
-    if not starts_at_standard_position(board):
-        rows[: HISTORY - 1] = _fill_row(board)
     seen: dict[tuple, int] = {}
     for t in range(n):
         if t:
-            board.push(moves[t - 1])
+            m = moves[t - 1]
+            if check_legal and not board.is_legal(m):
+                try:  # also accept king-takes-rook castling (e1h1) and other notations parse_uci knows
+                    m = board.parse_uci(m.uci())
+                except ValueError:
+                    raise IllegalMoveInHistory(t, m, board) from None
+            board.push(m)
         row = board_row(board)
-        if board.halfmove_clock == 0:
+        hmc = board.halfmove_clock
+        if hmc == 0:
             seen.clear()
         key = (*row, board.turn, board.castling_rights)
         count = seen.get(key, 0)
         seen[key] = count + 1
-        rows[t + HISTORY - 1] = row
-        reps[t + HISTORY - 1] = 1 if count else 0
-        black[t] = board.turn == chess.BLACK
-        castling[t] = _castling_row(board)
-        rule50[t] = board.halfmove_clock
-        if keep_boards and t in wanted:
+        rows.append(row)
+        reps.append(1 if count else 0)
+        black.append(not board.turn)
+        castling.append(_castling_row(board))
+        rule50.append(hmc)
+        if t in want:
             boards[t] = board.copy(stack=False)
-    idx = np.array(sorted(wanted), dtype=np.int64)
+    idx = np.fromiter(wanted, dtype=np.int64)
     window = idx[:, None] + (HISTORY - 1) - np.arange(HISTORY)[None, :]
-    hist = Histories(rows[window], reps[window], black[idx], castling[idx], rule50[idx])
+    rows_a = np.array(rows, dtype=np.uint64)
+    reps_a = np.array(reps, dtype=np.uint8)
+    hist = Histories(rows_a[window], reps_a[window], np.array(black, bool)[idx], np.array(castling, bool).reshape(-1, 4)[idx],
+                     np.array(rule50, np.float32)[idx])
     return hist, [boards[t] for t in idx.tolist()] if keep_boards else []
 
 
