@@ -19,8 +19,9 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(PY) benchmarks/engine_throughput.py
-	$(PY) benchmarks/move_matching.py
+	cd benchmarks && for b in engine_throughput move_matching training_throughput positions_throughput \
+	    concepts_throughput extraction_throughput probe_sweep puzzle_verify; do \
+	  if [ -f $$b.py ]; then echo "== $$b"; ../$(PY) $$b.py || exit 1; fi; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check conceptchess tests benchmarks

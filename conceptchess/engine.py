@@ -117,7 +117,7 @@ class Engine:
             res = self.session.run(names, {self.input_name: np.ascontiguousarray(planes[s : s + self.batch_size], dtype=np.float32)})
             for n, r in zip(names, res):
                 parts[n].append(r.astype(self.tap_dtype, copy=False) if n in taps else r)
-        out = {n: np.concatenate(v) if v else np.zeros((0,)) for n, v in parts.items()}
+        out = {n: (v[0] if len(v) == 1 else np.concatenate(v)) if v else np.zeros((0,)) for n, v in parts.items()}
         if "value" in out:
             out["value"] = out["value"].reshape(-1)
         if "mlh" in out:

@@ -433,3 +433,14 @@ def finetune_student(student: TrainableLc0Net, hist: Histories, legal: np.ndarra
 
 def config_hash(cfg: TrainConfig) -> str:
     return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def series_markdown(folder: str | os.PathLike, run: str) -> str:
+    """A markdown table of a run's checkpoints: step, held-out losses and move matching, sha256."""
+    rows = ["| file | step | held-out policy loss | held-out WDL loss | held-out move-matching | sha256 |",
+            "|---|---:|---:|---:|---:|---|"]
+    for meta_path in sorted(Path(folder).glob(f"{run}-step*.json")):
+        m = json.loads(meta_path.read_text())
+        rows.append(f"| {m['file']} | {m['step']} | {m['heldout_policy_loss']:.4f} | {m['heldout_value_loss']:.4f} | "
+                    f"{m['heldout_accuracy']:.4f} | `{m['sha256']}` |")
+    return "\n".join(rows)

@@ -26,6 +26,8 @@ def train(
     steps: int = typer.Option(2000, "--steps", min=1),
     batch_size: int = typer.Option(256, "--batch-size", min=1),
     lr: float = typer.Option(2e-3, "--lr"),
+    weight_decay: float = typer.Option(1e-4, "--weight-decay", help="AdamW decoupled weight decay"),
+    value_weight: float = typer.Option(1.0, "--value-weight", help="Weight of the WDL loss (small datasets: < 1 keeps the value head from memorising game results)"),
     checkpoints: int = typer.Option(10, "--checkpoints", min=2, help="Number of checkpoints including step 0 (log-spaced)"),
     holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.9, help="Share of games held out"),
     seed: int = typer.Option(0, "--seed"),
@@ -40,7 +42,7 @@ def train(
     if teacher is not None and not teacher.exists():
         raise ConceptChessError(f"{teacher}: no such teacher network")
     cfg = TrainConfig(run=run, blocks=blocks, filters=filters, se_channels=se_channels, moves_left=moves_left, steps=steps,
-                      batch_size=batch_size, lr=lr, checkpoints=checkpoints, holdout=holdout, seed=seed,
+                      batch_size=batch_size, lr=lr, weight_decay=weight_decay, value_weight=value_weight, checkpoints=checkpoints, holdout=holdout, seed=seed,
                       teacher=str(teacher) if teacher else None, max_positions=max_positions, threads=threads)
     with console.status("reading and encoding positions"):
         trainer = Trainer(cfg, positions, output)

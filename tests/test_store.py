@@ -1,0 +1,56 @@
+"""The database: migrations build exactly the schema the models declare; transactions roll back."""
+
+import importlib
+import pkgutil
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
+
+import conceptchess.store as store
+from conceptchess.errors import ConceptChessError
+from conceptchess.store import Base, connect, upgrade
+from conceptchess.store.models import Network
+
+
+def _import_all_models():
+    for mod in pkgutil.iter_modules(store.__path__):
+        importlib.import_module(f"conceptchess.store.{mod.name}")
+
+
+def test_migrations_match_the_models(tmp_path):
+    _import_all_models()
+    url = f"sqlite:///{tmp_path / 'm.sqlite'}"
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], diff
+    assert {"networks", "datasets", "concepts"} <= set(inspect(engine).get_table_names())
+
+
+def test_upgrade_is_idempotent_and_downgrade_works(tmp_path):
+    from alembic import command
+
+    url = f"sqlite:///{tmp_path / 'd.sqlite'}"
+    upgrade(url)
+    upgrade(url)
+    command.downgrade(store.alembic_config(url), "base")
+    assert set(inspect(create_engine(url)).get_table_names()) <= {"alembic_version"}
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    db = connect(f"sqlite:///{tmp_path / 't.sqlite'}")
+    with pytest.raises(RuntimeError):
+        with db.begin() as s:
+            s.add(Network(sha256="a" * 64, kind="lc0-weights"))
+            s.flush()
+            raise RuntimeError("boom")
+    with db.session() as s:
+        assert s.query(Network).count() == 0
+
+
+def test_unreachable_database_is_one_line_error():
+    with pytest.raises(ConceptChessError, match="cannot apply migrations"):
+        upgrade("postgresql+psycopg://nobody@127.0.0.1:1/none")
