@@ -1,7 +1,105 @@
-"""`conceptchess positions …`."""
+"""`conceptchess positions …`: build positions datasets from recorded games or from self-play."""
 
 from __future__ import annotations
 
-import typer
+from pathlib import Path
 
-app = typer.Typer(help="positions commands", no_args_is_help=True)
+import typer
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from conceptchess.cli.common import console, err_console, guarded
+
+app = typer.Typer(help="Build positions datasets (JSONL + manifest) from games or from self-play.", no_args_is_help=True)
+
+_MAX_WARNINGS = 20
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    return tuple(v.strip() for chunk in (values or []) for v in chunk.split(",") if v.strip())
+
+
+@app.command("from-pgn")
+@guarded
+def from_pgn(
+    games: list[Path] = typer.Argument(..., help="PGN files: .pgn, .pgn.gz or .pgn.zst (Lichess open-database format)"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write"),
+    min_rating: int | None = typer.Option(None, "--min-rating", help="Keep games whose players are both rated at least this"),
+    max_rating: int | None = typer.Option(None, "--max-rating", help="Keep games whose players are both rated at most this"),
+    time_control: list[str] | None = typer.Option(
+        None, "--time-control",
+        help="Keep these speeds (ultrabullet, bullet, blitz, rapid, classical, correspondence: base + 40 × increment, as "
+             "Lichess) and/or raw TimeControl values like 180+2; repeat or comma-separate"),
+    skip_plies: int = typer.Option(0, "--skip-plies", help="Skip the first N plies of each game"),
+    every: int = typer.Option(1, "--every", help="Keep every K-th position of a game, from a seeded offset below K"),
+    max_positions: int | None = typer.Option(None, "--max-positions", help="Stop after writing this many positions"),
+    dedup: bool = typer.Option(False, "--dedup", help="Drop positions (pieces, side to move, castling, en passant) already written"),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice (the --every offsets)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset"),
+):
+    """Positions of recorded games, final positions included (their move is null).
+
+    Reads the files as a stream (constant memory). Skips Chess960 and other variants, and games with an
+    illegal move (warned and counted in the manifest).
+    """
+    from conceptchess.games import GameFilter, Sampling, pgn_dataset
+
+    filt = GameFilter(min_rating, max_rating, _split(time_control))
+    sampling = Sampling(skip_plies, every, max_positions, dedup, seed)
+    warned = 0
+
+    def warn(message: str) -> None:
+        nonlocal warned
+        warned += 1
+        if warned <= _MAX_WARNINGS:
+            err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
+        elif warned == _MAX_WARNINGS + 1:
+            err_console.print("warning: more games with illegal moves skipped (counted in the manifest)", highlight=False)
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("reading", total=None)
+        manifest = pgn_dataset(
+            games, output, filter=filt, sampling=sampling, overwrite=overwrite, warn=warn,
+            on_start=lambda total: bar.update(task, total=total),
+            progress=lambda done, name: bar.update(task, completed=done, description=f"reading {name}"),
+        )
+    c = manifest["counts"]
+    skipped = ", ".join(f"{k} {v}" for k, v in c["games_skipped"].items()) or "none"
+    console.print(f"wrote {c['positions_written']} positions from {c['games_kept']} of {c['games_read']} games "
+                  f"(skipped: {skipped}) → {output}", highlight=False)
+
+
+@app.command()
+@guarded
+def selfplay(
+    net: Path = typer.Option(..., "--net", help="Network playing both sides (.pb.gz or lc0 .onnx)"),
+    games: int = typer.Option(..., "--games", help="How many games to play"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write"),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sample moves from softmax(logits / T); 0 plays the top move"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the move sampling (game i uses (seed, i))"),
+    openings: Path | None = typer.Option(None, "--openings", help="JSONL positions to start from (default: built-in common openings)"),
+    max_plies: int = typer.Option(400, "--max-plies", help="Stop a game after this many plies (result \"*\")"),
+    batch_size: int = typer.Option(256, "--batch-size", help="Games played (and evaluated) at once"),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+    device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset"),
+):
+    """Positions of games a network plays against itself, from opening positions, game i from opening i mod n.
+
+    Games end by the rules (mate, stalemate, insufficient material, 75-move, fivefold; threefold and
+    50-move draws are claimed) or at --max-plies (result "*"). Records start after the opening moves and
+    include final positions (move null).
+    """
+    from conceptchess.selfplay import selfplay_dataset
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("self-play", total=games)
+        manifest = selfplay_dataset(
+            net, output, games=games, temperature=temperature, seed=seed, openings=openings, max_plies=max_plies,
+            batch_size=batch_size, threads=threads, device=device, overwrite=overwrite,
+            progress=lambda finished, plies: bar.update(task, completed=finished, description=f"self-play (ply {plies})"),
+        )
+    c = manifest["counts"]
+    results = ", ".join(f"{k} {v}" for k, v in c["results"].items())
+    console.print(f"wrote {c['positions_written']} positions from {c['games']} games ({results}) → {output}", highlight=False)

@@ -1,0 +1,634 @@
+"""Positions from recorded games: stream ``.pgn``, ``.pgn.gz`` or ``.pgn.zst`` files into position records.
+
+Files are read as a stream (constant memory on multi-GB Lichess dumps): the compressed bytes pass
+through a hashing counter (progress and the manifest's sha256 in the same pass), a decompressor and
+a UTF-8 text reader, and python-chess's PGN parser drives a visitor that builds records while it
+replays each game, so no ``chess.pgn.Game`` tree is built. Games rejected by their headers skip their
+movetext without parsing it.
+
+Which positions of a kept game become records: plies ``t`` ≥ ``skip_plies``, every ``every``-th one
+from a per-game offset in ``[0, every)`` drawn from ``(seed, game)`` (so an even ``every`` does not keep
+one side to move only), including the final position (``move`` null). ``dedup`` drops a position whose
+board, side to move, castling rights and (legal) en-passant square were already written;
+``max_positions`` stops reading once reached. The order is: skip → every → dedup → max. (``dedup``
+is the one thing that grows with the input: a 64-bit hash per distinct position, ~70 bytes each.)
+
+``clock`` is the side to move's time left after its previous move (its ``[%clk]`` comment), the
+TimeControl base time at plies 0 and 1 of a game with clock comments, and null without them.
+
+Game numbers count every game in the input, in order over all files, filtered or not, so ids
+(``g{game}-p{ply}``) stay the same whatever the filters. The manifest counts games read, kept (passed
+the filters and every move legal) and skipped per reason (``rating``, ``time_control``, ``variant``,
+``chess960``, ``illegal_move``); a game with an illegal move gives no position at all.
+
+A file that is not PGN (a first "game" without tag pairs or legal moves, bytes that are not UTF-8) or
+whose compression is corrupt or truncated is a :class:`ConceptChessError` naming the file.
+
+>>> reader = PgnPositions(["games.pgn.zst"], GameFilter(min_rating=1500), Sampling(every=4))  # doctest: +SKIP
+>>> for record in reader:                                                                    # doctest: +SKIP
+...     ...
+>>> reader.summary()["games_read"]                                                           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import chess
+import chess.pgn
+import chess.variant
+import numpy as np
+
+from conceptchess.datasets import position_record, sha256_of
+from conceptchess.errors import ConceptChessError
+
+SPEEDS = ("ultrabullet", "bullet", "blitz", "rapid", "classical", "correspondence")
+_SPEED_LIMITS = ((30, "ultrabullet"), (180, "bullet"), (480, "blitz"), (1500, "rapid"))
+_TC_REGEX = re.compile(r"(\d+)\+(\d+)")
+_CLK_REGEX = re.compile(r"\[%clk\s+(\d+):(\d\d?):(\d\d?(?:\.\d+)?)\]")
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_CHUNK = 1 << 17
+
+
+# -- headers ------------------------------------------------------------------------------------------
+def speed_class(time_control: str | None) -> str | None:
+    """Lichess speed class of a ``TimeControl`` header: estimated duration base + 40 × increment.
+
+    >>> speed_class("60+0"), speed_class("180+2"), speed_class("600+5"), speed_class("-")
+    ('bullet', 'blitz', 'rapid', 'correspondence')
+    """
+    if time_control is None:
+        return None
+    tc = time_control.strip()
+    if tc == "-":
+        return "correspondence"
+    m = _TC_REGEX.fullmatch(tc)
+    if not m:
+        return None
+    estimate = int(m.group(1)) + 40 * int(m.group(2))
+    for limit, name in _SPEED_LIMITS:
+        if estimate < limit:
+            return name
+    return "classical"
+
+
+def parse_clock(comment: str) -> float | int | None:
+    """Seconds in a ``[%clk h:mm:ss]`` comment (int when whole), or None.
+
+    >>> parse_clock("[%clk 0:01:05]"), parse_clock("[%eval 0.3] [%clk 1:00:00.5]"), parse_clock("good")
+    (65, 3600.5, None)
+    """
+    m = _CLK_REGEX.search(comment)
+    if not m:
+        return None
+    seconds = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+    return int(seconds) if seconds.is_integer() else seconds
+
+
+def _elo(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class GameFilter:
+    """Which games to keep, judged from their headers.
+
+    ``min_rating``/``max_rating``: both players' Elo within range (a game without both ratings fails any
+    range). ``time_controls``: Lichess speed classes (:data:`SPEEDS`) and/or raw ``TimeControl`` strings;
+    a game matching any of them is kept. Non-standard variants and Chess960 are always skipped.
+    """
+
+    min_rating: int | None = None
+    max_rating: int | None = None
+    time_controls: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.min_rating is not None and self.max_rating is not None and self.min_rating > self.max_rating:
+            raise ConceptChessError(f"--min-rating {self.min_rating} is above --max-rating {self.max_rating}")
+        for tc in self.time_controls:
+            if tc.lower() not in SPEEDS and not re.fullmatch(r"[-+*/:0-9]+", tc):
+                raise ConceptChessError(f"unknown time control {tc!r}: use {', '.join(SPEEDS)} or a TimeControl string like 180+2")
+
+    def reject(self, headers: chess.pgn.Headers) -> str | None:
+        """The reason a game is skipped (a key of the manifest's ``games_skipped``), or None."""
+        variant = headers.get("Variant")
+        if variant is not None:
+            if headers.is_chess960():
+                return "chess960"
+            try:
+                if headers.is_wild() or chess.variant.find_variant(variant) is not chess.Board:
+                    return "variant"
+            except ValueError:
+                return "variant"
+        if self.min_rating is not None or self.max_rating is not None:
+            elos = (_elo(headers.get("WhiteElo")), _elo(headers.get("BlackElo")))
+            if None in elos:
+                return "rating"
+            lo = self.min_rating if self.min_rating is not None else -(1 << 30)
+            hi = self.max_rating if self.max_rating is not None else 1 << 30
+            if not all(lo <= e <= hi for e in elos):
+                return "rating"
+        if self.time_controls:
+            tc = headers.get("TimeControl", "").strip()
+            speed = speed_class(tc)
+            if not any(want == tc or want.lower() == speed for want in self.time_controls):
+                return "time_control"
+        return None
+
+
+# -- reading compressed files -------------------------------------------------------------------------
+class _ZstdFrames:
+    """Follows zstd frame and block headers (RFC 8878) through the compressed bytes, without
+    decompressing, to tell whether the stream ends between frames: zstandard's readers end quietly
+    on a truncated file (an interrupted download of a Lichess dump would pass for a short one)."""
+
+    def __init__(self):
+        self.state, self.need, self.buf, self.skip = "magic", 4, b"", 0
+        self.checksum = False
+
+    @property
+    def complete(self) -> bool:
+        return self.state in ("magic", "unknown") and not self.buf and not self.skip
+
+    def feed(self, data) -> None:
+        pos, n = 0, len(data)
+        while pos < n and self.state != "unknown":
+            if self.skip:
+                k = min(self.skip, n - pos)
+                self.skip -= k
+                pos += k
+                continue
+            take = min(self.need - len(self.buf), n - pos)
+            self.buf += bytes(data[pos : pos + take])
+            pos += take
+            if len(self.buf) == self.need:
+                field, self.buf = self.buf, b""
+                self._step(field)
+
+    def _step(self, field: bytes) -> None:
+        if self.state == "magic":
+            magic = int.from_bytes(field, "little")
+            if field == _ZSTD_MAGIC:
+                self.state, self.need = "descriptor", 1
+            elif magic & 0xFFFFFFF0 == 0x184D2A50:  # skippable frame
+                self.state, self.need = "skippable", 4
+            else:
+                self.state = "unknown"  # the decompressor names the problem
+        elif self.state == "descriptor":
+            d = field[0]
+            single_segment = bool(d & 0x20)
+            fcs = (0 if not single_segment else 1, 2, 4, 8)[d >> 6]
+            self.checksum = bool(d & 0x04)
+            rest = (0 if single_segment else 1) + (0, 1, 2, 4)[d & 0x03] + fcs
+            self.state, self.need = ("header", rest) if rest else ("block", 3)
+        elif self.state == "header":
+            self.state, self.need = "block", 3
+        elif self.state == "block":
+            h = int.from_bytes(field, "little")
+            last, kind, size = h & 1, (h >> 1) & 3, h >> 3
+            self.skip = 1 if kind == 1 else size  # RLE blocks store one byte
+            if last:
+                self.skip += 4 if self.checksum else 0
+                self.state, self.need = "magic", 4
+        elif self.state == "skippable":
+            self.skip = int.from_bytes(field, "little")
+            self.state, self.need = "magic", 4
+
+
+class _CountingReader(io.RawIOBase):
+    """A binary file whose bytes are counted (progress), hashed (manifest) and, for zstd, followed
+    frame by frame (truncation) as they are read."""
+
+    def __init__(self, f, frames: _ZstdFrames | None = None):
+        self.f = f
+        self.count = 0
+        self.sha = hashlib.sha256()
+        self.frames = frames
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self.f.readinto(b)
+        if n:
+            view = memoryview(b)[:n]
+            self.sha.update(view)
+            self.count += n
+            if self.frames is not None:
+                self.frames.feed(view)
+        return n
+
+    def drain(self) -> None:
+        """Hash the rest of the file (after an early stop) so the sha256 covers all of it."""
+        for chunk in iter(lambda: self.f.read(1 << 20), b""):
+            self.sha.update(chunk)
+            self.count += len(chunk)
+
+
+def compression_of(path: str | os.PathLike) -> str:
+    """``'zstd'``, ``'gzip'`` or ``'none'`` from a file's first bytes; a name that promises a
+    compression the bytes don't have is an error."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ConceptChessError(f"{path}: cannot read ({e.strerror})") from None
+    kind = "zstd" if head == _ZSTD_MAGIC else "gzip" if head[:2] == _GZIP_MAGIC else "none"
+    named = {".zst": "zstd", ".zstd": "zstd", ".gz": "gzip"}.get(path.suffix.lower())
+    if head and named and named != kind:
+        raise ConceptChessError(f"{path}: not {named} data (corrupt or misnamed file)")
+    return kind
+
+
+def _text_stream(counting: _CountingReader, kind: str) -> io.TextIOWrapper:
+    if kind == "zstd":
+        import zstandard
+
+        # max_window_size: Lichess dumps may be compressed with --long
+        dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
+        binary = io.BufferedReader(dctx.stream_reader(counting, read_size=_CHUNK, read_across_frames=True), 1 << 20)
+    elif kind == "gzip":
+        binary = gzip.GzipFile(fileobj=io.BufferedReader(counting, _CHUNK), mode="rb")
+    else:
+        binary = io.BufferedReader(counting, 1 << 20)
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="strict", newline=None)
+
+
+# -- one game at a time -------------------------------------------------------------------------------
+@dataclass
+class Sampling:
+    """Which positions of a kept game become records (see the module docstring)."""
+
+    skip_plies: int = 0
+    every: int = 1
+    max_positions: int | None = None
+    dedup: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.skip_plies < 0:
+            raise ConceptChessError("--skip-plies must be 0 or more")
+        if self.every < 1:
+            raise ConceptChessError("--every must be 1 or more")
+        if self.max_positions is not None and self.max_positions < 1:
+            raise ConceptChessError("--max-positions must be 1 or more")
+
+    def first_ply(self, game: int) -> int:
+        """First ply kept in game number ``game``: ``skip_plies`` plus a seeded offset below ``every``."""
+        if self.every == 1:
+            return self.skip_plies
+        return self.skip_plies + int(np.random.default_rng([self.seed, game]).integers(self.every))
+
+
+_RUNS = tuple(("." * n, str(n)) for n in range(8, 0, -1))
+
+
+def _board_fen(board: chess.BaseBoard) -> str:
+    """``board.board_fen()`` from the bitboards (python-chess asks each square for its piece: 2-3× slower)."""
+    cells = ["."] * 64
+    white, black = board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]
+    for bb, w, b in ((board.pawns, "P", "p"), (board.knights, "N", "n"), (board.bishops, "B", "b"),
+                     (board.rooks, "R", "r"), (board.queens, "Q", "q"), (board.kings, "K", "k")):
+        for mask, symbol in ((bb & white, w), (bb & black, b)):
+            while mask:
+                low = mask & -mask
+                cells[low.bit_length() - 1] = symbol
+                mask ^= low
+    fen = "/".join(["".join(cells[r : r + 8]) for r in range(56, -1, -8)])
+    for dots, digits in _RUNS:
+        fen = fen.replace(dots, digits)
+    return fen
+
+
+class Snapshot(chess.Board):
+    """A copy of a board that is never modified again, so its FEN is computed once: the records of a
+    game share a few such history origins, and ``position_record`` asks each for its FEN many times."""
+
+    @classmethod
+    def of(cls, board: chess.Board) -> "Snapshot":
+        snap = board.copy(stack=False)
+        snap.__class__ = cls
+        snap._fens = {}
+        return snap
+
+    def copy(self, *, stack: bool | int = True) -> chess.Board:
+        board = super().copy(stack=stack)
+        board.__class__ = chess.Board  # copies may change: no cache
+        return board
+
+    def board_fen(self, *, promoted: bool | None = False) -> str:
+        key = ("board", promoted)
+        fen = self._fens.get(key)
+        if fen is None:
+            fen = self._fens[key] = _board_fen(self) if not promoted else super().board_fen(promoted=promoted)
+        return fen
+
+    def fen(self, *, shredder: bool = False, en_passant: chess.EnPassantSpec = "legal", promoted: bool | None = None) -> str:
+        key = (shredder, en_passant, promoted)
+        fen = self._fens.get(key)
+        if fen is None:
+            fen = self._fens[key] = super().fen(shredder=shredder, en_passant=en_passant, promoted=promoted)
+        return fen
+
+
+def position_key(board: chess.Board) -> tuple:
+    """What ``dedup`` compares: pieces, side to move, castling rights, en-passant square (when legal)."""
+    return (board.pawns, board.knights, board.bishops, board.rooks, board.queens, board.kings,
+            board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK], board.turn,
+            board.clean_castling_rights(), board.ep_square if board.has_legal_en_passant() else -1)
+
+
+class _GameVisitor(chess.pgn.BaseVisitor):
+    """Builds the candidate records of one game while python-chess parses it (no game tree)."""
+
+    def __init__(self, reader: "PgnPositions"):
+        self.reader = reader
+
+    def begin_game(self):
+        self.headers = chess.pgn.Headers({})
+        self.reason: str | None = None
+        self.error: Exception | None = None
+        self.start: chess.Board | None = None
+        self.moves: list[chess.Move] = []
+        self.clocks: list = []  # clocks[i]: [%clk] after move i+1 (of the player who made it)
+        self.hmc: list[int] = []
+        self.origins: list[chess.Board | None] = []  # copies where a record's history may start
+        self.candidates: list[tuple[int, chess.Move | None, tuple | None]] = []
+
+    def begin_headers(self):
+        return self.headers
+
+    def visit_header(self, tagname: str, tagvalue: str):
+        self.headers[tagname] = tagvalue
+
+    def end_headers(self):
+        # a game without tag pairs is parsed whatever the filters say: it may be a sign of a non-PGN file
+        self.reason = self.reader.filter.reject(self.headers) if self.headers else None
+        if self.reason is not None:
+            return chess.pgn.SKIP
+        r = self.reader
+        self.game = r.game_index
+        self.first = r.sampling.first_ply(self.game)
+        self.every = r.sampling.every
+        self.dedup = r.sampling.dedup
+        tc = self.headers.get("TimeControl", "")
+        m = _TC_REGEX.fullmatch(tc.strip())
+        self.base_clock = int(m.group(1)) if m else None
+        return None
+
+    def visit_board(self, board: chess.Board):
+        if self.start is None:
+            self.start = Snapshot.of(board)
+            if board.chess960:
+                self.reason = "chess960"
+        self.board = board  # the board python-chess replays the mainline on (variations are skipped)
+
+    def begin_parse_san(self, board: chess.Board, san: str):
+        if self.reason is not None or self.error is not None:
+            return chess.pgn.SKIP
+        return None
+
+    def visit_move(self, board: chess.Board, move: chess.Move):
+        self._position(board, move)
+        self.moves.append(move)
+
+    def visit_comment(self, comment: str):
+        n = len(self.moves)
+        if n and "%clk" in comment:
+            while len(self.clocks) < n:
+                self.clocks.append(None)
+            self.clocks[n - 1] = parse_clock(comment)
+
+    def begin_variation(self):
+        return chess.pgn.SKIP
+
+    def handle_error(self, error: Exception):
+        if self.error is None:
+            self.error = error
+
+    def end_game(self):
+        if self.reason is None and self.error is None and self.start is not None:
+            self._position(self.board, None)
+
+    def result(self):
+        return True
+
+    # -- records ------------------------------------------------------------------------------------
+    def _position(self, board: chess.Board, move: chess.Move | None) -> None:
+        t = len(self.moves)
+        self.hmc.append(board.halfmove_clock)
+        self.origins.append(Snapshot.of(board) if t == 0 or board.halfmove_clock == 0 else None)
+        if t < self.first or (t - self.first) % self.every:
+            return
+        key = position_key(board) if self.dedup else None
+        self.candidates.append((t, move, key))
+
+    def records(self, source: str) -> Iterator[tuple[dict, object]]:
+        h = self.headers
+        white_elo, black_elo = _elo(h.get("WhiteElo")), _elo(h.get("BlackElo"))
+        result = h.get("Result", "*")
+        site = h.get("Site")
+        has_clocks = any(c is not None for c in self.clocks)
+        for t, move, key in self.candidates:
+            rec = {"id": f"g{self.game}-p{t}"}
+            rec.update(position_record(self.start, self.moves, t, self.hmc, self.origins))
+            if t >= 2:
+                clock = self.clocks[t - 2] if t - 2 < len(self.clocks) else None
+            else:
+                clock = self.base_clock if has_clocks else None
+            rec.update(game=self.game, ply=t, move=move.uci() if move is not None else None, result=result,
+                       white_elo=white_elo, black_elo=black_elo, clock=clock, source=source)
+            if site and site != "?":
+                rec["site"] = site
+            yield rec, key
+
+
+@dataclass
+class SourceInfo:
+    file: str
+    path: str
+    compression: str
+    bytes: int
+    sha256: str = ""
+    games: int = 0
+
+
+@dataclass
+class PgnPositions:
+    """Iterate the position records of PGN files (see the module docstring); ``counts`` and
+    ``sources`` fill in as it goes and are complete once the iteration ends.
+
+    ``progress(done_bytes, file)`` is called now and then with the compressed bytes read so far (all
+    files together); ``warn(message)`` with each game skipped for an illegal move.
+    """
+
+    paths: list[str | os.PathLike]
+    filter: GameFilter = field(default_factory=GameFilter)
+    sampling: Sampling = field(default_factory=Sampling)
+    progress: Callable[[int, str], None] | None = None
+    warn: Callable[[str], None] | None = None
+
+    def __post_init__(self):
+        self.paths = [Path(p) for p in self.paths]
+        for p in self.paths:
+            if not p.is_file():
+                raise ConceptChessError(f"{p}: no such PGN file")
+        self.counts: Counter = Counter()
+        self.skipped: Counter = Counter()
+        self.sources: list[SourceInfo] = []
+        self.game_index = 0
+        self.stopped_early = False
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.paths)
+
+    def summary(self) -> dict:
+        return {
+            "games_read": self.counts["games_read"],
+            "games_kept": self.counts["games_kept"],
+            "games_skipped": dict(sorted(self.skipped.items())),
+            "games_with_illegal_moves": self.skipped["illegal_move"],
+            "positions_written": self.counts["positions_written"],
+            "positions_dropped_as_duplicates": self.counts["positions_dropped_as_duplicates"],
+            "stopped_at_max_positions": self.stopped_early,
+        }
+
+    def __iter__(self) -> Iterator[dict]:
+        seen: set[int] = set()
+        done_before = 0
+        for path in self.paths:
+            info = SourceInfo(path.name, str(path), compression_of(path), path.stat().st_size)
+            self.sources.append(info)
+            with open(path, "rb", buffering=0) as raw:
+                counting = _CountingReader(raw, _ZstdFrames() if info.compression == "zstd" else None)
+                yield from self._read_file(path, info, counting, seen, done_before)
+                counting.drain()
+            info.sha256 = counting.sha.hexdigest()
+            done_before += info.bytes
+            if self.stopped_early:
+                # hash the files not read, so the manifest still names every input exactly
+                for rest in self.paths[len(self.sources):]:
+                    self.sources.append(SourceInfo(rest.name, str(rest), compression_of(rest), rest.stat().st_size, sha256_of(rest)))
+                return
+
+    def _read_file(self, path: Path, info: SourceInfo, counting: _CountingReader, seen: set, done_before: int) -> Iterator[dict]:
+        import zstandard
+
+        text = _text_stream(counting, info.compression)
+        visitor = _GameVisitor(self)
+        max_positions = self.sampling.max_positions
+        source = path.name
+        last_report = -1
+        while True:
+            try:
+                found = chess.pgn.read_game(text, Visitor=lambda: visitor)
+            except zstandard.ZstdError as e:
+                raise ConceptChessError(f"{path}: corrupt zstd data ({e})") from None
+            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+                raise ConceptChessError(f"{path}: corrupt or truncated {info.compression} data ({e})") from None
+            except UnicodeDecodeError as e:
+                if counting.frames is not None and not counting.frames.complete and counting.count == info.bytes:
+                    raise ConceptChessError(f"{path}: truncated zstd data (the file ends inside a frame)") from None
+                raise ConceptChessError(f"{path}: not UTF-8 text ({e.reason} after ~{counting.count} bytes read; is it a PGN file?)") from None
+            if found is None:
+                if counting.frames is not None and not counting.frames.complete:
+                    raise ConceptChessError(f"{path}: truncated zstd data (the file ends inside a frame)")
+                break
+            n = self.game_index
+            self.game_index += 1
+            info.games += 1
+            self.counts["games_read"] += 1
+            if not visitor.headers:
+                if not visitor.moves:
+                    raise ConceptChessError(f"{path}: not PGN (game {info.games} has no tag pairs and no legal moves)")
+                visitor.reason = visitor.reason or self.filter.reject(visitor.headers)
+            if visitor.reason is not None:
+                self.skipped[visitor.reason] += 1
+            elif visitor.error is not None:
+                self.skipped["illegal_move"] += 1
+                if self.warn is not None:
+                    site = visitor.headers.get("Site", "?")
+                    self.warn(f"{path.name}: game {info.games} (id g{n}, {site}) skipped: {visitor.error}")
+            else:
+                self.counts["games_kept"] += 1
+                for rec, key in visitor.records(source):
+                    if key is not None:
+                        h = hash(key)
+                        if h in seen:
+                            self.counts["positions_dropped_as_duplicates"] += 1
+                            continue
+                        seen.add(h)
+                    yield rec
+                    self.counts["positions_written"] += 1
+                    if max_positions is not None and self.counts["positions_written"] >= max_positions:
+                        self.stopped_early = True
+                        break
+            if self.progress is not None and (n & 15 == 0 or self.stopped_early):
+                done = done_before + counting.count
+                if done != last_report:
+                    self.progress(done, path.name)
+                    last_report = done
+            if self.stopped_early:
+                return
+        if self.progress is not None:
+            self.progress(done_before + counting.count, path.name)
+
+
+def software_versions() -> dict:
+    import platform
+
+    import conceptchess
+
+    return {"conceptchess": conceptchess.__version__, "python-chess": chess.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def pgn_dataset(paths: Iterable[str | os.PathLike], output: str | os.PathLike, *, filter: GameFilter | None = None,
+                sampling: Sampling | None = None, overwrite: bool = False,
+                progress: Callable[[int, str], None] | None = None, warn: Callable[[str], None] | None = None,
+                on_start: Callable[[int], None] | None = None) -> dict:
+    """Write the positions of PGN files to a dataset folder; returns its manifest.
+
+    Nothing is left behind on error (the dataset is written to a temporary folder renamed at the end).
+    ``on_start(total_bytes)`` is called once the inputs are checked, before reading.
+    """
+    from conceptchess.datasets import DatasetWriter
+
+    reader = PgnPositions(list(paths), filter or GameFilter(), sampling or Sampling(), progress, warn)
+    for p in reader.paths:
+        compression_of(p)  # refuse misnamed files before anything is written
+    if on_start is not None:
+        on_start(reader.total_bytes)
+    manifest = {"kind": "positions", "made_by": "positions from-pgn"}
+    with DatasetWriter(output, manifest, overwrite=overwrite) as w:
+        for rec in reader:
+            w.write(rec)
+        f, s = reader.filter, reader.sampling
+        manifest.update(
+            sources=[asdict(si) for si in reader.sources],
+            filters={"min_rating": f.min_rating, "max_rating": f.max_rating, "time_controls": list(f.time_controls),
+                     "variants": "standard only (no Chess960)"},
+            sampling={"skip_plies": s.skip_plies, "every": s.every, "max_positions": s.max_positions, "dedup": s.dedup,
+                      "final_positions": True},
+            seed=s.seed,
+            counts=reader.summary(),
+            software=software_versions(),
+        )
+        manifest["positions"] = reader.counts["positions_written"]
+        w.manifest = manifest
+    return manifest
