@@ -21,8 +21,8 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import chess
 
@@ -46,11 +46,13 @@ def history_start(halfmove_clocks: list[int], t: int) -> int:
 
 
 def position_record(start: chess.Board, moves: list[chess.Move], t: int, halfmove_clocks: list[int] | None = None,
-                    boards: list[chess.Board] | None = None) -> dict:
+                    boards: list[chess.Board | None] | None = None, fen_cache: dict[int, str] | None = None) -> dict:
     """The interchange record (``fen`` when needed, ``moves``) of the position after ``t`` plies.
 
     For many plies of one game pass the per-ply ``halfmove_clocks`` and ``boards`` (position after i
-    plies, for i ≤ t) to avoid replaying; otherwise the game is replayed here.
+    plies; only the irreversible plies, where a history can start, are needed — others may be None)
+    to avoid replaying, and a ``fen_cache`` dict shared across the game's records so each origin's
+    FEN is written once; otherwise the game is replayed here.
     """
     if halfmove_clocks is None or boards is None:
         b = start.copy(stack=False)
@@ -63,7 +65,12 @@ def position_record(start: chess.Board, moves: list[chess.Move], t: int, halfmov
     rec: dict = {}
     origin = boards[s]
     if s > 0 or not starts_at_standard_position(origin):
-        rec["fen"] = origin.fen(en_passant="fen")
+        fen = fen_cache.get(s) if fen_cache is not None else None
+        if fen is None:
+            fen = origin.fen(en_passant="fen")
+            if fen_cache is not None:
+                fen_cache[s] = fen
+        rec["fen"] = fen
     rec["moves"] = [m.uci() for m in moves[s:t]]
     return rec
 

@@ -294,55 +294,6 @@ class Sampling:
         return self.skip_plies + int(np.random.default_rng([self.seed, game]).integers(self.every))
 
 
-_RUNS = tuple(("." * n, str(n)) for n in range(8, 0, -1))
-
-
-def _board_fen(board: chess.BaseBoard) -> str:
-    """``board.board_fen()`` from the bitboards (python-chess asks each square for its piece: 2-3× slower)."""
-    cells = ["."] * 64
-    white, black = board.occupied_co[chess.WHITE], board.occupied_co[chess.BLACK]
-    for bb, w, b in ((board.pawns, "P", "p"), (board.knights, "N", "n"), (board.bishops, "B", "b"),
-                     (board.rooks, "R", "r"), (board.queens, "Q", "q"), (board.kings, "K", "k")):
-        for mask, symbol in ((bb & white, w), (bb & black, b)):
-            while mask:
-                low = mask & -mask
-                cells[low.bit_length() - 1] = symbol
-                mask ^= low
-    fen = "/".join(["".join(cells[r : r + 8]) for r in range(56, -1, -8)])
-    for dots, digits in _RUNS:
-        fen = fen.replace(dots, digits)
-    return fen
-
-
-class Snapshot(chess.Board):
-    """A copy of a board that is never modified again, so its FEN is computed once: the records of a
-    game share a few such history origins, and ``position_record`` asks each for its FEN many times."""
-
-    @classmethod
-    def of(cls, board: chess.Board) -> "Snapshot":
-        snap = board.copy(stack=False)
-        snap.__class__ = cls
-        snap._fens = {}
-        return snap
-
-    def copy(self, *, stack: bool | int = True) -> chess.Board:
-        board = super().copy(stack=stack)
-        board.__class__ = chess.Board  # copies may change: no cache
-        return board
-
-    def board_fen(self, *, promoted: bool | None = False) -> str:
-        key = ("board", promoted)
-        fen = self._fens.get(key)
-        if fen is None:
-            fen = self._fens[key] = _board_fen(self) if not promoted else super().board_fen(promoted=promoted)
-        return fen
-
-    def fen(self, *, shredder: bool = False, en_passant: chess.EnPassantSpec = "legal", promoted: bool | None = None) -> str:
-        key = (shredder, en_passant, promoted)
-        fen = self._fens.get(key)
-        if fen is None:
-            fen = self._fens[key] = super().fen(shredder=shredder, en_passant=en_passant, promoted=promoted)
-        return fen
 
 
 def position_key(board: chess.Board) -> tuple:
@@ -367,6 +318,7 @@ class _GameVisitor(chess.pgn.BaseVisitor):
         self.clocks: list = []  # clocks[i]: [%clk] after move i+1 (of the player who made it)
         self.hmc: list[int] = []
         self.origins: list[chess.Board | None] = []  # copies where a record's history may start
+        self.fens: dict[int, str] = {}  # FEN of each origin, written once
         self.candidates: list[tuple[int, chess.Move | None, tuple | None]] = []
 
     def begin_headers(self):
@@ -392,7 +344,7 @@ class _GameVisitor(chess.pgn.BaseVisitor):
 
     def visit_board(self, board: chess.Board):
         if self.start is None:
-            self.start = Snapshot.of(board)
+            self.start = board.copy(stack=False)
             if board.chess960:
                 self.reason = "chess960"
         self.board = board  # the board python-chess replays the mainline on (variations are skipped)
@@ -431,7 +383,7 @@ class _GameVisitor(chess.pgn.BaseVisitor):
     def _position(self, board: chess.Board, move: chess.Move | None) -> None:
         t = len(self.moves)
         self.hmc.append(board.halfmove_clock)
-        self.origins.append(Snapshot.of(board) if t == 0 or board.halfmove_clock == 0 else None)
+        self.origins.append(board.copy(stack=False) if t == 0 or board.halfmove_clock == 0 else None)
         if t < self.first or (t - self.first) % self.every:
             return
         key = position_key(board) if self.dedup else None
@@ -445,7 +397,7 @@ class _GameVisitor(chess.pgn.BaseVisitor):
         has_clocks = any(c is not None for c in self.clocks)
         for t, move, key in self.candidates:
             rec = {"id": f"g{self.game}-p{t}"}
-            rec.update(position_record(self.start, self.moves, t, self.hmc, self.origins))
+            rec.update(position_record(self.start, self.moves, t, self.hmc, self.origins, self.fens))
             if t >= 2:
                 clock = self.clocks[t - 2] if t - 2 < len(self.clocks) else None
             else:

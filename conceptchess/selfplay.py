@@ -34,7 +34,6 @@ import numpy as np
 
 from conceptchess.datasets import history_start, position_record
 from conceptchess.errors import ConceptChessError
-from conceptchess.games import Snapshot
 from conceptchess.lc0.encoder import Histories, game_histories
 
 # Common openings as UCI book moves from the start position (the start position itself first).
@@ -101,7 +100,8 @@ class SelfPlayGame:
     def __post_init__(self):
         self.board = self.opening.start.copy()
         self.hmc = [self.board.halfmove_clock]  # rule-50 counter after i plies
-        self.origins: list[chess.Board | None] = [Snapshot.of(self.board)]  # where histories may start
+        self.origins: list[chess.Board | None] = [self.board.copy(stack=False)]  # where histories may start
+        self.fens: dict[int, str] = {}
         for move in self.opening.moves:
             self.push(move)
 
@@ -113,7 +113,7 @@ class SelfPlayGame:
         self.board.push(move)
         self.moves.append(move)
         self.hmc.append(self.board.halfmove_clock)
-        self.origins.append(Snapshot.of(self.board) if self.board.halfmove_clock == 0 else None)
+        self.origins.append(self.board.copy(stack=False) if self.board.halfmove_clock == 0 else None)
 
     def finish(self, max_plies: int) -> bool:
         """Decide whether the game is over now (setting result and termination)."""
@@ -137,7 +137,7 @@ class SelfPlayGame:
     def records(self, source: str) -> Iterator[dict]:
         for t in range(self.book_plies, len(self.moves) + 1):
             rec = {"id": f"g{self.index}-p{t}"}
-            rec.update(position_record(self.opening.start, self.moves, t, self.hmc, self.origins))
+            rec.update(position_record(self.opening.start, self.moves, t, self.hmc, self.origins, self.fens))
             rec.update(game=self.index, ply=t, move=self.moves[t].uci() if t < len(self.moves) else None,
                        result=self.result, white_elo=None, black_elo=None, clock=None, source=source)
             yield rec

@@ -17,7 +17,7 @@ import zstandard
 from typer.testing import CliRunner
 
 from conceptchess.cli.main import app
-from conceptchess.games import GameFilter, Sampling, Snapshot, _ZstdFrames, parse_clock, speed_class
+from conceptchess.games import GameFilter, Sampling, _ZstdFrames, parse_clock, speed_class
 from conceptchess.lc0.encoder import game_histories
 from conceptchess.positions import PositionSpec
 
@@ -116,16 +116,6 @@ def test_clock_comments():
     assert parse_clock("[%clk 0:00:07]") == 7
     assert parse_clock("[%eval -1.2] [%clk 1:02:03.25]") == 3723.25
     assert parse_clock("[%eval 0.1]") is None
-
-
-def test_fast_fen_matches_python_chess():
-    fens = ["r1bqkb1r/pppp1ppp/2n2n2/4p3/2B1P3/5N2/PPPP1PPP/RNBQK2R w KQkq - 4 4", "8/8/8/8/8/8/8/K1k5 b - - 0 80",
-            "rnbqkbnr/ppp1pppp/8/3pP3/8/8/PPPP1PPP/RNBQKBNR w KQkq d6 0 3", chess.STARTING_FEN]
-    for fen in fens:
-        b = chess.Board(fen)
-        snap = Snapshot.of(b)
-        assert snap.fen() == b.fen() and snap.fen(en_passant="fen") == b.fen(en_passant="fen")
-        assert type(snap.copy()) is chess.Board
 
 
 def test_zstd_frame_walker_knows_where_frames_end():
