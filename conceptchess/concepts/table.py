@@ -1,0 +1,60 @@
+"""Write a concept table (``id`` column, then one column per concept) to CSV or Parquet atomically.
+
+>>> import numpy as np
+>>> write_table("labels.csv", ["a", "b"], {"in_check": np.array([0, 1], dtype="int8")})   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from conceptchess.errors import ConceptChessError
+
+FORMATS = {".csv": "csv", ".parquet": "parquet"}
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """``csv`` or ``parquet`` from the file name, or a one-line error."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ConceptChessError(f"{path}: output must end in .csv or .parquet")
+    return FORMATS[suffix]
+
+
+def _id_array(ids: list) -> "object":
+    import pyarrow as pa
+
+    if ids and all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        return pa.array(ids, type=pa.int64())
+    return pa.array([str(i) for i in ids], type=pa.string())
+
+
+def write_table(path: str | os.PathLike, ids: list, columns: dict[str, np.ndarray]) -> None:
+    """Write ``id`` + ``columns`` to ``path`` (.csv or .parquet) via a temporary file and a rename."""
+    import pyarrow as pa
+
+    fmt = table_format(path)
+    if "id" in columns:
+        raise ConceptChessError("a concept column cannot be named 'id'")
+    table = pa.table({"id": _id_array(list(ids)), **{k: pa.array(v) for k, v in columns.items()}})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        if fmt == "csv":
+            import pyarrow.csv as pacsv
+
+            pacsv.write_csv(table, tmp)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
