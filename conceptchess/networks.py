@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -65,8 +66,8 @@ class Network:
     def parameter_count(self) -> int:
         if self.state is not None:
             return int(sum(v.size for v in self.state.values()))
-        m = self.onnx_model
-        return int(sum(int(__import__("numpy").prod(t.dims)) for t in m.graph.initializer if t.data_type in (1, 10, 16)))
+        floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
+        return int(sum(math.prod(t.dims) for t in self.onnx_model.graph.initializer if t.data_type in floats))
 
     def describe(self) -> str:
         if self.spec is not None:

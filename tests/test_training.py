@@ -14,8 +14,18 @@ from conceptchess.datasets import DatasetWriter, position_record
 from conceptchess.errors import ConceptChessError
 from conceptchess.lc0.model import Lc0Net
 from conceptchess.lc0.weights import read_weights, sha256_file
-from conceptchess.training import (TrainConfig, Trainer, checkpoint_schedule, finetune_student, legal_masks,
-                                   load_trainable, load_training_data, policy_distributions, split_by_game, top1_agreement)
+from conceptchess.training import (
+    TrainConfig,
+    Trainer,
+    checkpoint_schedule,
+    finetune_student,
+    legal_masks,
+    load_trainable,
+    load_training_data,
+    policy_distributions,
+    split_by_game,
+    top1_agreement,
+)
 
 
 def make_dataset(pgn_path, out, games=25):

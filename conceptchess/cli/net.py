@@ -6,7 +6,6 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import Progress
@@ -20,7 +19,7 @@ from conceptchess.networks import default_network, open_network
 app = typer.Typer(help="Inspect, convert and evaluate Leela networks (.pb.gz or lc0 .onnx).", no_args_is_help=True)
 
 
-def _resolve(file: Optional[Path]) -> Path:
+def _resolve(file: Path | None) -> Path:
     if file is not None:
         return file
     found = default_network()
@@ -69,14 +68,14 @@ def convert(file: Path = typer.Argument(..., help="Network to convert (.pb.gz or
 @app.command("eval")
 @guarded
 def eval_(
-    file: Optional[Path] = typer.Argument(None, help="Network file (default: $CONCEPTCHESS_NET or the last net in engines/)"),
-    fen: Optional[str] = typer.Option(None, "--fen", help="Position as FEN (default: the start position)"),
-    moves: Optional[list[str]] = typer.Option(None, "--moves", help="UCI moves played from the FEN (repeat or space-separate)"),
-    input: Optional[Path] = typer.Option(None, "--input", help="Batch mode: JSONL positions file"),
-    output: Optional[Path] = typer.Option(None, "--output", help="Batch mode: JSONL results file"),
+    file: Path | None = typer.Argument(None, help="Network file (default: $CONCEPTCHESS_NET or the last net in engines/)"),
+    fen: str | None = typer.Option(None, "--fen", help="Position as FEN (default: the start position)"),
+    moves: list[str] | None = typer.Option(None, "--moves", help="UCI moves played from the FEN (repeat or space-separate)"),
+    input: Path | None = typer.Option(None, "--input", help="Batch mode: JSONL positions file"),
+    output: Path | None = typer.Option(None, "--output", help="Batch mode: JSONL results file"),
     top: int = typer.Option(5, "--top", help="How many moves to show"),
     batch_size: int = typer.Option(256, "--batch-size"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
     device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
 ):
     """Evaluate one position (top moves and WDL) or a JSONL file of positions."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -31,10 +30,10 @@ def train(
     checkpoints: int = typer.Option(10, "--checkpoints", min=2, help="Number of checkpoints including step 0 (log-spaced)"),
     holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.9, help="Share of games held out"),
     seed: int = typer.Option(0, "--seed"),
-    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Distil from this network's policy and WDL instead of the game"),
-    max_positions: Optional[int] = typer.Option(None, "--max-positions"),
+    teacher: Path | None = typer.Option(None, "--teacher", help="Distil from this network's policy and WDL instead of the game"),
+    max_positions: int | None = typer.Option(None, "--max-positions"),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue a killed run from its last checkpoint"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 makes runs bit-reproducible across machines with different core counts)"),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (1 makes runs bit-reproducible across machines with different core counts)"),
 ):
     """Train AlphaZero-style (policy + WDL) from positions, writing lc0 .pb.gz checkpoints from step 0."""
     from conceptchess.training import TrainConfig, Trainer

@@ -1,0 +1,140 @@
+"""`conceptchess eval …`: expert sessions, answers (one at a time, interactive, or from CSV), report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from conceptchess.cli.common import console, guarded
+
+app = typer.Typer(help="Expert evaluation: sessions, answers, before/after report.", no_args_is_help=True)
+session_app = typer.Typer(help="Evaluation sessions (an expert × a phase × a collection).", no_args_is_help=True)
+app.add_typer(session_app, name="session")
+
+DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
+
+
+@session_app.command("new")
+@guarded
+def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name (created on first use)"),
+                phase: str = typer.Option(..., "--phase", help="before, study or after"),
+                collection: str = typer.Option(..., "--collection", "-c", help="Collection the expert solves"),
+                blind: bool = typer.Option(False, "--blind", help="Blinded: shuffled by a recorded seed, no concept shown"),
+                seed: int | None = typer.Option(None, "--seed", help="Order seed of a blinded session (drawn if not given)"),
+                db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Start a session; prints its id as the last line."""
+    from conceptchess.evaluation import new_session
+    from conceptchess.store import connect
+
+    sess = new_session(connect(db), expert, phase, collection, blind, seed)
+    n = len(sess.puzzle_order)
+    extra = f", blinded, order seed {sess.order_seed} (sheet: conceptchess puzzles export -c {collection!r} --blind --seed {sess.order_seed})" \
+        if sess.blinded else ""
+    console.print(f"session for {expert}, phase {phase}, collection {collection!r}: {n} puzzles{extra}", highlight=False)
+    print(sess.id)
+
+
+@session_app.command("list")
+@guarded
+def session_list(db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """List sessions with how many answers each has."""
+    from sqlalchemy import func, select
+
+    from conceptchess.store import connect
+    from conceptchess.store.puzzles import Answer, Collection, EvalSession, Expert
+
+    database = connect(db)
+    t = Table("id", "expert", "phase", "collection", "blinded", "answers", "created")
+    with database.session() as s:
+        q = (select(EvalSession, Expert.name, Collection.name, func.count(Answer.id))
+             .join(Expert, EvalSession.expert_id == Expert.id).join(Collection, EvalSession.collection_id == Collection.id)
+             .outerjoin(Answer, Answer.session_id == EvalSession.id).group_by(EvalSession.id, Expert.name, Collection.name)
+             .order_by(EvalSession.id))
+        for sess, expert, coll, n in s.execute(q):
+            t.add_row(str(sess.id), expert, sess.phase, coll, "yes" if sess.blinded else "no", f"{n}/{len(sess.puzzle_order)}",
+                      f"{sess.created_at:%Y-%m-%d %H:%M}")
+    console.print(t)
+
+
+@app.command()
+@guarded
+def answer(session: int = typer.Option(..., "--session", "-s", help="Session id"),
+           puzzle: str = typer.Option(..., "--puzzle", "-p", help="Puzzle id"),
+           move: str = typer.Option(..., "--move", "-m", help="The first move, SAN (e4, Nxf7+) or UCI (e2e4)"),
+           line: str | None = typer.Option(None, "--line", help="The whole line, e.g. 'Nf7+ Kg8 Nh6+' (with or without the first move)"),
+           seconds: float | None = typer.Option(None, "--seconds", help="Time taken"),
+           confidence: int | None = typer.Option(None, "--confidence", help="1 (guess) … 5 (sure)"),
+           comment: str | None = typer.Option(None, "--comment"),
+           db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Record one answer (refused, with nothing stored, if illegal, unknown or already answered)."""
+    from conceptchess.evaluation import record_answer
+    from conceptchess.store import connect
+
+    a = record_answer(connect(db), session, puzzle, move, line, seconds, confidence, comment)
+    console.print(f"answer {a.id} stored for puzzle {puzzle} in session {session}")
+
+
+@app.command()
+@guarded
+def interactive(session: int = typer.Option(..., "--session", "-s", help="Session id"),
+                db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Show each unanswered puzzle, read the moves (SAN or UCI), time them and commit each answer at once."""
+    from conceptchess.evaluation import interactive as run
+    from conceptchess.store import connect
+
+    def show(text: str) -> None:
+        print(text, flush=True)
+
+    run(connect(db), session, show=show)
+
+
+@app.command("import")
+@guarded
+def import_(csv_file: Path = typer.Argument(..., help="CSV with session, puzzle, move[, line, seconds, confidence, comment]"),
+            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Import answers from a CSV, all or nothing."""
+    from conceptchess.evaluation import import_answers
+    from conceptchess.store import connect
+
+    n = import_answers(connect(db), csv_file)
+    console.print(f"{n} answer(s) stored")
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
+@app.command()
+@guarded
+def report(output: Path | None = typer.Option(None, "--output", "-o", help="Prefix of the PNG and HTML (default: puzzles/eval-report)"),
+           seed: int = typer.Option(0, "--seed", help="Bootstrap seed"),
+           resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples"),
+           db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Solve rates per expert × concept × phase, before → after with bootstrap CIs, concept vs control."""
+    from conceptchess.evaluation import REPORT_PREFIX
+    from conceptchess.evaluation import report as make
+    from conceptchess.store import connect
+
+    rep = make(connect(db), seed=seed, resamples=resamples, output=output or REPORT_PREFIX)
+    t = Table("expert", "concept", "phase", "n", "solved", "rate", "line", "median s", "conf.", title="Solve rates")
+    for r in rep.rates:
+        t.add_row(r["expert"], r["group"], r["phase"], str(r["n"]), str(r["solved"]), _pct(r["rate"]), _pct(r["line_rate"]),
+                  "–" if r["seconds"] is None else f"{r['seconds']:.0f}", "–" if r["confidence"] is None else f"{r['confidence']:.1f}")
+    console.print(t)
+    t = Table("expert", "concept", "before", "after", "change", "95% CI", title=f"Before → after (bootstrap seed {seed})")
+    for c in rep.changes:
+        t.add_row(c["expert"], c["group"], _pct(c["before"]), _pct(c["after"]), f"{100 * c['delta']:+.0f} pts",
+                  f"[{100 * c['lo']:+.0f}, {100 * c['hi']:+.0f}]")
+    console.print(t)
+    t = Table("comparison", "before", "after", "change", "95% CI", title="Concept puzzles vs controls (all experts)")
+    for c in rep.controls:
+        t.add_row(c["comparison"], _pct(c["before"]), _pct(c["after"]), f"{100 * c['delta']:+.0f} pts",
+                  f"[{100 * c['lo']:+.0f}, {100 * c['hi']:+.0f}]")
+    console.print(t)
+    console.print(f"wrote {rep.png} and {rep.html}")
+
+
+if __name__ == "__main__":
+    app()

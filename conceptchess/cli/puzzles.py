@@ -1,0 +1,172 @@
+"""`conceptchess puzzles …`: mine, import, verify, export and list puzzle collections."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from conceptchess.cli.common import console, err_console, guarded
+
+app = typer.Typer(help="Puzzles: mine them from concepts, import Lichess puzzles, verify, export PGN.", no_args_is_help=True)
+
+DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+def _tracker(progress: Progress, description: str):
+    """A ``progress(done, total)`` callback; the bar appears with the first call (after the inputs are checked)."""
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = progress.add_task(description, total=total)
+        progress.update(task, completed=done, total=total)
+
+    return update
+
+
+@app.command("import")
+@guarded
+def import_(csv_file: Path = typer.Argument(..., help="Lichess puzzle CSV (or .csv.zst) with a header row"),
+            collection: str = typer.Option(..., "--collection", "-c", help="Collection to add the puzzles to (made if missing)"),
+            limit: int | None = typer.Option(None, "--limit", help="Read at most this many puzzles"),
+            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Import Lichess puzzles (PuzzleId, FEN, Moves, Rating, …; the first move is the opponent's)."""
+    from conceptchess.puzzles.lichess import import_lichess
+    from conceptchess.store import connect
+
+    added, already = import_lichess(connect(db), csv_file, collection, limit)
+    console.print(f"{added} puzzle(s) added to collection [bold]{collection}[/bold]" + (f", {already} already there" if already else ""))
+
+
+@app.command()
+@guarded
+def verify(collection: str = typer.Option(..., "--collection", "-c", help="Collection to verify"),
+           nodes: int = typer.Option(1_000_000, "--nodes", min=1, help="Stockfish nodes per check of a solver move (lichess-puzzler: 25,000,000)"),
+           workers: int = typer.Option(2, "--workers", min=1, help="Stockfish processes (one thread each)"),
+           output: Path | None = typer.Option(None, "--output", "-o", help="Also write puzzle_id,accepted,reason to this CSV"),
+           network: Path | None = typer.Option(None, "--network", help="Also require this network's move to be an accepted first move"),
+           weak_network: Path | None = typer.Option(None, "--weak-network", help="Checkpoint for the difficulty estimate"),
+           db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Check that each puzzle's solution is the only good line (Stockfish MultiPV 2, lichess-puzzler's criterion)."""
+    from conceptchess.puzzles.audit import verify_collection, write_audit_csv
+    from conceptchess.puzzles.verify import VerifySettings
+    from conceptchess.store import connect
+
+    database = connect(db)
+    with _progress() as progress:
+        rows = verify_collection(database, collection, VerifySettings(nodes=nodes), workers=workers, network=network,
+                                 weak_network=weak_network, progress=_tracker(progress, f"verifying {collection}"))
+    t = Table("puzzle", "verdict", "reason", title=f"{collection}: Stockfish {nodes:,} nodes per check")
+    for r in rows:
+        t.add_row(r.puzzle_id, "[green]accepted[/green]" if r.accepted else "[red]rejected[/red]", r.reason)
+    console.print(t)
+    ok = sum(r.accepted for r in rows)
+    console.print(f"{ok} accepted, {len(rows) - ok} rejected of {len(rows)}")
+    if output is not None:
+        console.print(f"wrote {write_audit_csv(rows, output)}")
+
+
+@app.command()
+@guarded
+def mine(direction: Path = typer.Option(..., "--direction", help="Concept direction: .npy over the tap's flattened activations (or .npz)"),
+         tap: str = typer.Option(..., "--tap", help="Tap the direction reads (e.g. block3)"),
+         activations: Path = typer.Option(..., "--activations", help="Activation store holding that tap"),
+         dataset: Path = typer.Option(..., "--dataset", help="The positions dataset the store was extracted from"),
+         collection: str = typer.Option(..., "--collection", "-c", help="Collection to add the puzzles to"),
+         name: str | None = typer.Option(None, "--name", help="Concept name (default: the direction file's name)"),
+         mean: Path | None = typer.Option(None, "--mean", help="Standardisation mean (.npy)"),
+         scale: Path | None = typer.Option(None, "--scale", help="Standardisation scale (.npy)"),
+         top: float = typer.Option(0.025, "--top", help="Fraction of positions kept as prototypes"),
+         max_puzzles: int | None = typer.Option(None, "--max", help="Stop after this many puzzles per concept or control"),
+         controls: list[str] = typer.Option([], "--control", help="'random' (matched sparsity) or 'human:CONCEPT'; repeatable"),
+         seed: int = typer.Option(0, "--seed", help="Seed for ties and random controls"),
+         nodes: int = typer.Option(1_000_000, "--nodes", min=1, help="Stockfish nodes per check"),
+         workers: int = typer.Option(2, "--workers", min=1, help="Stockfish processes (one thread each)"),
+         network: Path | None = typer.Option(None, "--network", help="Network file (default: the store's)"),
+         weak_network: Path | None = typer.Option(None, "--weak-network", help="Checkpoint for difficulty (default: the series' weakest)"),
+         db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Rank positions by concept score, keep the top 2.5% and turn those with a unique network move into puzzles."""
+    from conceptchess.activations import ActivationStore
+    from conceptchess.puzzles.mine import Direction, HumanConcept, mine_many
+    from conceptchess.puzzles.verify import VerifySettings
+    from conceptchess.store import connect
+
+    database = connect(db)
+    concept = Direction.load(direction, tap, name, mean, scale)
+    extra = []
+    for c in controls:
+        if c == "random":
+            extra.append(concept.random_control(seed))
+        elif c.startswith("human:"):
+            extra.append(HumanConcept(c.split(":", 1)[1]))
+        else:
+            raise typer.BadParameter(f"unknown control {c!r}: use 'random' or 'human:CONCEPT'", param_hint="--control")
+    store = ActivationStore(activations)
+    with _progress() as progress:
+        results = mine_many(database, collection, [concept, *extra], store, dataset, network=network, top=top,
+                            max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes), workers=workers,
+                            weak_network=weak_network or True, seed=seed, progress_for=lambda label: _tracker(progress, label))
+    t = Table("concept", "kind", "positions", "prototypes", "puzzles", "rejected (top reasons)")
+    for r in results:
+        reasons = Counter(x.reason.split(":")[0] for x in r.rejected).most_common(3)
+        t.add_row(r.concept, r.kind, str(r.positions), str(r.prototypes), str(len(r.puzzles)),
+                  "; ".join(f"{k} ×{v}" for k, v in reasons))
+    console.print(t)
+
+
+@app.command()
+@guarded
+def export(collection: str = typer.Option(..., "--collection", "-c", help="Collection to export"),
+           blind: bool = typer.Option(False, "--blind", help="Expert sheet: shuffled, no concept/solution tags"),
+           seed: int | None = typer.Option(None, "--seed", help="Order seed of a blinded export (drawn and printed if not given)"),
+           output: Path | None = typer.Option(None, "--output", "-o", help="PGN file (default: puzzles/<collection>.pgn)"),
+           verified_only: bool = typer.Option(False, "--verified-only", help="Leave out puzzles whose last verification rejected them"),
+           db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """Write a collection as PGN: one game per puzzle, the solution as the main line."""
+    from conceptchess.export import export_collection
+    from conceptchess.store import connect
+
+    res = export_collection(connect(db), collection, output, blind=blind, seed=seed, verified_only=verified_only)
+    what = f"blinded, order seed {res.seed}" if res.blind else "with solutions"
+    console.print(f"wrote {res.puzzles} puzzle(s) ({what}) to {res.path}")
+
+
+@app.command("list")
+@guarded
+def list_(collection: str | None = typer.Option(None, "--collection", "-c", help="List this collection's puzzles"),
+          db: str | None = typer.Option(None, "--db", help=DB_HELP)):
+    """List collections, or the puzzles of one."""
+    from sqlalchemy import func, select
+
+    from conceptchess.puzzles.records import collection_puzzles
+    from conceptchess.store import connect
+    from conceptchess.store.puzzles import Collection, CollectionPuzzle
+
+    database = connect(db)
+    with database.session() as s:
+        if collection is None:
+            t = Table("collection", "puzzles", "created")
+            q = (select(Collection.name, func.count(CollectionPuzzle.puzzle_id), Collection.created_at)
+                 .outerjoin(CollectionPuzzle, CollectionPuzzle.collection_id == Collection.id).group_by(Collection.id).order_by(Collection.name))
+            for name, n, created in s.execute(q):
+                t.add_row(name, str(n), f"{created:%Y-%m-%d %H:%M}")
+        else:
+            t = Table("id", "kind", "concept", "to play", "solution", "themes", "verified", "difficulty", title=collection)
+            for p in collection_puzzles(s, collection):
+                t.add_row(p.id, p.kind, p.concept or "", p.side_to_solve, " ".join(p.solution), " ".join(p.themes or []),
+                          {True: "yes", False: "no", None: "–"}[p.verified], "–" if p.difficulty is None else f"{p.difficulty:.2f}")
+    console.print(t)
+
+
+if __name__ == "__main__":
+    app()

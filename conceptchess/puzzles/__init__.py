@@ -1,0 +1,17 @@
+"""Puzzles: mined from concept directions, imported from Lichess, verified, tagged and rated.
+
+- :mod:`~conceptchess.puzzles.verify` — the only-good-move check (Stockfish MultiPV 2, lichess-puzzler's
+  win-chance criterion) and line extension; :mod:`~conceptchess.puzzles.engine_pool` — single-threaded
+  Stockfish processes shared by worker threads.
+- :mod:`~conceptchess.puzzles.mine` — concept scores over an activation store → top 2.5% prototypes →
+  puzzles; random-direction and human-concept controls.
+- :mod:`~conceptchess.puzzles.lichess` — Lichess puzzle CSV import; :mod:`~conceptchess.puzzles.audit`
+  — verify a stored collection and record the verdicts.
+- :mod:`~conceptchess.puzzles.themes` — Lichess theme names from board geometry;
+  :mod:`~conceptchess.puzzles.difficulty` — a difficulty estimate before anyone solves it.
+- :mod:`~conceptchess.puzzles.records` — ids, collections, boards, blinded order;
+  :mod:`~conceptchess.puzzles.demo` — the puzzle part of ``make demo``.
+
+PGN export is :mod:`conceptchess.export`; expert evaluation is :mod:`conceptchess.evaluation`; the
+tables are :mod:`conceptchess.store.puzzles`.
+"""

@@ -1,0 +1,360 @@
+"""Is there exactly one good move? Stockfish (MultiPV 2) with lichess-puzzler's criterion.
+
+At every solver move Stockfish searches the two best moves. With win chances
+``wc(cp) = 2 / (1 + exp(-0.00368208·cp)) - 1`` (±1 for a mate), the best move is the *only* good
+move when ``wc(best) > wc(second) + 0.7`` (or when it is the only legal move) — so a forced mate
+whose first move has a second mating or winning alternative is refused, as lichess-puzzler does.
+Mates in one are handled as mates: every checkmating move is accepted (Lichess accepts any mating
+move), and the position qualifies when the best move that does not mate leaves at most 0.6 win
+chances (lichess-puzzler's ``is_valid_mate_in_one``).
+
+Two uses:
+
+- :func:`find_line` (mining): from a position, the network's move must be the only good move
+  (Stockfish and the network agree), then the line is extended — Stockfish's best reply, then the
+  solver's move while it stays unique — and stops at the first ambiguous solver move; the line
+  always ends on a solver move.
+- :func:`check_line` (imported or stored puzzles): every solver move of a given solution must be the
+  only good move (or a mating move); the opponent's moves are taken as given.
+
+Each search starts from a cleared hash (``ucinewgame``) with a node limit and ``Threads=1``, so a
+verdict does not depend on what the process searched before: the same position and settings give
+the same verdict.
+
+>>> with StockfishPool(1) as pool:                                  # doctest: +SKIP
+...     v = find_line(pool.engines[0], chess.Board("6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1"), VerifySettings(nodes=50_000))
+>>> v.accepted, v.solution, v.reason                                # doctest: +SKIP
+(True, ['a1a8'], 'ok: mate — Ra8# (#1)')
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import chess
+import chess.engine
+
+WIN_CHANCE_K = 0.00368208
+LICHESS_GAP = 0.7
+LICHESS_NODES = 25_000_000  # lichess-puzzler's node limit per check (its pair_limit)
+MATE_IN_ONE_THRESHOLD = 0.6  # lichess-puzzler: with several mates in one, the best non-mate must be below this
+
+
+def win_chances(score: chess.engine.Score) -> float:
+    """Win chances in [-1, 1] of a score from the side it is given for (lichess-puzzler's formula).
+
+    >>> round(win_chances(chess.engine.Cp(300)), 3), win_chances(chess.engine.Mate(2))
+    (0.504, 1)
+    """
+    mate = score.mate()
+    if mate is not None:
+        return 1 if mate > 0 else -1
+    cp = score.score()
+    return 2 / (1 + math.exp(-WIN_CHANCE_K * cp)) - 1
+
+
+def fmt_score(score: chess.engine.Score | None) -> str:
+    """``+3.20`` for centipawns, ``#3`` / ``#-2`` for mates, ``?`` for none."""
+    if score is None:
+        return "?"
+    mate = score.mate()
+    if mate is not None:
+        return f"#{mate}"
+    return f"{score.score() / 100:+.2f}"
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How hard Stockfish looks. ``nodes`` per MultiPV-2 check of a solver move (lichess-puzzler: 25M);
+    ``reply_nodes`` per opponent reply while extending a line (default: ``nodes``); ``gap`` the
+    win-chance margin; ``max_moves`` solver moves at most; ``min_advantage_cp``: when set, the best
+    move must keep at least this advantage (lichess-puzzler's advantage puzzles use 200), which drops
+    defensive only-moves."""
+
+    nodes: int = 1_000_000
+    reply_nodes: int | None = None
+    gap: float = LICHESS_GAP
+    max_moves: int = 8
+    min_advantage_cp: int | None = None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["reply_nodes"] = self.reply_nodes or self.nodes
+        d["multipv"] = 2
+        d["criterion"] = "lichess-puzzler: wc(best) > wc(second) + gap, wc(cp) = 2/(1+exp(-0.00368208 cp)) - 1; mates as mates"
+        return d
+
+
+@dataclass
+class Step:
+    """Stockfish's judgement of one solver move (scores from the solver's side)."""
+
+    best: chess.Move
+    best_score: chess.engine.Score
+    second: chess.Move | None
+    second_score: chess.engine.Score | None
+    unique: bool  # the best move is the only good move (or it mates)
+    accepted: list[chess.Move]  # moves a solver may play here (best first); both top moves when not unique
+    depth: int = 0
+    nodes: int = 0
+    depth_found: int | None = None  # first depth from which the final best move stayed best
+
+    @property
+    def mate(self) -> bool:
+        """The best move mates in one (then every checkmating move is accepted)."""
+        return self.best_score.mate() == 1
+
+    @property
+    def gap(self) -> float | None:
+        if self.second_score is None:
+            return None
+        return win_chances(self.best_score) - win_chances(self.second_score)
+
+    def describe(self, board: chess.Board) -> str:
+        best = f"{board.san(self.best)} ({fmt_score(self.best_score)})"
+        if self.second is None:
+            return f"{best}, the only legal move"
+        second = f"{board.san(self.second)} ({fmt_score(self.second_score)})"
+        if self.mate and self.second not in self.accepted:
+            wc = win_chances(self.second_score)
+            return f"{best} vs best non-mate {second}, win chances {wc:.2f} {'≤' if wc <= MATE_IN_ONE_THRESHOLD else '>'} {MATE_IN_ONE_THRESHOLD}"
+        return f"{best} vs {second}, win-chance gap {self.gap:.2f}"
+
+
+@dataclass
+class Verdict:
+    """The outcome of :func:`find_line` or :func:`check_line`."""
+
+    accepted: bool
+    reason: str
+    solution: list[str] = field(default_factory=list)  # UCI, solver first and last
+    steps: list[Step] = field(default_factory=list)  # one per solver move judged
+    checkmate: bool = False  # the line ends in checkmate
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def first(self) -> Step | None:
+        return self.steps[0] if self.steps else None
+
+    @property
+    def solver_moves(self) -> int:
+        return (len(self.solution) + 1) // 2
+
+    @property
+    def final_score(self) -> chess.engine.Score | None:
+        """Stockfish's score of the last solver move judged (the solver's side)."""
+        return self.steps[-1].best_score if self.steps else None
+
+    def alternatives(self) -> list[list[str]]:
+        """For each solver move of the solution: the other accepted moves (UCI)."""
+        out = []
+        for k, step in enumerate(self.steps[: self.solver_moves]):
+            played = self.solution[2 * k] if 2 * k < len(self.solution) else None
+            out.append([m.uci() for m in step.accepted if m.uci() != played])
+        return out
+
+    def columns(self) -> dict:
+        """The verification columns of a :class:`~conceptchess.store.puzzles.Puzzle`."""
+        s = self.first
+        d = {"verified": self.accepted, "verify_reason": self.reason, "verify_settings": self.settings,
+             "accepted_moves": self.alternatives() if self.accepted else None}
+        if s is not None:
+            d.update(best_move=s.best.uci(), best_cp=s.best_score.score(), best_mate=s.best_score.mate(),
+                     second_move=s.second.uci() if s.second else None,
+                     second_cp=s.second_score.score() if s.second_score is not None else None,
+                     second_mate=s.second_score.mate() if s.second_score is not None else None,
+                     win_chance_gap=s.gap)
+        else:
+            d.update(best_move=None, best_cp=None, best_mate=None, second_move=None, second_cp=None, second_mate=None,
+                     win_chance_gap=None)
+        return d
+
+
+def _is_bound(info: dict) -> bool:
+    return bool(info.get("lowerbound") or info.get("upperbound"))
+
+
+def judge(sf: chess.engine.SimpleEngine, board: chess.Board, settings: VerifySettings) -> Step:
+    """Search the two best moves of the side to move and decide whether the best is the only good one.
+
+    lichess-puzzler's rule: unique when ``wc(best) > wc(second) + gap``. A mate in one is the
+    exception: every checkmating move is accepted, and it is a puzzle when the best move that does
+    not mate has win chances of at most 0.6.
+    """
+    limit = chess.engine.Limit(nodes=settings.nodes)
+    per_depth: dict[int, chess.Move] = {}
+    with sf.analysis(board, limit, multipv=2, game=object()) as analysis:
+        for info in analysis:
+            if info.get("multipv", 1) == 1 and info.get("pv") and "depth" in info and not _is_bound(info):
+                per_depth[info["depth"]] = info["pv"][0]
+        lines = [i for i in analysis.multipv if i.get("pv")]
+    if not lines:
+        raise chess.engine.EngineError(f"no move returned for {board.fen()}")
+    pov = board.turn
+    best, best_score = lines[0]["pv"][0], lines[0]["score"].pov(pov)
+    second = lines[1]["pv"][0] if len(lines) > 1 else None
+    second_score = lines[1]["score"].pov(pov) if len(lines) > 1 else None
+    legal = list(board.legal_moves)
+    if best_score.mate() == 1 or _gives_checkmate(board, best):
+        mating = [m for m in legal if _gives_checkmate(board, m)]
+        accepted = [best] + [m for m in mating if m != best]
+        others = [m for m in legal if m not in mating]
+        if not others:
+            unique = True
+        elif second is not None and second not in mating:
+            unique = win_chances(second_score) <= MATE_IN_ONE_THRESHOLD
+        else:
+            info = sf.analyse(board, limit, root_moves=others, game=object())
+            second, second_score = info["pv"][0], info["score"].pov(pov)
+            unique = win_chances(second_score) <= MATE_IN_ONE_THRESHOLD
+    elif second is None and len(legal) > 1:
+        unique, accepted = False, [best]  # a truncated search: no verdict on uniqueness
+    else:
+        unique = second is None or win_chances(best_score) > win_chances(second_score) + settings.gap
+        accepted = [best] if unique else [best, second]
+    depth_found = None
+    for d in sorted(per_depth, reverse=True):
+        if per_depth[d] != best:
+            break
+        depth_found = d
+    return Step(best, best_score, second, second_score, unique, accepted, int(lines[0].get("depth", 0)),
+                int(lines[0].get("nodes", 0)), depth_found)
+
+
+def _gives_checkmate(board: chess.Board, move: chess.Move) -> bool:
+    board.push(move)
+    try:
+        return board.is_checkmate()
+    finally:
+        board.pop()
+
+
+def _accepts(sf, board: chess.Board, step: Step, move: chess.Move, settings: VerifySettings) -> bool:
+    return step.unique and move in step.accepted
+
+
+def _best_reply(sf, board: chess.Board, settings: VerifySettings) -> chess.Move:
+    info = sf.analyse(board, chess.engine.Limit(nodes=settings.reply_nodes or settings.nodes), game=object())
+    if not info.get("pv"):
+        raise chess.engine.EngineError(f"no reply returned for {board.fen()}")
+    return info["pv"][0]
+
+
+def _too_little(step: Step, settings: VerifySettings) -> bool:
+    mate = step.best_score.mate()
+    if settings.min_advantage_cp is None or (mate is not None and mate > 0):
+        return False
+    cp = step.best_score.score()
+    return cp is None or cp < settings.min_advantage_cp
+
+
+def _opening_problem(board: chess.Board) -> str | None:
+    if board.is_game_over(claim_draw=False):
+        return f"game over ({board.outcome().termination.name.lower().replace('_', ' ')})"
+    if board.legal_moves.count() == 1:
+        return "only one legal move"
+    return None
+
+
+def find_line(sf: chess.engine.SimpleEngine, board: chess.Board, settings: VerifySettings = VerifySettings(),
+              network_move: chess.Move | None = None) -> Verdict:
+    """Mine a puzzle line from ``board`` (the solver is the side to move; ``board`` is left as it was).
+
+    ``network_move``: the network's choice; the puzzle is refused unless it is the only good move
+    (or any checkmating move in a mate in one). Without it, Stockfish's best move starts the line.
+    """
+    b = board.copy()
+    problem = _opening_problem(b)
+    sett = settings.as_dict()
+    if problem:
+        return Verdict(False, problem, settings=sett)
+    line: list[chess.Move] = []
+    steps: list[Step] = []
+    while True:
+        step = judge(sf, b, settings)
+        if not steps:
+            if not step.unique:
+                return Verdict(False, f"no unique move: {step.describe(b)}", steps=[step], settings=sett)
+            if _too_little(step, settings):
+                return Verdict(False, f"not winning enough: {b.san(step.best)} {fmt_score(step.best_score)} < "
+                                      f"{settings.min_advantage_cp / 100:+.2f}", steps=[step], settings=sett)
+            move = step.best
+            if network_move is not None:
+                if not _accepts(sf, b, step, network_move, settings):
+                    return Verdict(False, f"network plays {b.san(network_move)}, Stockfish's only good move is "
+                                          f"{b.san(step.best)} ({fmt_score(step.best_score)})", steps=[step], settings=sett)
+                move = network_move
+        else:
+            if not step.unique or _too_little(step, settings):
+                line.pop()  # drop the opponent's reply: the line ends on a solver move
+                break
+            move = step.best
+        steps.append(step)
+        line.append(move)
+        b.push(move)
+        if b.is_game_over(claim_draw=False) or len(steps) >= settings.max_moves:
+            break
+        reply = _best_reply(sf, b, settings)
+        line.append(reply)
+        b.push(reply)
+        if b.is_game_over(claim_draw=False) or b.is_repetition(2):
+            line.pop()
+            break
+    solution = [m.uci() for m in line]
+    checkmate = _ends_in_checkmate(board, solution)
+    first = steps[0]
+    what = "mate" if checkmate else "only move"
+    reason = f"ok: {what} {board.san(line[0])}"
+    reason += f" ({fmt_score(first.best_score)})" if first.second is None or first.mate else f"; {first.describe(board)}"
+    return Verdict(True, reason, solution, steps, checkmate, sett)
+
+
+def _ends_in_checkmate(board: chess.Board, solution: list[str]) -> bool:
+    b = board.copy(stack=False)
+    for u in solution:
+        b.push_uci(u)
+    return b.is_checkmate()
+
+
+def check_line(sf: chess.engine.SimpleEngine, board: chess.Board, solution: list[str],
+               settings: VerifySettings = VerifySettings(), network_move: chess.Move | None = None) -> Verdict:
+    """Verify a given solution from ``board``: each solver move must be the only good move (or mate).
+
+    ``network_move``, when given, must be an accepted first move too.
+    """
+    b = board.copy()
+    sett = settings.as_dict()
+    problem = _opening_problem(b)
+    if problem:
+        return Verdict(False, problem, list(solution), settings=sett)
+    if not solution or len(solution) % 2 == 0:
+        return Verdict(False, f"a solution must end on a solver move ({len(solution)} moves given)", list(solution), settings=sett)
+    steps: list[Step] = []
+    for ply, uci in enumerate(solution):
+        try:
+            move = b.parse_uci(uci)
+        except ValueError:
+            return Verdict(False, f"move {ply + 1} {uci!r} is illegal", list(solution), steps, settings=sett)
+        if ply % 2 == 0:
+            k = ply // 2 + 1
+            step = judge(sf, b, settings)
+            steps.append(step)
+            if not step.unique:
+                return Verdict(False, f"move {k} ({b.san(move)}): no unique move: {step.describe(b)}", list(solution), steps,
+                               settings=sett)
+            if not _accepts(sf, b, step, move, settings):
+                return Verdict(False, f"move {k} ({b.san(move)}): Stockfish's only good move is {b.san(step.best)} "
+                                      f"({fmt_score(step.best_score)})", list(solution), steps, settings=sett)
+            if _too_little(step, settings):
+                return Verdict(False, f"move {k} ({b.san(move)}): not winning enough ({fmt_score(step.best_score)})",
+                               list(solution), steps, settings=sett)
+            if ply == 0 and network_move is not None and not _accepts(sf, b, step, network_move, settings):
+                return Verdict(False, f"network plays {b.san(network_move)}, not an accepted move ({b.san(move)})",
+                               list(solution), steps, settings=sett)
+        b.push(move)
+    checkmate = b.is_checkmate()
+    first = steps[0]
+    n = (len(solution) + 1) // 2
+    reason = f"ok: mate in {n} ({board.san(chess.Move.from_uci(solution[0]))})" if checkmate else f"ok: {first.describe(board)}"
+    return Verdict(True, reason, list(solution), steps, checkmate, sett)

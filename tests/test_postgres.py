@@ -1,0 +1,80 @@
+"""The whole schema and the evaluation flow against a real PostgreSQL server.
+
+Set ``$CONCEPTCHESS_TEST_PG_URL`` (e.g. ``postgresql+psycopg://conceptchess:conceptchess@127.0.0.1/conceptchess_test``);
+without it, or when the server is unreachable, these tests skip and say why. Each test works in a
+fresh schema of its own (dropped afterwards), so runs never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from test_evaluation import check_concurrent_entry, check_sessions_and_answers
+from test_puzzles_schema import check_database_refuses_duplicates, check_downgrade_and_upgrade, check_schema_matches_models
+
+ENV = "CONCEPTCHESS_TEST_PG_URL"
+
+
+@pytest.fixture
+def pg_url():
+    url = os.environ.get(ENV)
+    if not url:
+        pytest.skip(f"${ENV} is not set (e.g. postgresql+psycopg://conceptchess:conceptchess@127.0.0.1/conceptchess_test)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]')")
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    schema = f"cc_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as c:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except SQLAlchemyError as e:
+        admin.dispose()
+        pytest.skip(f"PostgreSQL at ${ENV} is unreachable or refuses us ({type(e.orig or e).__name__}: {str(e.orig or e).splitlines()[0]})")
+    scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield scoped.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def test_schema_matches_models(pg_url):
+    check_schema_matches_models(pg_url)
+
+
+def test_database_refuses_duplicates(pg_url):
+    check_database_refuses_duplicates(pg_url)
+
+
+def test_downgrade_and_upgrade(pg_url):
+    check_downgrade_and_upgrade(pg_url)
+
+
+def test_sessions_and_answers(pg_url):
+    check_sessions_and_answers(pg_url)
+
+
+def test_concurrent_entry(pg_url, tmp_path):
+    check_concurrent_entry(pg_url, tmp_path)
+
+
+def test_import_verify_export_on_postgres(pg_url, tmp_path):
+    from test_puzzles_common import LICHESS_CSV
+
+    from conceptchess.export import export_collection, read_pgn_puzzles
+    from conceptchess.puzzles.lichess import import_lichess
+    from conceptchess.store import connect
+
+    db = connect(pg_url)
+    assert import_lichess(db, LICHESS_CSV, "lichess") == (7, 0)
+    assert import_lichess(db, LICHESS_CSV, "lichess") == (0, 7)
+    games = read_pgn_puzzles(export_collection(db, "lichess", tmp_path / "l.pgn").path)
+    assert [g.headers["PuzzleId"] for g in games][:2] == ["cc0Bk", "cc0Fk"]

@@ -1,0 +1,105 @@
+"""PGN export: every puzzle reads back with python-chess (FEN, tags, solution intact); blinded sheets."""
+
+from __future__ import annotations
+
+import chess
+import chess.pgn
+import pytest
+from test_puzzles_common import imported_db, invoke
+
+from conceptchess.errors import ConceptChessError
+from conceptchess.export import PROVENANCE_TAGS, default_path, export_collection, read_pgn_puzzles
+from conceptchess.puzzles.records import add_to_collection, blind_order, collection_puzzles, make_puzzle_id
+from conceptchess.store.puzzles import Puzzle
+
+
+def mined(i: int, kind: str = "concept", concept: str = "fork-dir") -> Puzzle:
+    """A stored puzzle as mining makes it (provenance and verification filled in by hand)."""
+    fens = ["r3k3/pp3ppp/8/1N6/8/8/PPP2PPP/6K1 w - - 0 1", "6k1/ppp2pp1/7p/8/3q4/5N2/PPP2PPP/6K1 w - - 0 1",
+            "7k/3pp1pp/8/8/8/8/3qrPPP/RR4K1 w - - 0 1", "3qr1k1/5ppp/8/8/8/8/4RPPP/4R1K1 w - - 0 1"]
+    sols = [["b5c7", "e8d7", "c7a8"], ["f3d4"], ["a1a8"], ["e2e8", "d8e8", "e1e8"]]
+    alts = [[[], []], [[]], [["b1b8"]], [[], []]]
+    fen, sol = fens[i % 4], sols[i % 4]
+    return Puzzle(id=make_puzzle_id(fen, sol[0], concept, i), fen=fen, start_fen=fen, leading_moves=[], solution=sol,
+                  side_to_solve="white", kind=kind, source="game", source_game=f"lichess.pgn#game{i}", network_sha256="ab" * 32,
+                  checkpoint="cc-6x32@178", tap="block5", concept=concept, concept_score=3.25 + i, concept_rank=i + 1,
+                  network_move=sol[0], network_policy=0.42, verified=True, verify_reason="ok", best_move=sol[0], best_cp=512,
+                  second_move=None, second_cp=None, win_chance_gap=0.91, accepted_moves=alts[i % 4],
+                  themes=["fork", "short"], difficulty=0.375, verify_settings={"nodes": 1000})
+
+
+@pytest.fixture
+def db(tmp_path):
+    db = imported_db(tmp_path, "mixed")
+    with db.begin() as s:
+        add_to_collection(s, "mixed", [mined(0), mined(1), mined(2, "control-random", "random-fork-dir-seed0"),
+                                       mined(3, "control-human", "us_forks_available")])
+    return db
+
+
+def test_round_trip(db, tmp_path):
+    res = export_collection(db, "mixed", tmp_path / "out" / "mixed.pgn")
+    games = read_pgn_puzzles(res.path)
+    with db.session() as s:
+        puzzles = collection_puzzles(s, "mixed")
+    assert len(games) == len(puzzles) == res.puzzles == 11
+    for g, p in zip(games, puzzles, strict=True):
+        h = g.headers
+        assert h["SetUp"] == "1" and h["FEN"] == p.fen and g.board().fen() == p.fen
+        assert h["Event"] == "mixed" and h["PuzzleId"] == p.id and h["Kind"] == p.kind
+        assert set(PROVENANCE_TAGS) <= set(h)
+        assert [m.uci() for m in g.mainline_moves()] == p.solution
+        assert h["Themes"] == " ".join(p.themes)
+        assert not g.errors
+        if p.kind != "imported":
+            assert h["Concept"] == p.concept and h["Network"] == "ab" * 32 and h["Checkpoint"] == "cc-6x32@178"
+            assert h["Tap"] == "block5" and float(h["ConceptScore"]) == pytest.approx(p.concept_score)
+            assert float(h["Difficulty"]) == pytest.approx(0.375)
+        else:
+            assert h["Rating"] == str(p.rating) and h["Concept"] == "lichess"
+    mate_game = next(g for g, p in zip(games, puzzles, strict=True) if p.fen.startswith("7k/3pp1pp"))
+    first = mate_game.next()
+    assert "Also accepted: Rb8#" in first.comment and "Checkmate." in first.comment
+    assert "Network policy 0.42" in first.comment
+    lichess_game = next(g for g in games if g.headers["PuzzleId"] == "cc0Fk")
+    assert lichess_game.comment == "White to play. Last move: 21...h6."
+    assert not list(res.path.parent.glob(".*.part"))
+
+
+def test_blinded_export_hides_concepts_and_solutions(db, tmp_path):
+    res = export_collection(db, "mixed", tmp_path / "blind.pgn", blind=True, seed=11)
+    games = read_pgn_puzzles(res.path)
+    with db.session() as s:
+        ids = [p.id for p in collection_puzzles(s, "mixed")]
+    assert [g.headers["PuzzleId"] for g in games] == blind_order(ids, 11) == res.order != ids
+    for k, g in enumerate(games, start=1):
+        assert not list(g.mainline_moves())
+        assert not set(g.headers) & {"Concept", "Kind", "Network", "Checkpoint", "Tap", "ConceptScore", "Themes", "Difficulty",
+                                     "Rating", "Source", "Verification"}
+        assert g.headers["Site"] == "?" and g.headers["OrderSeed"] == "11" and g.headers["Round"] == str(k)
+        assert "Last move" in g.comment or g.comment.endswith("to play.")
+    again = export_collection(db, "mixed", tmp_path / "blind2.pgn", blind=True, seed=11)
+    assert again.path.read_text() == res.path.read_text()
+    drawn = export_collection(db, "mixed", tmp_path / "blind3.pgn", blind=True)
+    assert drawn.seed is not None and [g.headers["PuzzleId"] for g in read_pgn_puzzles(drawn.path)] == blind_order(ids, drawn.seed)
+
+
+def test_export_errors(db, tmp_path):
+    with pytest.raises(ConceptChessError, match="no collection named 'nope'"):
+        export_collection(db, "nope", tmp_path / "x.pgn")
+    with pytest.raises(ConceptChessError, match="add --blind"):
+        export_collection(db, "mixed", tmp_path / "x.pgn", seed=3)
+    assert default_path("my set", blind=True, seed=4).name == "my-set-blind-seed4.pgn"
+    assert default_path("my set").parent.name == "puzzles"
+
+
+def test_cli_export(db, tmp_path):
+    env = {"CONCEPTCHESS_DB": db.url}
+    out = tmp_path / "cli.pgn"
+    r = invoke("puzzles", "export", "--collection", "mixed", "--blind", "--seed", "5", "-o", str(out), env=env)
+    assert r.exit_code == 0, r.stderr
+    assert "blinded, order seed 5" in r.stdout
+    with open(out) as f:
+        assert chess.pgn.read_game(f).headers["OrderSeed"] == "5"
+    r = invoke("puzzles", "list", "--collection", "mixed", env=env)
+    assert r.exit_code == 0 and "cc0Fk" in r.stdout
