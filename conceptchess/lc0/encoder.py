@@ -153,26 +153,29 @@ def board_histories(boards: list[chess.Board]) -> Histories:
     return Histories.concat(parts)
 
 
+_US_THEM = np.array([2, 3, 0, 1])  # castling columns seen from black: its own rights first
+
+
 def encode(h: Histories) -> np.ndarray:
     """Planes [N, 112, 8, 8] float32 for a batch of histories (numpy only, no per-square loops)."""
     n = len(h)
     bb = h.boards
-    if h.black.any():
+    black = h.black
+    if black.any():
         bb = bb.copy()
-        flipped = bb[h.black][:, :, _SWAP]
-        bb[h.black] = flipped.byteswap()  # byte order reversal of a bitboard = rank mirror
+        bb[black] = bb[black][:, :, _SWAP].byteswap()  # byte order reversal of a bitboard = rank mirror
     bits = np.unpackbits(np.ascontiguousarray(bb).view(np.uint8).reshape(n, HISTORY, 96), axis=2, bitorder="little")
     out = np.empty((n, 112, 64), dtype=np.float32)
     hist = out[:, :104].reshape(n, HISTORY, 13, 64)
     hist[:, :, :12] = bits.reshape(n, HISTORY, 12, 64)
     hist[:, :, 12] = h.reps[:, :, None]
-    c = h.castling
-    us_ooo = np.where(h.black, c[:, 2], c[:, 0])
-    us_oo = np.where(h.black, c[:, 3], c[:, 1])
-    them_ooo = np.where(h.black, c[:, 0], c[:, 2])
-    them_oo = np.where(h.black, c[:, 1], c[:, 3])
-    aux = np.stack([us_ooo, us_oo, them_ooo, them_oo, h.black, h.rule50, np.zeros(n), np.ones(n)], axis=1)
-    out[:, 104:] = aux.astype(np.float32)[:, :, None]
+    aux = np.empty((n, 8), dtype=np.float32)
+    aux[:, :4] = np.where(black[:, None], h.castling[:, _US_THEM], h.castling)  # us O-O-O, us O-O, them O-O-O, them O-O
+    aux[:, 4] = black
+    aux[:, 5] = h.rule50
+    aux[:, 6] = 0.0
+    aux[:, 7] = 1.0
+    out[:, 104:] = aux[:, :, None]
     return out.reshape(n, 112, 8, 8)
 
 
