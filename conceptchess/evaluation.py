@@ -25,7 +25,6 @@ import html
 import os
 import re
 import secrets
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_path
 from conceptchess.puzzles.records import blind_order, collection_puzzles, find_collection
 from conceptchess.store import ROOT
 from conceptchess.store.puzzles import PHASES, Answer, EvalSession, Expert, Puzzle
@@ -525,15 +525,8 @@ def report(db, *, seed: int = 0, resamples: int = 2000, output: str | os.PathLik
 
 
 def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(tmp)
     return path
 
 

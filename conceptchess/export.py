@@ -23,7 +23,6 @@ import io
 import os
 import re
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import chess
 import chess.pgn
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_write_text
 from conceptchess.puzzles.records import blind_order, collection_puzzles
 from conceptchess.puzzles.verify import fmt_score
 from conceptchess.store import ROOT
@@ -156,14 +156,7 @@ def write_games(games: list[chess.pgn.Game], path: str | os.PathLike) -> Path:
     buf = io.StringIO()
     for g in games:
         print(g, file=buf, end="\n\n")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(buf.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, buf.getvalue())
     return path
 
 

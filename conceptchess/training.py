@@ -30,10 +30,11 @@ from torch.nn import functional as F
 from conceptchess import __version__
 from conceptchess.datasets import dataset_sha256, iter_dataset
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_write_bytes
 from conceptchess.lc0.encoder import Histories, encode, game_histories
 from conceptchess.lc0.policy_map import legal_move_indices, move_to_index
 from conceptchess.lc0.trainable import TrainableLc0Net
-from conceptchess.lc0.weights import NetSpec, atomic_write_bytes, read_weights, write_weights
+from conceptchess.lc0.weights import NetSpec, read_weights, write_weights
 
 _RESULT_WDL = {"1-0": (1.0, 0.0, 0.0), "0-1": (0.0, 0.0, 1.0), "1/2-1/2": (0.0, 1.0, 0.0)}
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import typer
@@ -13,7 +11,7 @@ from rich.table import Table
 
 from conceptchess.cli.common import console, guarded
 from conceptchess.errors import ConceptChessError
-from conceptchess.lc0.weights import atomic_write_bytes
+from conceptchess.files import atomic_open, atomic_write_bytes
 from conceptchess.networks import default_network, open_network
 
 app = typer.Typer(help="Inspect, convert and evaluate Leela networks (.pb.gz or lc0 .onnx).", no_args_is_help=True)
@@ -89,20 +87,13 @@ def eval_(
         specs = list(read_positions_jsonl(input))  # validate everything before writing anything
         hist, boards = histories_of(specs)
         engine = Engine(path, batch_size=batch_size, threads=threads, device=device)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=output.parent)
-        try:
-            with os.fdopen(fd, "w") as f, Progress(console=console, transient=True) as bar:
-                task = bar.add_task("evaluating", total=len(specs))
-                for s in range(0, len(specs), batch_size):
-                    evs = engine.evaluate(hist[s : s + batch_size], boards[s : s + batch_size])
-                    for spec, ev in zip(specs[s : s + batch_size], evs):
-                        f.write(json.dumps(ev.to_json(spec.id)) + "\n")
-                    bar.advance(task, len(evs))
-            os.replace(tmp, output)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(output, "w") as f, Progress(console=console, transient=True) as bar:
+            task = bar.add_task("evaluating", total=len(specs))
+            for s in range(0, len(specs), batch_size):
+                evs = engine.evaluate(hist[s : s + batch_size], boards[s : s + batch_size])
+                for spec, ev in zip(specs[s : s + batch_size], evs):
+                    f.write(json.dumps(ev.to_json(spec.id)) + "\n")
+                bar.advance(task, len(evs))
         console.print(f"evaluated {len(specs)} positions with {path.name} on {engine.provider} → {output}")
         return
     ms = [m for chunk in (moves or []) for m in chunk.split()]

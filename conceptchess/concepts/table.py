@@ -7,12 +7,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_path
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
 
@@ -41,20 +41,12 @@ def write_table(path: str | os.PathLike, ids: list, columns: dict[str, np.ndarra
     if "id" in columns:
         raise ConceptChessError("a concept column cannot be named 'id'")
     table = pa.table({"id": _id_array(list(ids)), **{k: pa.array(v) for k, v in columns.items()}})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "csv":
             import pyarrow.csv as pacsv
 
-            pacsv.write_csv(table, tmp)
+            pacsv.write_csv(table, str(tmp))
         else:
             import pyarrow.parquet as pq
 
-            pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            pq.write_table(table, str(tmp))

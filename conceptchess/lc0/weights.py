@@ -14,7 +14,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from conceptchess.errors import NetworkFormatError
+from conceptchess.files import atomic_write_bytes
 from conceptchess.lc0 import proto
 
 BN_EPSILON = 1e-5
@@ -299,20 +299,6 @@ def build_net(spec: NetSpec, state: dict[str, np.ndarray], encoding: str = "line
                           ("ip2_mov_w", "ip2_mov.weight"), ("ip2_mov_b", "ip2_mov.bias")):
             _encode_layer(getattr(w, name), st[key], encoding)
     return net
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_weights(path: str | os.PathLike, spec: NetSpec, state: dict[str, np.ndarray], encoding: str = "linear16",

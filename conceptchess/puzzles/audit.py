@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import chess
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_open
 from conceptchess.puzzles.difficulty import checkpoint_label, estimate, policy_rank
 from conceptchess.puzzles.engine_pool import StockfishPool
 from conceptchess.puzzles.records import collection_puzzles, puzzle_board
@@ -93,18 +93,11 @@ def verify_collection(db, collection: str, settings: VerifySettings = VerifySett
 def write_audit_csv(rows: list[AuditRow], path: str | os.PathLike) -> Path:
     """``puzzle_id, accepted, reason`` per puzzle, written to a temporary file and renamed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(["puzzle_id", "accepted", "reason"])
-            for r in rows:
-                w.writerow([r.puzzle_id, "yes" if r.accepted else "no", r.reason])
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["puzzle_id", "accepted", "reason"])
+        for r in rows:
+            w.writerow([r.puzzle_id, "yes" if r.accepted else "no", r.reason])
     return path
 
 
