@@ -23,18 +23,18 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=DEFAULT_ARCH["blocks"])
     ap.add_argument("--filters", type=int, default=DEFAULT_ARCH["filters"])
     ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the default series was trained with 1)")
     ap.add_argument("--seconds", type=float, default=5.0)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(**{**DEFAULT_ARCH, "blocks": args.blocks, "filters": args.filters})
     torch.manual_seed(0)
-    net = TrainableLc0Net(cfg.spec())
+    net = TrainableLc0Net(cfg.spec()).to(memory_format=torch.channels_last)  # as the Trainer does
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     bs = args.batch_size
-    planes = torch.from_numpy((rng.random((bs, 112, 8, 8)) < 0.05).astype(np.float32))
+    planes = torch.from_numpy((rng.random((bs, 112, 8, 8)) < 0.05).astype(np.float32)).contiguous(memory_format=torch.channels_last)
     legal = torch.from_numpy(rng.random((bs, 1858)) < 0.02)
     target = torch.from_numpy(rng.integers(0, 1858, bs))
     legal[torch.arange(bs), target] = True
