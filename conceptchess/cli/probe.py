@@ -1,0 +1,140 @@
+"""`conceptchess probe …`: sparse linear concept probes over taps and checkpoints, their atlas, and one concept's results."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich import box
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from conceptchess.cli.common import console, err_console, guarded
+
+app = typer.Typer(help="Sparse linear concept probes: what a network knows, where and when (with controls).",
+                  no_args_is_help=True)
+
+
+def _bar():
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=True)
+
+
+@app.command()
+@guarded
+def run(
+    net: list[Path] | None = typer.Option(None, "--net", help="Network file, or a folder = checkpoint series (repeat for several); default: the series in engines/"),
+    positions: Path = typer.Option(..., "--positions", help="Positions dataset folder (or .jsonl file)"),
+    concepts: str | None = typer.Option(None, "--concepts", help="Comma-separated concepts (categorical: name or name=category); default: every python-chess concept"),
+    taps: str | None = typer.Option(None, "--taps", help="Comma-separated taps (input, block0, …); default: all"),
+    controls: bool = typer.Option(True, "--controls/--no-controls", help="Input-plane, random-init and shuffled-label controls"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split, the shuffled labels, the bootstrap and the random-init network"),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: $CONCEPTCHESS_DB or db/conceptchess.sqlite)"),
+    max_positions: int | None = typer.Option(None, "--max-positions", help="Use the first N positions of the dataset"),
+    labels: Path | None = typer.Option(None, "--labels", help="Take labels only from this table (.csv/.parquet from `concepts label`) instead of computing them"),
+    results: Path | None = typer.Option(None, "--results", help="Folder for probe vectors, labels, activations (default: results/probes)"),
+    store: list[Path] | None = typer.Option(None, "--store", help="Extra folder with activation stores to read (repeatable)"),
+    pool: str = typer.Option("full", "--pool", help="Activations per position: full [C,8,8] or mean [C]"),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (of test games) for the confidence interval"),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime threads for any extraction"),
+):
+    """Probe concepts × taps × networks; resumable: the same command completes an interrupted run.
+
+    Scalar concepts: L1 linear regression, test R². Binary: L1 logistic regression, test balanced
+    accuracy. Categorical: one-vs-rest per category. λ is chosen on validation games; rows carry
+    their controls and selectivity (score − shuffled-label control).
+    """
+    from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
+
+    req = SweepRequest(dataset=positions, nets=list(net) if net else None, concepts=concepts, taps=taps, controls=controls,
+                       seed=seed, max_positions=max_positions, pool=pool, labels=labels, results=results,
+                       stores=list(store or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads)
+    plan = plan_sweep(req)  # validates everything before anything is written
+    start = time.perf_counter()
+    with _bar() as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        run_id = run_sweep(plan, db_url=db, progress=progress)
+    n_nets = len(plan.networks)
+    console.print(f"probe run {run_id}: {len(plan.targets)} targets × {n_nets} network{'s' if n_nets > 1 else ''} "
+                  f"on {plan.positions} positions ({plan.split_kind}; train/val/test {'/'.join(map(str, plan.split.sizes()))}) "
+                  f"in {time.perf_counter() - start:.1f} s — `conceptchess probe plot {run_id} -o DIR` draws the atlas", highlight=False)
+
+
+@app.command()
+@guarded
+def plot(
+    run_id: int | None = typer.Argument(None, help="Probe run id (default: the latest)"),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the PNGs and index.html"),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: $CONCEPTCHESS_DB or db/conceptchess.sqlite)"),
+    r2_threshold: float = typer.Option(0.5, "--r2-threshold", help="R² at which a scalar concept counts as present"),
+    ba_threshold: float = typer.Option(0.8, "--ba-threshold", help="Balanced accuracy at which a binary concept counts as present"),
+):
+    """Draw a run's atlas: a what-when-where heatmap per concept, concepts × taps per network, and a sortable index.html."""
+    from conceptchess.plots import plot_run
+    from conceptchess.probing.results import latest_run_id
+
+    database = _open_db(db)
+    rid = latest_run_id(database) if run_id is None else run_id
+    with _bar() as bar:
+        task = bar.add_task("plotting", total=None)
+        files = plot_run(database, rid, output, {"r2": r2_threshold, "balanced_accuracy": ba_threshold},
+                         progress=lambda d, t: bar.update(task, completed=d, total=t))
+    console.print(f"run {rid}: {len(files)} files → {output / 'index.html'}", highlight=False)
+
+
+def _open_db(url: str | None):
+    """An existing database (reading commands never create one)."""
+    from conceptchess.errors import ConceptChessError
+    from conceptchess.store import Database, db_url
+
+    u = db_url(url)
+    if u.startswith("sqlite:///") and not u.startswith("sqlite:///:memory:") and not Path(u[len("sqlite:///"):]).exists():
+        raise ConceptChessError(f"no database at {u[len('sqlite:///'):]} (run `conceptchess probe run` first, or pass --db)")
+    return Database(u)
+
+
+def _fmt(v, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+@app.command()
+@guarded
+def show(
+    concept: str = typer.Option(..., "--concept", help="Concept name (categorical: name=category)"),
+    run_id: int | None = typer.Option(None, "--run", help="Only this probe run"),
+    db: str | None = typer.Option(None, "--db", help="Database URL (default: $CONCEPTCHESS_DB or db/conceptchess.sqlite)"),
+):
+    """One concept's probe results: score with its interval, controls and selectivity, per network and tap."""
+    from conceptchess.errors import ConceptChessError
+    from conceptchess.probing.results import concept_rows
+
+    rows = concept_rows(_open_db(db), concept, run_id)
+    if not rows:
+        where = f"run {run_id}" if run_id is not None else "any run"
+        raise ConceptChessError(f"no probe results for concept {concept!r} in {where}")
+    metric = rows[0][2].metric
+    console.print(f"{concept} — {'test R²' if metric == 'r2' else 'test balanced accuracy'} with its controls "
+                  "(input planes, random-init network, shuffled labels) and selectivity = score − shuffled", highlight=False)
+    groups: dict[tuple[int, str], list] = {}
+    for rid, label, r in rows:
+        groups.setdefault((rid, label), []).append(r)
+    for (rid, label), rs in groups.items():
+        t = Table(title=f"run {rid} · {label}", box=box.SIMPLE_HEAD, title_justify="left", padding=(0, 1), pad_edge=False)
+        for col in ("tap", "score", "95% CI", "input", "random", "shuffled", "select.", "nonzero"):
+            t.add_column(col, justify="left" if col == "tap" else "right", no_wrap=True)
+        for r in rs:
+            if r.status != "ok":
+                t.add_row(r.tap, "skipped", r.reason or "", *[""] * 5)
+                continue
+            ci = "–" if r.ci_low is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
+            nz = "–" if r.nonzero is None else f"{r.nonzero}/{r.features}"
+            t.add_row(r.tap, _fmt(r.score), ci, _fmt(r.control_input), _fmt(r.control_random), _fmt(r.control_shuffled),
+                      _fmt(r.selectivity), nz)
+        console.print(t)

@@ -1,0 +1,226 @@
+"""Figures and tables people look at: the probing atlas of a run (PNG heatmaps and a sortable HTML index).
+
+:func:`plot_run` writes, into one folder:
+
+- ``concept-<name>.png`` per concept — the *what-when-where* plot (McGrath et al. 2022): score by
+  tap (rows) × network or checkpoint (columns), with the same grid for the shuffled-label control
+  beside it, and the random-init control network as its own column when it is not part of the series;
+  the ``input`` row is the input-plane control;
+- ``network-<label>.png`` per network — concepts × taps;
+- ``index.html`` — every concept with its best score, best tap, the first checkpoint where it reaches
+  the threshold, its selectivity and controls, sortable by any column (plain JavaScript), linking to
+  the PNGs.
+
+Colours: R² on [0, 1] and balanced accuracy on [0.5, 1] (chance at the bottom), so a control that
+learns nothing is dark. Every file is written to a temporary name and renamed. Matplotlib runs
+headless (the Agg canvas; no pyplot state).
+
+>>> plot_run(db, 3, "atlas/")                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from conceptchess.probing.results import CHANCE, RunView, load_run, summarize
+
+CMAP = "viridis"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save(fig, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _atomic_write(path, buf.getvalue())
+
+
+def _file_name(prefix: str, name: str) -> str:
+    return f"{prefix}-{re.sub(r'[^A-Za-z0-9_.=+-]', '_', name)}.png"
+
+
+def _range(metric: str) -> tuple[float, float]:
+    return (CHANCE.get(metric, 0.0), 1.0)
+
+
+def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, vmax: float, title: str, annotate: bool):
+    masked = np.ma.masked_invalid(grid)
+    im = ax.imshow(masked, cmap=CMAP, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(rows, fontsize=7)
+    ax.set_title(title, fontsize=9)
+    if annotate:
+        for i in range(grid.shape[0]):
+            for j in range(grid.shape[1]):
+                v = grid[i, j]
+                if np.isfinite(v):
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if v < vmin + 0.6 * (vmax - vmin) else "black")
+    return im
+
+
+def concept_figure(view: RunView, concept: str):
+    """The what-when-where figure of one concept (a matplotlib Figure)."""
+    from matplotlib.figure import Figure
+
+    metric = view.metric(concept)
+    vmin, vmax = _range(metric)
+    taps = view.taps
+    probed, controls = view.probed, view.controls
+    cols = [n.label for n in probed]
+    score = np.full((len(taps), len(probed)), np.nan)
+    shuffled = np.full_like(score, np.nan)
+    for j, n in enumerate(probed):
+        for i, t in enumerate(taps):
+            r = view.get(concept, n.id, t)
+            if r is not None and r.score is not None:
+                score[i, j] = r.score
+                shuffled[i, j] = np.nan if r.control_shuffled is None else r.control_shuffled
+    panels = [(score, cols, "score"), (shuffled, cols, "control: shuffled labels")]
+    if controls:
+        rnd = np.full((len(taps), len(controls)), np.nan)
+        for j, n in enumerate(controls):
+            for i, t in enumerate(taps):
+                v = view.score(concept, n.id, t)
+                rnd[i, j] = np.nan if v is None else v
+        panels.append((rnd, [n.label for n in controls], "control: random init"))
+    widths = [max(1.5, 0.45 * g.shape[1]) for g, _, _ in panels]
+    fig = Figure(figsize=(sum(widths) + 2.2, 1.0 + 0.32 * len(taps) + 0.6))
+    axes = fig.subplots(1, len(panels), gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
+    annotate = len(taps) * len(probed) <= 160
+    im = None
+    for ax, (g, c, title) in zip(axes, panels):
+        im = _heat(ax, g, taps if ax is axes[0] else [""] * len(taps), c, vmin, vmax, title, annotate)
+    name = "R²" if metric == "r2" else "balanced accuracy"
+    fig.suptitle(f"{concept} — test {name} by tap and network (input row = input-plane control)", fontsize=10)
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label=name)
+    return fig
+
+
+def network_figure(view: RunView, network_id: int):
+    """Concepts × taps for one network; scores normalised to chance = 0, perfect = 1."""
+    from matplotlib.figure import Figure
+
+    concepts, taps = view.concepts, view.taps
+    grid = np.full((len(concepts), len(taps)), np.nan)
+    for i, c in enumerate(concepts):
+        lo = CHANCE.get(view.metric(c), 0.0)
+        for j, t in enumerate(taps):
+            v = view.score(c, network_id, t)
+            if v is not None:
+                grid[i, j] = (v - lo) / (1.0 - lo)
+    label = next(n.label for n in view.networks if n.id == network_id)
+    fig = Figure(figsize=(2.5 + 0.5 * len(taps), 1.2 + 0.16 * len(concepts)))
+    ax = fig.subplots()
+    im = _heat(ax, grid, concepts, taps, 0.0, 1.0, f"{label}: concepts × taps", annotate=False)
+    fig.colorbar(im, ax=ax, shrink=0.6, label="R², or 2·(balanced accuracy − 0.5)")
+    return fig
+
+
+_SORT_JS = """
+function sortTable(th) {
+  const table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
+  const asc = th.dataset.order !== 'asc'; th.dataset.order = asc ? 'asc' : 'desc';
+  const key = td => { const v = td.dataset.v !== undefined ? td.dataset.v : td.textContent; const n = parseFloat(v);
+                      return isNaN(n) ? v.toLowerCase() : n; };
+  const rows = Array.from(body.rows);
+  rows.sort((a, b) => { const x = key(a.cells[col]), y = key(b.cells[col]);
+    if (typeof x !== typeof y) return typeof x === 'number' ? -1 : 1;
+    return (x < y ? -1 : x > y ? 1 : 0) * (asc ? 1 : -1); });
+  rows.forEach(r => body.appendChild(r));
+}
+"""
+
+
+def _cell(v, fmt="{:.3f}") -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return '<td data-v="-1e9">–</td>'
+    if isinstance(v, (int, float, np.floating)):
+        return f'<td data-v="{float(v)}">{fmt.format(v)}</td>'
+    return f"<td>{html.escape(str(v))}</td>"
+
+
+def index_html(view: RunView, concept_files: dict[str, str], network_files: dict[int, str], thresholds=None) -> str:
+    rows = summarize(view, thresholds)
+    head = ["concept", "metric", "best score", "95% CI", "best tap", "best network", "first network ≥ threshold", "threshold",
+            "selectivity", "input control", "random-init control", "shuffled control", "non-zero weights", "note"]
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Probe run %d</title>" % view.id,
+           "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
+           "th,td{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer;background:#eee}td{text-align:right}"
+           "td:first-child,td:nth-child(2),td:nth-child(5),td:nth-child(6),td:nth-child(7),td:last-child{text-align:left}</style>",
+           f"<script>{_SORT_JS}</script></head><body>",
+           f"<h1>Probe run {view.id}</h1><p>dataset {html.escape(view.dataset)} · status {html.escape(view.status)} · "
+           f"{len(view.concepts)} concepts × {len(view.taps)} taps × {len(view.networks)} networks · split "
+           f"{html.escape(str(view.settings.get('split')))} {html.escape(str(view.settings.get('split_sizes')))} · seed "
+           f"{html.escape(str(view.settings.get('seed')))}</p>",
+           "<p>Best score: the highest test score over block taps of the probed networks (R² for scalar concepts, balanced "
+           "accuracy for binary ones and one-vs-rest categories), with a game-level bootstrap interval. Selectivity = score − "
+           "shuffled-label control (Hewitt &amp; Liang). Controls are those of the best cell. Click a column to sort.</p>",
+           "<p>Networks: " + " · ".join(f"<a href='{html.escape(f)}'>{html.escape(n.label)}</a>"
+                                        for n in view.networks for nid, f in network_files.items() if nid == n.id) + "</p>",
+           "<table><thead><tr>" + "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
+    for s in rows:
+        link = concept_files.get(s.concept)
+        name = f"<a href='{html.escape(link)}'>{html.escape(s.concept)}</a>" if link else html.escape(s.concept)
+        ci = "–" if s.ci_low is None or s.ci_high is None else f"{s.ci_low:.3f} – {s.ci_high:.3f}"
+        out.append("<tr>" + f"<td data-v='{html.escape(s.concept)}'>{name}</td>" + _cell(s.metric) + _cell(s.best_score) + f"<td>{ci}</td>"
+                   + _cell(s.best_tap) + _cell(s.best_network) + _cell(s.first_network) + _cell(s.threshold, "{:g}")
+                   + _cell(s.selectivity) + _cell(s.control_input) + _cell(s.control_random) + _cell(s.control_shuffled)
+                   + _cell(s.nonzero, "{:d}") + _cell(s.skipped or "") + "</tr>")
+    out.append("</tbody></table>")
+    out.append(f"<p><small>settings: <code>{html.escape(json.dumps(view.settings.get('probe', {})))}</code></small></p></body></html>")
+    return "\n".join(out)
+
+
+def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, float] | None = None,
+             progress=None) -> list[Path]:
+    """Write the atlas of run ``run_id`` into ``out_dir``; returns the files written."""
+    view = load_run(db, run_id)
+    out = Path(out_dir)
+    written: list[Path] = []
+    concept_files: dict[str, str] = {}
+    network_files: dict[int, str] = {}
+    concepts = view.concepts
+    total = len(concepts) + len(view.networks) + 1
+    for k, c in enumerate(concepts):
+        name = _file_name("concept", c)
+        _save(concept_figure(view, c), out / name)
+        concept_files[c] = name
+        written.append(out / name)
+        if progress:
+            progress(k + 1, total)
+    for k, n in enumerate(view.networks):
+        name = _file_name("network", f"{n.label}-{n.sha256[:8]}")
+        _save(network_figure(view, n.id), out / name)
+        network_files[n.id] = name
+        written.append(out / name)
+        if progress:
+            progress(len(concepts) + k + 1, total)
+    _atomic_write(out / "index.html", index_html(view, concept_files, network_files, thresholds).encode("utf-8"))
+    written.append(out / "index.html")
+    if progress:
+        progress(total, total)
+    return written

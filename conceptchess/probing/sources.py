@@ -1,0 +1,316 @@
+"""Where probes get their inputs: networks (files, checkpoint folders, random-init controls) and activations.
+
+A ``--net`` argument is a network file or a folder. A folder is a **checkpoint series**: every
+``.pb.gz`` / ``.onnx`` / ``.onnx.gz`` in it, ordered by training step (from the ``.json`` beside each
+checkpoint that ``conceptchess train`` writes, else the step recorded in the weights, else a
+``step<N>`` in the file name); all must share one architecture. With no ``--net`` the default series
+in ``engines/`` is used.
+
+The **random-init control** of a series is its step-0 checkpoint; for single networks it is a
+network of the same architecture with freshly initialised weights (PyTorch's default init, seeded,
+batch norm at identity), written once under ``<results>/networks/`` as an lc0 ``.pb.gz``.
+
+Activations are read from activation stores (:mod:`conceptchess.activations`) found under the
+stores folder (default ``<results>/activations``) and any folders named with ``--store``; what is
+missing is extracted there with :func:`~conceptchess.activations.extract_activations`. The ``input``
+tap depends only on the positions, so one store of it serves every network. With
+``max_positions`` below the dataset's size, the first ``max_positions`` positions are used: from a
+store over the whole dataset if one exists, else from one over a prefix dataset written once under
+``<results>/datasets/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from conceptchess.errors import ConceptChessError
+
+NET_SUFFIXES = (".pb.gz", ".onnx", ".onnx.gz")
+INPUT_TAP = "input"
+
+
+@dataclass
+class NetInfo:
+    """A network as the sweep sees it."""
+
+    path: Path
+    sha256: str
+    kind: str
+    blocks: int
+    filters: int | None
+    architecture: str
+    spec: object | None = None  # NetSpec for .pb.gz files
+    run: str | None = None
+    step: int | None = None
+    role: str = "probed"  # probed | random-init
+
+    @property
+    def taps(self) -> list[str]:
+        return [INPUT_TAP] + [f"block{i}" for i in range(self.blocks)]
+
+    @property
+    def label(self) -> str:
+        if self.role == "random-init" and self.step is None:
+            return f"random-init {self.architecture.split(' ')[0]}"
+        if self.step is not None and self.run:
+            return f"{self.run} step {self.step}"
+        name = self.path.name
+        for suffix in NET_SUFFIXES:
+            if name.endswith(suffix):
+                return name[: -len(suffix)]
+        return name
+
+
+def _is_net_file(p: Path) -> bool:
+    return p.is_file() and any(p.name.endswith(s) for s in NET_SUFFIXES)
+
+
+def net_info(path: str | os.PathLike) -> NetInfo:
+    """Open a network file (validating it) and describe it."""
+    from conceptchess.networks import open_network
+
+    net = open_network(path)
+    p = Path(path)
+    run = step = None
+    meta = p.with_name(re.sub(r"(\.pb\.gz|\.onnx\.gz|\.onnx)$", "", p.name) + ".json")
+    if meta.exists():
+        try:
+            m = json.loads(meta.read_text())
+            run, step = m.get("run"), m.get("step")
+            step = int(step) if step is not None else None
+        except (json.JSONDecodeError, ValueError, TypeError, AttributeError):
+            run = step = None
+    if step is None and net.training_steps is not None and net.training_steps > 0:
+        step = int(net.training_steps)
+    if step is None:
+        m2 = re.search(r"step[-_]?(\d+)", p.name)
+        if m2:
+            step = int(m2.group(1))
+    filters = net.spec.filters if net.spec is not None else None
+    return NetInfo(p, net.sha256, net.kind, net.blocks, filters, net.describe(), net.spec, run, step)
+
+
+def default_series() -> Path:
+    """The project's checkpoint series folder (``engines/``)."""
+    return Path(__file__).resolve().parent.parent.parent / "engines"
+
+
+def series(folder: str | os.PathLike) -> list[NetInfo]:
+    """The checkpoints of a folder in training order; refuses mixed architectures."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir() if _is_net_file(p))
+    if not files:
+        raise ConceptChessError(f"{folder}: no network files (.pb.gz, .onnx, .onnx.gz) in this folder")
+    nets = [net_info(p) for p in files]
+    archs = {n.architecture for n in nets}
+    if len(archs) > 1:
+        a = sorted(archs)
+        raise ConceptChessError(f"{folder}: checkpoints of mixed architectures ({a[0]} and {a[1]}); a series needs one architecture")
+    return sorted(nets, key=lambda n: (n.step is None, n.step if n.step is not None else 0, n.path.name))
+
+
+def resolve_networks(entries: list[str | os.PathLike] | None) -> tuple[list[NetInfo], bool]:
+    """Networks for ``--net`` entries (files and/or folders; None: the default series).
+
+    Returns ``(networks in sweep order, whether they form one checkpoint series)``.
+    """
+    if not entries:
+        folder = default_series()
+        if not folder.is_dir() or not any(_is_net_file(p) for p in folder.iterdir()):
+            raise ConceptChessError(f"no --net given and no default series in {folder}")
+        entries = [folder]
+    nets: list[NetInfo] = []
+    folders = 0
+    for e in entries:
+        p = Path(e)
+        if p.is_dir():
+            nets += series(p)
+            folders += 1
+        elif p.exists():
+            nets.append(net_info(p))
+        else:
+            raise ConceptChessError(f"{p}: no such network file or folder")
+    seen: set[str] = set()
+    unique = []
+    for n in nets:
+        if n.sha256 not in seen:
+            seen.add(n.sha256)
+            unique.append(n)
+    # Files of one training run (same run name in their .json, one architecture) are a series too.
+    one_run = len(unique) > 1 and unique[0].run is not None and len({n.run for n in unique}) == 1 \
+        and len({n.architecture for n in unique}) == 1 and all(n.step is not None for n in unique)
+    if one_run:
+        unique.sort(key=lambda n: n.step)
+    return unique, (folders == 1 and len(entries) == 1) or one_run
+
+
+def random_init_network(like: NetInfo, seed: int, folder: str | os.PathLike) -> NetInfo:
+    """A freshly initialised network of ``like``'s architecture (seeded), written once under ``folder``."""
+    import hashlib
+
+    import torch
+
+    from conceptchess.lc0.trainable import TrainableLc0Net
+    from conceptchess.lc0.weights import write_weights
+
+    if like.spec is None:
+        raise ConceptChessError(f"{like.path}: a random-init control needs lc0 .pb.gz weights (this is {like.kind})")
+    arch = hashlib.sha256(json.dumps(like.spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    path = Path(folder) / f"random-init-{like.blocks}x{like.filters}-{arch}-seed{seed}.pb.gz"
+    if not path.exists():
+        state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(seed)
+            net = TrainableLc0Net(like.spec)
+            net.eval()
+            write_weights(path, like.spec, net.folded_state(), training_steps=0)
+        finally:
+            torch.random.set_rng_state(state)
+    info = net_info(path)
+    info.role, info.step, info.run = "random-init", None, None
+    return info
+
+
+# -- activation stores ----------------------------------------------------------------------------------
+@dataclass
+class StoreRef:
+    path: Path
+    net_sha256: str
+    dataset_sha256: str
+    taps: list[str]
+    pool: str
+    positions: int
+
+
+def scan_stores(folders: list[Path]) -> list[StoreRef]:
+    """Complete activation stores in ``folders`` (each folder itself, or its immediate subfolders)."""
+    from conceptchess.activations import MANIFEST_FILE
+
+    out = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        candidates = [folder] + sorted(p for p in folder.iterdir() if p.is_dir())
+        for c in candidates:
+            f = c / MANIFEST_FILE
+            if not f.exists():
+                continue
+            try:
+                m = json.loads(f.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if not isinstance(m, dict) or m.get("format") != "conceptchess-activations" or not m.get("complete"):
+                continue
+            out.append(StoreRef(c, m["net_sha256"], m["dataset_sha256"], list(m["taps"]), m["pool"], int(m["positions"])))
+    return out
+
+
+class Activations:
+    """The activations a sweep reads: per (network, tap), a store and how many leading rows to use."""
+
+    def __init__(self, dataset: Path, dataset_sha: str, dataset_size: int, positions: int, ids: list, pool: str,
+                 results: Path, store_dirs: list[Path]):
+        self.dataset, self.dataset_sha, self.dataset_size = dataset, dataset_sha, dataset_size
+        self.positions, self.ids, self.pool = positions, ids, pool
+        self.results = results
+        self.extract_dir = results / "activations"
+        self.store_dirs = [self.extract_dir] + list(store_dirs)
+        self._prefix: tuple[Path, str] | None = None
+        self._refs: list[StoreRef] | None = None
+
+    def refs(self) -> list[StoreRef]:
+        if self._refs is None:
+            self._refs = scan_stores(self.store_dirs)
+        return self._refs
+
+    def _datasets(self) -> list[str]:
+        shas = [self.dataset_sha]
+        if self.positions < self.dataset_size:
+            p = self._prefix_path()
+            if (p / "manifest.json").exists():
+                from conceptchess.datasets import read_manifest
+
+                sha = read_manifest(p).get("positions_sha256")
+                if sha:
+                    shas.append(sha)
+        return shas
+
+    def find(self, net_sha: str, tap: str) -> StoreRef | None:
+        datasets = self._datasets()
+        for r in self.refs():
+            if r.pool != self.pool or tap not in r.taps or r.dataset_sha256 not in datasets or r.positions < self.positions:
+                continue
+            if tap == INPUT_TAP or r.net_sha256 == net_sha:
+                return r
+        return None
+
+    def _prefix_path(self) -> Path:
+        return self.results / "datasets" / f"{self.dataset_sha[:16]}-first{self.positions}"
+
+    def _extraction_dataset(self) -> Path:
+        """The dataset to extract from: the whole one, or its first ``positions`` records written once."""
+        if self.positions >= self.dataset_size:
+            return self.dataset
+        p = self._prefix_path()
+        if not (p / "manifest.json").exists():
+            from conceptchess.datasets import DatasetWriter, positions_path
+
+            with open(positions_path(self.dataset), encoding="utf-8") as f, \
+                    DatasetWriter(p, {"made_by": "probe run --max-positions", "prefix_of": self.dataset_sha,
+                                      "source_path": str(self.dataset)}, overwrite=True) as w:
+                for i, line in enumerate(f):
+                    if i >= self.positions:
+                        break
+                    if line.strip():
+                        w.write(json.loads(line))
+        return p
+
+    def ensure(self, net: NetInfo, taps: list[str], progress: Callable[[int, int], None] | None = None,
+               threads: int | None = None) -> None:
+        """Extract whatever of ``taps`` no store has yet, for ``net``."""
+        from conceptchess.activations import extract_activations
+
+        missing = [t for t in taps if self.find(net.sha256, t) is None]
+        if not missing:
+            return
+        data = self._extraction_dataset()
+        from conceptchess.datasets import dataset_sha256
+
+        sha = dataset_sha256(data)
+        name = f"{net.sha256[:12]}-{sha[:12]}-{self.pool}-" + "_".join(sorted(missing, key=_tap_key))
+        extract_activations(net.path, data, self.extract_dir / name, missing, pool=self.pool, progress=progress,
+                            threads=threads)
+        self._refs = None
+
+    def load(self, net_sha: str, tap: str) -> tuple[np.ndarray, tuple[int, ...]]:
+        """``(X (positions, features) float32, per-position shape of the tap)``."""
+        from conceptchess.activations import ActivationStore
+
+        ref = self.find(net_sha, tap)
+        if ref is None:
+            raise ConceptChessError(f"no activations of tap {tap!r} for network {net_sha[:12]}… (extraction missing)")
+        store = ActivationStore(ref.path)
+        ids = store.ids[: self.positions]
+        if ids != self.ids[: self.positions]:
+            raise ConceptChessError(f"{ref.path}: its position ids do not match the dataset's")
+        arr = store[tap][: self.positions]
+        shape = tuple(arr.shape[1:])
+        X = np.empty((self.positions, int(np.prod(shape))), dtype=np.float32)
+        X[...] = arr.reshape(self.positions, -1)
+        return X, shape
+
+
+def _tap_key(t: str) -> tuple[int, int]:
+    m = re.fullmatch(r"block(\d+)", t)
+    return (0, -1) if t == INPUT_TAP else (1, int(m.group(1)) if m else 10**6)
+
+
+def order_taps(taps) -> list[str]:
+    return sorted(taps, key=_tap_key)

@@ -1,0 +1,159 @@
+"""Probing maths on synthetic data: sparse recovery, null concepts, the split by game, the solver, the estimators."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import Lasso, LassoCV
+from sklearn.model_selection import PredefinedSplit
+
+from conceptchess.errors import ConceptChessError
+from conceptchess.probing import SparseLinearProbe, SparseLogisticProbe, Target, probe_matrix, split_by_game
+from conceptchess.probing.paths import Design, regression_path
+from conceptchess.probing.solvers import L1Quadratic
+from conceptchess.probing.split import Standardizer, bootstrap_ci, bootstrap_counts
+
+
+def activations(n: int, d: int, seed: int = 0) -> np.ndarray:
+    """ReLU-like, correlated, unevenly scaled features (like a tap)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, d)) + 0.6 * rng.normal(size=(n, 1))
+    z = z + 0.5 * np.roll(z, 1, axis=1)
+    return (np.maximum(z, 0.0) * rng.uniform(0.2, 3.0, size=d)).astype(np.float32)
+
+
+def games_of(n: int, per_game: int = 20) -> np.ndarray:
+    return np.arange(n) // per_game
+
+
+# -- the split ---------------------------------------------------------------------------------------
+def test_split_never_shares_a_game():
+    rng = np.random.default_rng(1)
+    games = rng.integers(0, 137, size=5000)  # interleaved, uneven games
+    s = split_by_game(games, seed=3)
+    sides = [set(games[s.train]), set(games[s.val]), set(games[s.test])]
+    assert not (sides[0] & sides[1]) and not (sides[0] & sides[2]) and not (sides[1] & sides[2])
+    assert sorted(np.concatenate([s.train, s.val, s.test]).tolist()) == list(range(5000))
+    assert [len(x) for x in sides] == [95, 21, 21]  # 70/15/15 of the games
+    again = split_by_game(games, seed=3)
+    assert np.array_equal(again.test, s.test)  # seeded
+    assert not np.array_equal(split_by_game(games, seed=4).test, s.test)
+
+
+def test_split_needs_three_games():
+    with pytest.raises(ConceptChessError, match="at least 3"):
+        split_by_game(np.zeros(50, dtype=int))
+
+
+# -- the solver ----------------------------------------------------------------------------------------
+def test_admm_matches_sklearn_lasso():
+    X = activations(800, 40, seed=2)
+    X = (X - X.mean(0)) / X.std(0)
+    rng = np.random.default_rng(2)
+    y = X[:, [3, 11, 30]] @ np.array([1.5, -2.0, 0.7]) + 0.3 * rng.normal(size=800)
+    alpha = 0.05
+    ref = Lasso(alpha=alpha, tol=1e-10, max_iter=100000).fit(X, y)
+    G = torch.from_numpy((X.T @ X / len(X)).astype(np.float32))
+    C = torch.from_numpy((X.T @ (y - y.mean()) / len(X))[:, None].astype(np.float32))
+    st = L1Quadratic(G).solve(C, torch.tensor([alpha], dtype=torch.float32), iters=2000, tol=1e-7)
+    assert np.abs(st.z[:, 0].numpy() - ref.coef_).max() < 2e-3
+    assert set(np.flatnonzero(st.z[:, 0].numpy())) == set(np.flatnonzero(ref.coef_))
+
+
+def test_path_r2_close_to_lassocv():
+    X = activations(3000, 120, seed=5)
+    rng = np.random.default_rng(5)
+    w = np.zeros(120)
+    w[rng.choice(120, 25, replace=False)] = rng.normal(size=25)
+    y = (X @ w + 1.0 * rng.normal(size=3000)).astype(np.float32)
+    s = split_by_game(games_of(3000), seed=0)
+    std = Standardizer.fit(X, s.train)
+    Z = std.transform(X)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa: E731
+    fit = regression_path(Design(t(Z[s.train]), t(Z[s.val])), t(y[s.train]), None, t(y[s.val]), None)
+    ours = 1 - ((y[s.test] - (Z[s.test] @ fit.coef.numpy()[:, 0] + fit.intercept.numpy()[0])) ** 2).sum() / ((y[s.test] - y[s.test].mean()) ** 2).sum()
+    tv = np.concatenate([s.train, s.val])
+    fold = np.r_[np.full(len(s.train), -1), np.zeros(len(s.val))]
+    ref = LassoCV(cv=PredefinedSplit(fold), max_iter=20000).fit(Z[tv], y[tv])
+    assert abs(ours - ref.score(Z[s.test], y[s.test])) <= 0.01
+
+
+# -- acceptance: known sparse concept, null concept ---------------------------------------------------------
+def test_sparse_linear_concept_is_recovered():
+    X = activations(4000, 64, seed=7)
+    support = [5, 17, 40, 41]
+    y = X[:, support] @ np.array([2.0, -1.0, 0.5, 1.5])
+    s = split_by_game(games_of(4000), seed=0)
+    (r,) = probe_matrix(X, (64,), [Target("synthetic", "regression", "synthetic")], y[:, None], s, seed=0)
+    assert r.status == "ok" and r.score > 0.999 and r.ci_low > 0.99
+    strong = np.flatnonzero(np.abs(r.vector) > 0.05 * np.abs(r.vector).max())
+    assert sorted(strong.tolist()) == support
+    np.testing.assert_allclose(r.vector[support], [2.0, -1.0, 0.5, 1.5], rtol=0.05)
+    assert abs(r.shuffled) < 0.02 and r.score - r.shuffled > 0.97  # selectivity
+
+
+def test_sparse_binary_concept_is_recovered():
+    rng = np.random.default_rng(8)
+    X = (rng.normal(size=(4000, 64)) + 0.5 * rng.normal(size=(4000, 1))).astype(np.float32)
+    margin = X[:, [2, 33]] @ np.array([2.0, -1.0]) + 0.1 * rng.normal(size=4000)
+    y = (margin > 0.3).astype(float)
+    s = split_by_game(games_of(4000), seed=0)
+    (r,) = probe_matrix(X, (8, 8), [Target("synthetic", "classification", "synthetic")], y[:, None], s, seed=0)
+    assert r.score > 0.95 and r.vector.shape == (8, 8)
+    top = np.argsort(-np.abs(r.vector.ravel()))[:2]
+    assert sorted(top.tolist()) == [2, 33]
+    assert abs(r.shuffled - 0.5) < 0.05
+
+
+def test_independent_concept_scores_zero_and_selectivity_zero():
+    X = activations(4000, 64, seed=9)
+    rng = np.random.default_rng(9)
+    Y = np.stack([rng.normal(size=4000), (rng.random(4000) < 0.3).astype(float)], 1)
+    targets = [Target("noise", "regression", "noise"), Target("coin", "classification", "coin")]
+    s = split_by_game(games_of(4000), seed=0)
+    noise, coin = probe_matrix(X, (64,), targets, Y, s, seed=0)
+    assert abs(noise.score) < 0.02 and abs(noise.score - noise.shuffled) < 0.03
+    assert abs(coin.score - 0.5) < 0.05 and abs(coin.score - coin.shuffled) < 0.06
+
+
+def test_skipped_targets_say_why():
+    X = activations(600, 16, seed=1)
+    y = np.zeros((600, 2))
+    y[:, 1] = np.nan
+    y[:5, 1] = 1.0
+    s = split_by_game(games_of(600), seed=0)
+    const, sparse = probe_matrix(X, (16,), [Target("c", "regression", "c"), Target("s", "classification", "s")], y, s)
+    assert const.status == "skipped" and "constant" in const.reason
+    assert sparse.status == "skipped" and "labelled" in sparse.reason
+
+
+def test_bootstrap_is_seeded_and_brackets_the_score():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(500, 1))
+    pred = y + 0.5 * rng.normal(size=(500, 1))
+    games = games_of(500, 10)
+    codes, counts = bootstrap_counts(games, 500, seed=1)
+    low, high = bootstrap_ci("r2", y, pred, np.ones_like(y, bool), codes, counts)
+    r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    assert low[0] < r2 < high[0] and high[0] - low[0] < 0.2
+    codes2, counts2 = bootstrap_counts(games, 500, seed=1)
+    assert np.array_equal(counts, counts2)
+
+
+# -- the scikit-learn contract -----------------------------------------------------------------------------
+def test_estimators_follow_the_sklearn_contract():
+    X = activations(1500, 30, seed=4)
+    y = 2 * X[:, 4] - X[:, 9]
+    groups = games_of(1500)
+    for est, target in ((SparseLinearProbe(random_state=1), y), (SparseLogisticProbe(random_state=1), (y > np.median(y)).astype(int))):
+        assert not [k for k in vars(est) if k.endswith("_")]
+        assert clone(est).get_params() == est.get_params()
+        est.fit(X, target, groups=groups)
+        assert est.coef_.shape == (30,) and est.n_nonzero_ == int((est.coef_ != 0).sum())
+        assert {"mean_", "scale_", "intercept_", "alpha_", "val_score_"} <= set(vars(est))
+        assert est.score(X, target) > 0.95
+    assert set(SparseLogisticProbe(random_state=1).fit(X, (y > 0).astype(int), groups=groups).predict(X)) <= {0, 1}
+    multi = SparseLinearProbe().fit(X, np.stack([y, X[:, 0]], 1), groups=groups)
+    assert multi.coef_.shape == (2, 30) and multi.predict(X).shape == (1500, 2)

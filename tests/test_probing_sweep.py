@@ -1,0 +1,298 @@
+"""Probe sweeps end to end on tiny networks: database rows with controls, resume after kill -9, bad input, the atlas.
+
+Everything here is generated (small random-init lc0 networks, random legal games), so it runs without
+the shared data; activations are mean-pooled to keep it fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import chess
+import numpy as np
+import pytest
+import torch
+from sqlalchemy import create_engine, func, select, text
+from typer.testing import CliRunner
+
+from conceptchess.cli.probe import app
+from conceptchess.datasets import DatasetWriter, position_record
+from conceptchess.lc0.trainable import TrainableLc0Net
+from conceptchess.lc0.weights import NetSpec, write_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+CONCEPTS = "in_check,us_mobility,material_diff,game_phase"
+TARGETS = 6  # game_phase is probed one-vs-rest: 3 targets
+
+
+def tiny_net(path: Path, seed: int, blocks: int = 2, filters: int = 8, step: int | None = None, run: str = "tiny") -> Path:
+    spec = NetSpec(blocks=blocks, filters=filters, se_channels=4, policy="convolution", policy_channels=0, value="wdl",
+                   value_channels=4, value_hidden=16, moves_left=False)
+    torch.manual_seed(seed)
+    net = TrainableLc0Net(spec)
+    write_weights(path, spec, net.folded_state(), training_steps=step or 0)
+    if step is not None:
+        path.with_name(path.name.replace(".pb.gz", ".json")).write_text(json.dumps({"run": run, "step": step}))
+    return path
+
+
+def random_games(path: Path, games: int, plies: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    with DatasetWriter(path, {"made_by": "test random games"}) as w:
+        for g in range(games):
+            b = chess.Board()
+            moves = []
+            for _ in range(plies):
+                legal = list(b.legal_moves)
+                if not legal:
+                    break
+                moves.append(legal[rng.integers(len(legal))])
+                b.push(moves[-1])
+            for t in range(len(moves) + 1):
+                w.write({"id": f"g{g}-p{t}", "game": g, "ply": t, **position_record(chess.Board(), moves, t)})
+    return path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("probe")
+    series = root / "series"
+    series.mkdir()
+    for i, step in enumerate((0, 10, 200)):
+        tiny_net(series / f"tiny-step{step:06d}.pb.gz", seed=i, step=step)
+    mixed = root / "mixed"
+    mixed.mkdir()
+    tiny_net(mixed / "a.pb.gz", 0)
+    tiny_net(mixed / "b.pb.gz", 1, blocks=3)
+    return {"root": root, "series": series, "mixed": mixed, "single": tiny_net(root / "single.pb.gz", 7),
+            "data": random_games(root / "positions", games=36, plies=40)}
+
+
+def probe(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def rows(db: Path, where: str = "1=1") -> list:
+    eng = create_engine(f"sqlite:///{db}")
+    with eng.connect() as c:
+        return c.execute(text(f"SELECT run_id, network_id, tap, concept, score, control_input, control_random, control_shuffled, "
+                              f"selectivity, vector_path, status, id FROM probe_results WHERE {where}")).all()
+
+
+def base_args(world, tmp: Path, *extra: str) -> list[str]:
+    return ["run", "--positions", str(world["data"]), "--concepts", CONCEPTS, "--pool", "mean", "--bootstrap", "200",
+            "--db", f"sqlite:///{tmp / 'probes.sqlite'}", "--results", str(tmp / "results"), *extra]
+
+
+# -- a series sweep -----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def series_run(world, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("series_run")
+    r = probe(*base_args(world, tmp, "--net", str(world["series"])))
+    assert r.exit_code == 0, r.output
+    return tmp
+
+
+def test_series_sweep_rows_carry_their_controls(series_run):
+    db = series_run / "probes.sqlite"
+    got = rows(db)
+    assert len(got) == 3 * 3 * TARGETS  # 3 checkpoints × (input, block0, block1) × targets
+    assert len({(r.network_id, r.tap, r.concept) for r in got}) == len(got)
+    ok = [r for r in got if r.status == "ok"]
+    assert ok and all(r.control_shuffled is not None and abs(r.selectivity - (r.score - r.control_shuffled)) < 1e-9 for r in ok)
+    eng = create_engine(f"sqlite:///{db}")
+    with eng.connect() as c:
+        nets = dict(c.execute(text("SELECT n.step, n.id FROM networks n JOIN probe_run_networks p ON p.network_id = n.id")).all())
+        assert sorted(nets) == [0, 10, 200]
+        roles = set(c.execute(text("SELECT role FROM probe_run_networks")).scalars())
+        assert roles == {"probed"}  # the step-0 checkpoint is the random-init control
+    score = {(r.network_id, r.tap, r.concept): r.score for r in ok}
+    for r in ok:
+        assert r.control_input == pytest.approx(score[(r.network_id, "input", r.concept)])
+        if r.tap != "input" and r.network_id != nets[0]:
+            assert r.control_random == pytest.approx(score[(nets[0], r.tap, r.concept)])
+        v = np.load(r.vector_path)
+        assert v.shape == ((112,) if r.tap == "input" else (8,))
+
+
+def test_show_prints_a_table(series_run):
+    r = probe("show", "--concept", "in_check", "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    assert r.exit_code == 0, r.output
+    assert "in_check" in r.output and "block1" in r.output and "tiny step 200" in r.output
+
+
+def test_plot_writes_the_atlas(series_run, tmp_path):
+    out = tmp_path / "atlas"
+    r = probe("plot", "1", "-o", str(out), "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    assert r.exit_code == 0, r.output
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert "concept-in_check.png" in pngs and "concept-game_phase=opening.png" in pngs
+    assert len([p for p in pngs if p.startswith("network-")]) == 3
+    page = (out / "index.html").read_text()
+    for c in ("in_check", "us_mobility", "material_diff", "game_phase=middlegame"):
+        assert f">{c}</a>" in page
+    assert "sortTable" in page and not list(out.glob(".*.part"))
+    assert (out / "concept-in_check.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rerun_is_a_no_op(world, series_run):
+    before = rows(series_run / "probes.sqlite")
+    r = probe(*base_args(world, series_run, "--net", str(world["series"])))
+    assert r.exit_code == 0, r.output
+    assert sorted(before) == sorted(rows(series_run / "probes.sqlite"))
+
+
+# -- a single network: a generated random-init control ---------------------------------------------------
+def test_single_network_gets_a_generated_random_init_control(world, tmp_path):
+    r = probe(*base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block1", "--seed", "3"))
+    assert r.exit_code == 0, r.output
+    eng = create_engine(f"sqlite:///{tmp_path / 'probes.sqlite'}")
+    with eng.connect() as c:
+        roles = dict(c.execute(text("SELECT role, network_id FROM probe_run_networks")).all())
+        assert set(roles) == {"probed", "random-init"}
+    assert list((tmp_path / "results" / "networks").glob("random-init-2x8-*-seed3.pb.gz"))
+    got = rows(tmp_path / "probes.sqlite", f"network_id = {roles['probed']} AND tap = 'block1' AND status = 'ok'")
+    ctrl = {r.concept: r.score for r in rows(tmp_path / "probes.sqlite", f"network_id = {roles['random-init']} AND tap = 'block1'")}
+    assert got and all(r.control_random == pytest.approx(ctrl[r.concept]) for r in got)
+
+
+def test_no_controls(world, tmp_path):
+    r = probe(*base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block0", "--no-controls"))
+    assert r.exit_code == 0, r.output
+    got = rows(tmp_path / "probes.sqlite")
+    assert len(got) == TARGETS and {r.tap for r in got} == {"block0"}
+    assert all(r.control_input is None and r.control_random is None and r.control_shuffled is None and r.selectivity is None for r in got)
+
+
+# -- a known sparse function of real activations, through the whole chain (labels table) ---------------------
+def test_sweep_recovers_a_sparse_function_of_the_activations(world, tmp_path):
+    from conceptchess.activations import ActivationStore, extract_activations
+
+    store = extract_activations(world["single"], world["data"], tmp_path / "acts", ["block1"], pool="mean")
+    a = np.asarray(store["block1"], dtype=np.float64)
+    y = 3.0 * a[:, 2] - 2.0 * a[:, 5] + 0.5
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,synthetic\n" + "".join(f"{i},{v:.17g}\n" for i, v in zip(store.ids, y)))
+    r = probe("run", "--positions", str(world["data"]), "--net", str(world["single"]), "--labels", str(labels), "--taps", "block1",
+              "--pool", "mean", "--no-controls", "--db", f"sqlite:///{tmp_path / 'p.sqlite'}", "--results", str(tmp_path / "res"),
+              "--store", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert not (tmp_path / "res" / "activations").exists()  # read from the given store, nothing extracted
+    (row,) = rows(tmp_path / "p.sqlite")
+    assert row.concept == "synthetic" and row.score > 0.999
+    v = np.load(row.vector_path)
+    assert sorted(np.flatnonzero(np.abs(v) > 0.05 * np.abs(v).max()).tolist()) == [2, 5]
+    np.testing.assert_allclose(v[[2, 5]], [3.0, -2.0], rtol=0.02)
+
+
+# -- bad input: one line, exit 2, nothing written ----------------------------------------------------------------
+@pytest.mark.parametrize("change, message", [
+    ({"--concepts": "in_check,no_such_concept"}, "unknown concept 'no_such_concept'"),
+    ({"--concepts": "game_phase=late"}, "no category 'late'"),
+    ({"--taps": "block0,block7"}, "tap 'block7' is not in network"),
+    ({"--net": "MIXED"}, "mixed architectures"),
+    ({"--net": "/nonexistent/net.pb.gz"}, "no such network"),
+    ({"--positions": "/nonexistent/positions"}, "no such positions dataset"),
+    ({"--labels": "LABELS"}, "no labels for concept 'in_check'"),
+    ({"--pool": "max"}, "pool must be full or mean"),
+])
+def test_bad_input_is_refused_before_anything_is_written(world, tmp_path, change, message):
+    labels = tmp_path / "labels.csv"
+    ids = [json.loads(line)["id"] for line in (world["data"] / "positions.jsonl").read_text().splitlines()]
+    labels.write_text("id,other\n" + "".join(f"{i},1\n" for i in ids))
+    args = dict(zip(["--positions", "--net", "--concepts", "--taps", "--pool"],
+                    [str(world["data"]), str(world["single"]), "in_check", "input,block0", "mean"]))
+    args.update({k: {"MIXED": str(world["mixed"]), "LABELS": str(labels)}.get(v, v) for k, v in change.items()})
+    db = tmp_path / "db" / "probes.sqlite"
+    r = probe("run", *[x for kv in args.items() for x in kv], "--db", f"sqlite:///{db}", "--results", str(tmp_path / "results"))
+    assert r.exit_code == 2, r.output
+    err = r.stderr if hasattr(r, "stderr") else r.output
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert not db.parent.exists() and not (tmp_path / "results").exists()
+
+
+def test_reading_commands_refuse_missing_things(series_run, tmp_path):
+    r = probe("show", "--concept", "no_such", "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    assert r.exit_code == 2 and "no probe results for concept 'no_such'" in r.output
+    r = probe("plot", "99", "-o", str(tmp_path / "x"), "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    assert r.exit_code == 2 and "no probe run 99" in r.output
+    r = probe("show", "--concept", "in_check", "--db", f"sqlite:///{tmp_path / 'none.sqlite'}")
+    assert r.exit_code == 2 and not (tmp_path / "none.sqlite").exists()
+
+
+# -- the database ---------------------------------------------------------------------------------------------
+def test_unique_constraint_refuses_a_duplicate_result(series_run):
+    from sqlalchemy.exc import IntegrityError
+
+    from conceptchess.store import Database
+    from conceptchess.store.probes import ProbeResult
+
+    db = Database(f"sqlite:///{series_run / 'probes.sqlite'}")
+    with db.session() as s:
+        r = s.execute(select(ProbeResult).limit(1)).scalar_one()
+        dup = ProbeResult(run_id=r.run_id, network_id=r.network_id, tap=r.tap, concept=r.concept, metric=r.metric, status="ok")
+    with pytest.raises(IntegrityError):
+        with db.begin() as s:
+            s.add(dup)
+    with db.session() as s:
+        assert s.execute(select(func.count()).select_from(ProbeResult)).scalar() == 3 * 3 * TARGETS
+
+
+# -- kill -9 mid-sweep, then resume -------------------------------------------------------------------------------
+SLOW_DRIVER = """
+import sys, time
+import conceptchess.probing.sweep as sweep
+real = sweep.probe_matrix
+def slow(*a, **k):
+    out = real(*a, **k)
+    time.sleep(0.4)  # between a cell's probes and its database write
+    return out
+sweep.probe_matrix = slow
+from conceptchess.cli.probe import app
+app(sys.argv[1:], prog_name="conceptchess probe")
+"""
+
+
+def test_kill_9_mid_sweep_keeps_finished_cells_and_resume_completes_without_duplicates(world, tmp_path):
+    args = base_args(world, tmp_path, "--net", str(world["series"]))
+    db = tmp_path / "probes.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_DRIVER, *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    partial = []
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    partial = rows(db)
+                except Exception:  # noqa: BLE001 - tables not migrated yet
+                    partial = []
+                if len(partial) >= 2 * TARGETS * 3:  # the input cell (3 networks) and at least one more
+                    break
+            time.sleep(0.05)
+        assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    partial = rows(db)
+    total = 3 * 3 * TARGETS
+    assert 0 < len(partial) < total
+    r = probe(*args)
+    assert r.exit_code == 0, r.output
+    final = rows(db)
+    assert len(final) == total
+    assert len({(x.run_id, x.network_id, x.tap, x.concept) for x in final}) == total
+    assert {x.run_id for x in final} == {partial[0].run_id}  # the same run was completed
+    by_id = {x.id: x for x in final}
+    assert all(by_id[x.id] == x for x in partial)  # finished cells were kept as they were
