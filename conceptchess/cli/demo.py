@@ -24,16 +24,40 @@ def _evaluate_demo_positions(path, why: str) -> None:
     console.print(t)
 
 
+DEMO_PROBE_CONCEPTS = ("in_check", "material_diff", "us_mobility", "them_mobility", "us_has_mate_in_1", "them_threatens_mate",
+                       "us_hanging_pieces", "them_hanging_pieces", "us_forks_available", "us_bishop_pair", "us_king_castled", "game_phase")
+
+
+def _probe_series(positions, out_dir) -> None:
+    """Probe the default checkpoint series (what-when-where with controls) and draw the atlas."""
+    from conceptchess.plots import plot_run
+    from conceptchess.probing import SweepRequest, plan_sweep, run_sweep
+    from conceptchess.store import connect
+
+    names = list(DEMO_PROBE_CONCEPTS)
+    plan = plan_sweep(SweepRequest(dataset=positions, nets=None, concepts=names, taps=None, controls=True, seed=0, threads=1))
+    with console.status(f"probing {len(names)} concepts × taps × {len(plan.networks)} checkpoints (with controls)"):
+        run_id = run_sweep(plan)
+    files = plot_run(connect(), run_id, out_dir)
+    index = next((f for f in files if f.name == "index.html"), out_dir)
+    console.print(f"probe run {run_id}: atlas in {index}")
+
+
 @guarded
 def demo():
     """Evaluate a few positions, probe the default checkpoint series, mine puzzles → puzzles/demo.pgn."""
     from conceptchess.demo import find_demo_network
-    from conceptchess.puzzles.demo import demo_puzzles
+    from conceptchess.puzzles.demo import WORK_DIR, demo_positions, demo_puzzles
+    from conceptchess.store import ROOT
 
     path, why = find_demo_network()
     console.rule("1. the network on a few positions")
     _evaluate_demo_positions(path, why)
-    console.rule("2. puzzles for concept directions of the network")
+    console.rule("2. what-when-where: probing the checkpoint series")
+    with console.status("collecting demo positions"):
+        positions = demo_positions(path, WORK_DIR, 3000, seed=0)
+    _probe_series(positions, ROOT / "results" / "demo-atlas")
+    console.rule("3. puzzles for concept directions of the network")
     with console.status("mining and verifying puzzles (Stockfish, 2 processes)"):
         pgn = demo_puzzles(network=path)
     console.print(f"wrote {pgn}")

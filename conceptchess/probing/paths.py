@@ -266,8 +266,8 @@ LINE_STEPS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
 def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv: torch.Tensor,
-                  mask_v: torch.Tensor | None, *, ratios=DEFAULT_RATIOS, patience: int = DEFAULT_PATIENCE, outer: int = 2,
-                  refine_outer: int = 6, iters: int = 10, tol: float = 1e-4) -> PathFit:
+                  mask_v: torch.Tensor | None, *, ratios=DEFAULT_RATIOS, patience: int = DEFAULT_PATIENCE, outer: int = 1,
+                  refine_outer: int = 4, iters: int = 10, tol: float = 1e-4) -> PathFit:
     """L1 logistic regression of every 0/1 column of ``Y`` on the design, λ chosen by validation balanced accuracy.
 
     Loss: the mean log-loss over labelled rows plus ``λ‖w‖₁`` (scikit-learn's ``C = 1/(n·λ)``).
@@ -316,20 +316,22 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
                 Xd, d = XW_new - XW, new.z - st.z
                 best_obj, best_t, best_b = None, None, None
                 for t in LINE_STEPS:
-                    bt = _intercept_newton(XW + t * Xd, y, b, steps=2)
+                    bt = _intercept_newton(XW + t * Xd, y, b, steps=1)
                     ot = _logloss(XW + t * Xd + bt, y) + lam * (st.z + t * d).abs().sum(0)
                     if best_obj is None:
                         best_obj, best_t, best_b = ot, torch.full_like(ot, t), bt
-                    else:
-                        better = ot < best_obj
-                        best_obj = torch.where(better, ot, best_obj)
-                        best_t = torch.where(better, torch.full_like(ot, t), best_t)
-                        best_b = torch.where(better, bt, best_b)
+                        continue
+                    better = ot < best_obj
+                    if not bool(better.any()):
+                        break  # longer steps only get worse (the objective is convex along d)
+                    best_obj = torch.where(better, ot, best_obj)
+                    best_t = torch.where(better, torch.full_like(ot, t), best_t)
+                    best_b = torch.where(better, bt, best_b)
                 ok = (best_obj <= obj + 1e-7) | (curv >= BOHNING)
                 tt = torch.where(ok, best_t, torch.zeros_like(best_t))
                 st = ADMMState(st.z + tt * d, torch.where(ok, new.y, st.y))
                 XW = XW + tt * Xd
-                b = torch.where(ok, best_b, b)
+                b = torch.where(ok, _intercept_newton(XW, y, best_b, steps=1), b)
                 obj = torch.where(ok, best_obj, obj)
                 p = torch.sigmoid(XW + b)
                 curv = torch.where(ok, torch.maximum((p * (1 - p)).mean(0), curv / 2), curv * 4).clamp(MIN_CURVATURE, BOHNING)

@@ -48,7 +48,8 @@ BALANCE = 10.0
 
 
 def soft_threshold(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    return torch.sign(x) * torch.clamp(x.abs() - t, min=0.0)
+    """``sign(x)·max(|x| − t, 0)``, as ``x − clamp(x, −t, t)`` (two passes over memory instead of four)."""
+    return x - torch.maximum(torch.minimum(x, t), -t)
 
 
 @dataclass

@@ -30,7 +30,8 @@ DEMO_CONCEPTS = ("them_hanging_pieces", "us_forks_available", "us_has_mate_in_1"
 WORK_DIR = ROOT / "build" / "demo-puzzles"
 
 
-def _positions(network: Path, work: Path, positions: int, seed: int) -> Path:
+def demo_positions(network: Path, work: Path, positions: int, seed: int) -> Path:
+    """The demo's positions: shared Lichess games when present, else self-play of ``network``."""
     from conceptchess.datasets import POSITIONS_FILE
 
     out = work / "positions"
@@ -86,7 +87,7 @@ def demo_puzzles(out: str | os.PathLike | None = None, *, db_url: str | None = N
     tap = tap or net.taps[-1]
     work = Path(work_dir or WORK_DIR) / net.sha256[:12]
     work.mkdir(parents=True, exist_ok=True)
-    dataset = _positions(network, work, positions, seed)
+    dataset = demo_positions(network, work, positions, seed)
     store = extract_activations(net, dataset, work / f"activations-{tap}", [tap], device="cpu", threads=1)
     scorers: list = list(directions or [])
     if not scorers:
