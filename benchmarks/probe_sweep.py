@@ -23,7 +23,6 @@ positions takes several minutes the first time).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time

@@ -167,7 +167,7 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
     rows = summarize(view, thresholds)
     head = ["concept", "metric", "best score", "95% CI", "best tap", "best network", "first network ≥ threshold", "threshold",
             "selectivity", "input control", "random-init control", "shuffled control", "non-zero weights", "note"]
-    out = ["<!doctype html><html><head><meta charset='utf-8'><title>Probe run %d</title>" % view.id,
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Probe run {view.id}</title>",
            "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
            "th,td{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer;background:#eee}td{text-align:right}"
            "td:first-child,td:nth-child(2),td:nth-child(5),td:nth-child(6),td:nth-child(7),td:last-child{text-align:left}</style>",

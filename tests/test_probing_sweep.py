@@ -173,7 +173,7 @@ def test_no_controls(world, tmp_path):
 
 # -- a known sparse function of real activations, through the whole chain (labels table) ---------------------
 def test_sweep_recovers_a_sparse_function_of_the_activations(world, tmp_path):
-    from conceptchess.activations import ActivationStore, extract_activations
+    from conceptchess.activations import extract_activations
 
     store = extract_activations(world["single"], world["data"], tmp_path / "acts", ["block1"], pool="mean")
     a = np.asarray(store["block1"], dtype=np.float64)

@@ -32,3 +32,23 @@ def guarded(fn):
             fail(str(e))
 
     return wrapper
+
+
+def stage_bar(transient: bool = True):
+    """A rich progress display with one bar per stage (see :func:`stage_callback`), on stderr."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=transient)
+
+
+def stage_callback(bar):
+    """A ``progress(stage, done, total)`` callback that adds a bar the first time a stage reports."""
+    tasks: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return progress

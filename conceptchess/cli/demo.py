@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from conceptchess.cli.common import console, guarded
+from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
 
 
 def _evaluate_demo_positions(path, why: str) -> None:
@@ -36,8 +36,10 @@ def _probe_series(positions, out_dir) -> None:
 
     names = list(DEMO_PROBE_CONCEPTS)
     plan = plan_sweep(SweepRequest(dataset=positions, nets=None, concepts=names, taps=None, controls=True, seed=0, threads=1))
-    with console.status(f"probing {len(names)} concepts × taps × {len(plan.networks)} checkpoints (with controls)"):
-        run_id = run_sweep(plan)
+    console.print(f"probing {len(names)} concepts × {len(next(iter(plan.taps.values())))} taps × {len(plan.networks)} checkpoints on {plan.positions} positions, "
+                  "controls on (input planes, random init = step 0, shuffled labels)", highlight=False)
+    with stage_bar() as bar:
+        run_id = run_sweep(plan, progress=stage_callback(bar))
     files = plot_run(connect(), run_id, out_dir)
     index = next((f for f in files if f.name == "index.html"), out_dir)
     console.print(f"probe run {run_id}: atlas in {index}")

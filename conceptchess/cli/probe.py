@@ -7,18 +7,12 @@ from pathlib import Path
 
 import typer
 from rich import box
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from conceptchess.cli.common import console, err_console, guarded
+from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
 
 app = typer.Typer(help="Sparse linear concept probes: what a network knows, where and when (with controls).",
                   no_args_is_help=True)
-
-
-def _bar():
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                    console=err_console, transient=True)
 
 
 @app.command()
@@ -52,15 +46,8 @@ def run(
                        stores=list(store or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads)
     plan = plan_sweep(req)  # validates everything before anything is written
     start = time.perf_counter()
-    with _bar() as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        run_id = run_sweep(plan, db_url=db, progress=progress)
+    with stage_bar() as bar:
+        run_id = run_sweep(plan, db_url=db, progress=stage_callback(bar))
     n_nets = len(plan.networks)
     console.print(f"probe run {run_id}: {len(plan.targets)} targets × {n_nets} network{'s' if n_nets > 1 else ''} "
                   f"on {plan.positions} positions ({plan.split_kind}; train/val/test {'/'.join(map(str, plan.split.sizes()))}) "
@@ -82,7 +69,7 @@ def plot(
 
     database = _open_db(db)
     rid = latest_run_id(database) if run_id is None else run_id
-    with _bar() as bar:
+    with stage_bar() as bar:
         task = bar.add_task("plotting", total=None)
         files = plot_run(database, rid, output, {"r2": r2_threshold, "balanced_accuracy": ba_threshold},
                          progress=lambda d, t: bar.update(task, completed=d, total=t))

@@ -17,8 +17,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.special import expit
 
-from conceptchess.probing.paths import DEFAULT_PATIENCE, DEFAULT_RATIOS, Design, balanced_accuracies, logistic_path, r2_scores, regression_path
+from conceptchess.probing.paths import (
+    DEFAULT_PATIENCE,
+    DEFAULT_RATIOS,
+    Design,
+    balanced_accuracies,
+    logistic_path,
+    r2_scores,
+    regression_path,
+)
 from conceptchess.probing.split import Split, Standardizer, bootstrap_ci, bootstrap_counts
 from conceptchess.probing.targets import Target
 
@@ -131,7 +140,7 @@ def probe_matrix(X: np.ndarray, tap_shape: tuple[int, ...], targets: list[Target
                 metric = "r2"
             else:
                 prev = fit.prevalence.numpy().astype(np.float64)
-                pred = (1.0 / (1.0 + np.exp(-logits)) > prev).astype(np.float64)
+                pred = (expit(logits) > prev).astype(np.float64)
                 score = balanced_accuracies(torch.from_numpy(yte), torch.from_numpy(pred), torch.from_numpy(mte)).numpy()
                 metric = "balanced_accuracy"
             k = len(cols)

@@ -26,7 +26,15 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.probing.paths import DEFAULT_PATIENCE, DEFAULT_RATIOS, Design, balanced_accuracies, logistic_path, r2_scores, regression_path
+from conceptchess.probing.paths import (
+    DEFAULT_PATIENCE,
+    DEFAULT_RATIOS,
+    Design,
+    balanced_accuracies,
+    logistic_path,
+    r2_scores,
+    regression_path,
+)
 from conceptchess.probing.split import Standardizer, split_by_game
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from conceptchess.probing.solvers import ADMMState, L1Quadratic, lambda_grid
+from conceptchess.probing.solvers import ADMMState, L1Quadratic
 
 #: The default λ grid, as fractions of each target's λ_max: λ_max itself (the all-zero probe, free),
 #: then half-decade steps down to 10⁻³ (scikit-learn's LassoCV default ``eps``).
@@ -201,7 +201,7 @@ def regression_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, 
         ysd = Yr.std(0, unbiased=False)
         ysd = torch.where(ysd > 0, ysd, torch.ones_like(ysd))
         C = (Xr.T @ ((Yr - ybar) / ysd)) / Xr.shape[0]  # = Xcᵀ(y − ȳ)/(n·σ), since Σ(y − ȳ) = 0
-        del Xr
+        Xr = None  # free the group's copy before the next group (the closures above are done with it)
         grid = _grid(C.abs().amax(0).clamp_min(1e-12), ratios)
         Yvg = Yv[:, cols]
         mv = None if mask_v is None else mask_v[:, cols]
@@ -368,7 +368,7 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
             st, bb = newton_steps(sel, track.alpha[sel], track.state.take(sel), track.b[sel], refine_outer, tol / 10)
             W[:, sel] = st.z
             b[sel], score[sel] = evaluate(sel, st.z, bb)
-        del Xr
+        Xr = None  # free the group's copy before the next group (the closures above are done with it)
         coef[:, cols_t], intercept[cols_t], val[cols_t] = W, b, score
         alpha[cols_t], steps[cols_t], prevalence[cols_t] = track.alpha, track.steps, prev
     return PathFit(coef, intercept, alpha, val, steps, prevalence)

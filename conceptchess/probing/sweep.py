@@ -338,8 +338,8 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | N
     from sqlalchemy import select
 
     from conceptchess.store import Database
-    from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
     from conceptchess.store.base import utcnow
+    from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
 
     req = plan.request
     Y = _labels(plan, progress)
