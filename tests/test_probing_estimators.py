@@ -107,6 +107,20 @@ def test_sparse_binary_concept_is_recovered():
     assert abs(r.shuffled - 0.5) < 0.05
 
 
+def test_rare_binary_concept_is_recovered():
+    """A concept true in ~1% of positions (like mate-in-1): the first Newton step overshoots at the
+    prevalence-sized curvature and must be retried, not left at the all-zero probe (BA 0.5)."""
+    rng = np.random.default_rng(11)
+    n = 8000
+    X = (rng.normal(size=(n, 256)) + 0.5 * rng.normal(size=(n, 1))).astype(np.float32)
+    margin = X[:, [5, 77, 140]] @ np.array([1.5, -1.0, 1.0])
+    y = (margin > np.quantile(margin, 0.99)).astype(float)
+    s = split_by_game(games_of(n), seed=0)
+    (r,) = probe_matrix(X, (256,), [Target("rare", "classification", "rare")], y[:, None], s, seed=0)
+    assert r.score > 0.85
+    top = np.argsort(-np.abs(r.vector.ravel()))[:3]
+    assert sorted(top.tolist()) == [5, 77, 140]
+
 def test_independent_concept_scores_zero_and_selectivity_zero():
     X = activations(4000, 64, seed=9)
     rng = np.random.default_rng(9)

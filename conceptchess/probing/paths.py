@@ -262,12 +262,13 @@ def _logloss(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 #: and a step that raises the objective is undone and retried with 4× the scale.
 BOHNING = 0.25
 MIN_CURVATURE = 1e-3
+MAX_RETRIES = 5  # 1e-3 · 4⁵ > 0.25
 LINE_STEPS = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
 def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv: torch.Tensor,
-                  mask_v: torch.Tensor | None, *, ratios=DEFAULT_RATIOS, patience: int = DEFAULT_PATIENCE, outer: int = 1,
-                  refine_outer: int = 4, iters: int = 10, tol: float = 1e-4) -> PathFit:
+                  mask_v: torch.Tensor | None, *, ratios=DEFAULT_RATIOS, patience: int = DEFAULT_PATIENCE, outer: int = 2,
+                  refine_outer: int = 6, iters: int = 10, tol: float = 1e-4) -> PathFit:
     """L1 logistic regression of every 0/1 column of ``Y`` on the design, λ chosen by validation balanced accuracy.
 
     Loss: the mean log-loss over labelled rows plus ``λ‖w‖₁`` (scikit-learn's ``C = 1/(n·λ)``).
@@ -306,7 +307,13 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
             obj = _logloss(XW + b, y) + lam * st.z.abs().sum(0)
             p = torch.sigmoid(XW + b)
             curv = (p * (1 - p)).mean(0).clamp(MIN_CURVATURE, BOHNING)
-            for _ in range(count):
+            it, rejected = 0, torch.zeros_like(curv, dtype=torch.bool)
+            # ``count`` steps, then retries while the last step of some target was rejected (its scale is
+            # 4× larger each time and reaches Bohning's bound, where a step is always accepted, within
+            # MAX_RETRIES): a target whose first step overshoots (rare positives: p(1−p) ≈ prevalence
+            # underestimates the curvature) must not stay at its warm start.
+            while it < count or (bool(rejected.any()) and it < count + MAX_RETRIES):
+                it += 1
                 R = (p - y) / n
                 grad = Xr.T @ R - torch.outer(mu, R.sum(0))
                 new = g.solver.solve(curv * (g.G @ st.z) - grad, lam, st, scale=curv, iters=iters, tol=tl)
@@ -328,6 +335,7 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
                     best_t = torch.where(better, torch.full_like(ot, t), best_t)
                     best_b = torch.where(better, bt, best_b)
                 ok = (best_obj <= obj + 1e-7) | (curv >= BOHNING)
+                rejected = ~ok
                 tt = torch.where(ok, best_t, torch.zeros_like(best_t))
                 st = ADMMState(st.z + tt * d, torch.where(ok, new.y, st.y))
                 XW = XW + tt * Xd
