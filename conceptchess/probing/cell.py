@@ -31,6 +31,9 @@ from conceptchess.probing.paths import (
 from conceptchess.probing.split import Split, Standardizer, bootstrap_ci, bootstrap_counts
 from conceptchess.probing.targets import Target
 
+#: Bumped whenever the solvers change their results: it is part of a run's key, so a rerun after an
+#: upgrade makes a new run instead of mixing old and new rows. 2: rejected logistic steps are retried.
+SOLVER_REVISION = 2
 MIN_LABELLED = 10  # labelled positions needed on each side
 MIN_CLASS = 2  # examples of each class needed on each side (binary targets)
 
@@ -49,7 +52,7 @@ class ProbeSettings:
     def to_dict(self) -> dict:
         return {"fractions": list(self.fractions), "ratios": list(self.ratios), "patience": self.patience,
                 "n_boot": self.n_boot, "level": self.level, "shuffled": self.shuffled,
-                "solver": "admm-gram/l1 (lasso), mm-admm (l1 logistic)", "standardise": "train rows, per feature",
+                "solver": "admm-gram/l1 (lasso), mm-admm (l1 logistic)", "solver_revision": SOLVER_REVISION, "standardise": "train rows, per feature",
                 "selection": "validation score over the λ grid", "threshold": "training prevalence (binary)",
                 "bootstrap": "test games, percentile"}
 
