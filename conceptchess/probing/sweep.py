@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_open
 from conceptchess.probing.cell import ProbeSettings, TargetResult, probe_matrix
 from conceptchess.probing.sources import INPUT_TAP, Activations, NetInfo, order_taps, random_init_network, resolve_networks
 from conceptchess.probing.split import Split, game_codes, split_by_game
@@ -240,15 +240,8 @@ def _safe(name: str) -> str:
 
 
 def _save_vector(path: Path, v: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, v.astype(np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.save(f, v.astype(np.float32))
 
 
 def _upsert_network(s, n: NetInfo) -> int:

@@ -21,7 +21,6 @@ position out of that concept's probe.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_open
 
 METRICS = {"regression": "r2", "classification": "balanced_accuracy"}
 
@@ -161,15 +161,8 @@ def read_labels_table(path: str | os.PathLike) -> tuple[list, dict[str, np.ndarr
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.save(f, array)
 
 
 def library_labels(concepts: list[str], boards: Callable[[], list], cache: Path | None,
