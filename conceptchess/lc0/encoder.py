@@ -159,23 +159,26 @@ _US_THEM = np.array([2, 3, 0, 1])  # castling columns seen from black: its own r
 def encode(h: Histories) -> np.ndarray:
     """Planes [N, 112, 8, 8] float32 for a batch of histories (numpy only, no per-square loops)."""
     n = len(h)
-    bb = h.boards
-    black = h.black
-    if black.any():
-        bb = bb.copy()
-        bb[black] = bb[black][:, :, _SWAP].byteswap()  # byte order reversal of a bitboard = rank mirror
+    bb, black, cast = h.boards, h.black, h.castling
+    if black.any():  # seen from black: colours swapped, ranks mirrored, its own castling rights first
+        if black.all():  # (a whole batch, or batch 1: fewer numpy calls)
+            bb = bb[:, :, _SWAP].byteswap()  # byte order reversal of a bitboard = rank mirror
+            cast = cast[:, _US_THEM]
+        else:
+            bb = bb.copy()
+            bb[black] = bb[black][:, :, _SWAP].byteswap()
+            cast = np.where(black[:, None], cast[:, _US_THEM], cast)
     bits = np.unpackbits(np.ascontiguousarray(bb).view(np.uint8).reshape(n, HISTORY, 96), axis=2, bitorder="little")
     out = np.empty((n, 112, 64), dtype=np.float32)
     hist = out[:, :104].reshape(n, HISTORY, 13, 64)
     hist[:, :, :12] = bits.reshape(n, HISTORY, 12, 64)
     hist[:, :, 12] = h.reps[:, :, None]
-    aux = np.empty((n, 8), dtype=np.float32)
-    aux[:, :4] = np.where(black[:, None], h.castling[:, _US_THEM], h.castling)  # us O-O-O, us O-O, them O-O-O, them O-O
-    aux[:, 4] = black
-    aux[:, 5] = h.rule50
+    aux = out[:, 104:]
+    aux[:, :4] = cast[:, :, None]  # us O-O-O, us O-O, them O-O-O, them O-O
+    aux[:, 4] = black[:, None]
+    aux[:, 5] = h.rule50[:, None]
     aux[:, 6] = 0.0
     aux[:, 7] = 1.0
-    out[:, 104:] = aux[:, :, None]
     return out.reshape(n, 112, 8, 8)
 
 
