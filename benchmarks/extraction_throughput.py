@@ -18,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import chess.pgn
-
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
 NET = DATA / "weights" / "maia-1100.pb.gz"
@@ -28,21 +26,9 @@ PGN = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
 
 def build_dataset(path: Path, n: int) -> None:
     """Every position of the first games of the shared PGN, up to ``n``."""
-    from conceptchess.datasets import DatasetWriter, position_record
+    from conceptchess.games import Sampling, pgn_dataset
 
-    with open(PGN, encoding="utf-8") as f, DatasetWriter(path, {"source": PGN.name}) as w:
-        g = 0
-        while w.count < n and (game := chess.pgn.read_game(f)) is not None:
-            start, moves = game.board(), list(game.mainline_moves())
-            b = start.copy(stack=False)
-            boards, clocks = [b.copy(stack=False)], [b.halfmove_clock]
-            for m in moves:
-                b.push(m)
-                boards.append(b.copy(stack=False))
-                clocks.append(b.halfmove_clock)
-            for t in range(min(len(moves) + 1, n - w.count)):
-                w.write({"id": f"g{g}-p{t}", **position_record(start, moves, t, clocks, boards)})
-            g += 1
+    pgn_dataset([PGN], path, sampling=Sampling(max_positions=n))
 
 
 def main() -> int:

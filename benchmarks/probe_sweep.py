@@ -40,27 +40,11 @@ from _common import DATA, need  # noqa: E402
 
 
 def build_dataset(path: Path, n: int) -> Path:
-    """Every position of the first games of the shared PGN, up to ``n`` (whole games where possible)."""
-    import chess.pgn
+    """Every position of the first games of the shared PGN, up to ``n`` (kept between runs)."""
+    from conceptchess.games import Sampling, pgn_dataset
 
-    from conceptchess.datasets import DatasetWriter, position_record
-
-    if (path / "manifest.json").exists():
-        return path
-    pgn = need(DATA / "pgn" / "lichess_2021-10_games_a.pgn")
-    with open(pgn, encoding="utf-8") as f, DatasetWriter(path, {"source": pgn.name, "made_by": "benchmarks/probe_sweep.py"}) as w:
-        g = 0
-        while w.count < n and (game := chess.pgn.read_game(f)) is not None:
-            start, moves = game.board(), list(game.mainline_moves())
-            b = start.copy(stack=False)
-            boards, clocks = [b.copy(stack=False)], [b.halfmove_clock]
-            for m in moves:
-                b.push(m)
-                boards.append(b.copy(stack=False))
-                clocks.append(b.halfmove_clock)
-            for t in range(min(len(moves) + 1, n - w.count)):
-                w.write({"id": f"g{g}-p{t}", "game": g, "ply": t, **position_record(start, moves, t, clocks, boards)})
-            g += 1
+    if not (path / "manifest.json").exists():
+        pgn_dataset([need(DATA / "pgn" / "lichess_2021-10_games_a.pgn")], path, sampling=Sampling(max_positions=n))
     return path
 
 

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import chess.pgn
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -31,21 +30,9 @@ runner = CliRunner()
 
 def build_dataset(path: Path, n: int) -> Path:
     """The first ``n`` positions (every ply of the first games) of the shared Lichess PGN."""
-    from conceptchess.datasets import DatasetWriter, position_record
+    from conceptchess.games import Sampling, pgn_dataset
 
-    with open(PGN, encoding="utf-8") as f, DatasetWriter(path, {"source": PGN.name}) as w:
-        g = 0
-        while w.count < n and (game := chess.pgn.read_game(f)) is not None:
-            start, moves = game.board(), list(game.mainline_moves())
-            b = start.copy(stack=False)
-            boards, clocks = [b.copy(stack=False)], [b.halfmove_clock]
-            for m in moves:
-                b.push(m)
-                boards.append(b.copy(stack=False))
-                clocks.append(b.halfmove_clock)
-            for t in range(min(len(moves) + 1, n - w.count)):
-                w.write({"id": f"g{g}-p{t}", **position_record(start, moves, t, clocks, boards)})
-            g += 1
+    pgn_dataset([PGN], path, sampling=Sampling(max_positions=n))
     return path
 
 
