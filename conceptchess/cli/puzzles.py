@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from conceptchess.cli.common import console, err_console, guarded
+from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
 
 app = typer.Typer(help="Puzzles: mine them from concepts, import Lichess puzzles, verify, export PGN.", no_args_is_help=True)
 
 DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=False)
-
-
-def _tracker(progress: Progress, description: str):
+def _tracker(bar, description: str):
     """A ``progress(done, total)`` callback; the bar appears with the first call (after the inputs are checked)."""
-    task = None
-
-    def update(done: int, total: int) -> None:
-        nonlocal task
-        if task is None:
-            task = progress.add_task(description, total=total)
-        progress.update(task, completed=done, total=total)
-
-    return update
+    return functools.partial(stage_callback(bar), description)
 
 
 @app.command("import")
@@ -63,7 +50,7 @@ def verify(collection: str = typer.Option(..., "--collection", "-c", help="Colle
     from conceptchess.store import connect
 
     database = connect(db)
-    with _progress() as progress:
+    with stage_bar(transient=False) as progress:
         rows = verify_collection(database, collection, VerifySettings(nodes=nodes), workers=workers, network=network,
                                  weak_network=weak_network, progress=_tracker(progress, f"verifying {collection}"))
     t = Table("puzzle", "verdict", "reason", title=f"{collection}: Stockfish {nodes:,} nodes per check")
@@ -112,7 +99,7 @@ def mine(direction: Path = typer.Option(..., "--direction", help="Concept direct
         else:
             raise typer.BadParameter(f"unknown control {c!r}: use 'random' or 'human:CONCEPT'", param_hint="--control")
     store = ActivationStore(activations)
-    with _progress() as progress:
+    with stage_bar(transient=False) as progress:
         results = mine_many(database, collection, [concept, *extra], store, dataset, network=network, top=top,
                             max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes), workers=workers,
                             weak_network=weak_network or True, seed=seed, progress_for=lambda label: _tracker(progress, label))
