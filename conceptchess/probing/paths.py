@@ -23,6 +23,7 @@ accuracy for calibrated probabilities, so no class weights are needed).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,18 @@ class PathFit:
     val_score: torch.Tensor
     steps: torch.Tensor
     prevalence: torch.Tensor | None = None
+
+    @classmethod
+    def zeros(cls, D: int, T: int, dtype, classification: bool = False) -> "PathFit":
+        z = functools.partial(torch.zeros, T, dtype=dtype)
+        return cls(torch.zeros(D, T, dtype=dtype), z(), z(), z(), torch.zeros(T, dtype=torch.long), z() if classification else None)
+
+    def put(self, cols: list[int], coef, intercept, alpha, val_score, steps, prevalence=None) -> None:
+        """Fill the columns ``cols`` (one mask group's targets)."""
+        c = torch.tensor(cols)
+        self.coef[:, c], self.intercept[c], self.alpha[c], self.val_score[c], self.steps[c] = coef, intercept, alpha, val_score, steps
+        if prevalence is not None:
+            self.prevalence[c] = prevalence
 
 
 # -- scores ------------------------------------------------------------------------------------------
@@ -187,13 +200,8 @@ def regression_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, 
     """
     Y, Yv = _columns(Y), _columns(Yv)
     D, T = design.features, Y.shape[1]
-    coef = torch.zeros(D, T, dtype=design.X.dtype)
-    intercept = torch.zeros(T, dtype=coef.dtype)
-    alpha = torch.zeros(T, dtype=coef.dtype)
-    val = torch.zeros(T, dtype=coef.dtype)
-    steps = torch.zeros(T, dtype=torch.long)
+    out = PathFit.zeros(D, T, design.X.dtype)
     for rows, cols in _mask_groups(mask, T):
-        cols_t = torch.tensor(cols)
         g = design.group(rows)
         Xr = g.X(design)
         Yr = Y[:, cols] if rows is None else Y[rows][:, cols]
@@ -213,9 +221,9 @@ def regression_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, 
             return W, b, r2_scores(Yvg[:, sel], pred, None if mv is None else mv[:, sel])
 
         n = len(cols)
-        track = _Tracker(D, n, coef.dtype, patience)
+        track = _Tracker(D, n, out.coef.dtype, patience)
         active = torch.arange(n)
-        state = ADMMState.zeros(D, n, coef.dtype)
+        state = ADMMState.zeros(D, n, out.coef.dtype)
         for k in range(len(ratios)):
             lam = grid[k, active]
             if k == 0 and ratios[0] >= 1.0:
@@ -233,9 +241,8 @@ def regression_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, 
         if len(sel):
             st = g.solver.solve(C[:, sel], track.alpha[sel], track.state.take(sel), iters=refine_iters, tol=tol / 10)
             W[:, sel], b[sel], score[sel] = evaluate(sel, st.z)
-        coef[:, cols_t], intercept[cols_t], val[cols_t] = W, b, score
-        alpha[cols_t], steps[cols_t] = track.alpha * ysd, track.steps
-    return PathFit(coef, intercept, alpha, val, steps)
+        out.put(cols, W, b, track.alpha * ysd, score, track.steps)
+    return out
 
 
 def _columns(Y: torch.Tensor) -> torch.Tensor:
@@ -278,14 +285,8 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
     """
     Y, Yv = _columns(Y), _columns(Yv)
     D, T = design.features, Y.shape[1]
-    coef = torch.zeros(D, T, dtype=design.X.dtype)
-    intercept = torch.zeros(T, dtype=coef.dtype)
-    alpha = torch.zeros(T, dtype=coef.dtype)
-    val = torch.zeros(T, dtype=coef.dtype)
-    steps = torch.zeros(T, dtype=torch.long)
-    prevalence = torch.zeros(T, dtype=coef.dtype)
+    out = PathFit.zeros(D, T, design.X.dtype, classification=True)
     for rows, cols in _mask_groups(mask, T):
-        cols_t = torch.tensor(cols)
         g = design.group(rows)
         Xr = g.X(design)
         Yr = Y[:, cols] if rows is None else Y[rows][:, cols]
@@ -352,9 +353,9 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
             return b_raw, balanced_accuracies(Yvg[:, sel], pred, None if mv is None else mv[:, sel])
 
         m = len(cols)
-        track = _Tracker(D, m, coef.dtype, patience)
+        track = _Tracker(D, m, out.coef.dtype, patience)
         active = torch.arange(m)
-        state = ADMMState.zeros(D, m, coef.dtype)
+        state = ADMMState.zeros(D, m, out.coef.dtype)
         B = torch.log(prev / (1 - prev))
         for k in range(len(ratios)):
             lam = grid[k, active]
@@ -377,6 +378,5 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
             W[:, sel] = st.z
             b[sel], score[sel] = evaluate(sel, st.z, bb)
         Xr = None  # free the group's copy before the next group (the closures above are done with it)
-        coef[:, cols_t], intercept[cols_t], val[cols_t] = W, b, score
-        alpha[cols_t], steps[cols_t], prevalence[cols_t] = track.alpha, track.steps, prev
-    return PathFit(coef, intercept, alpha, val, steps, prevalence)
+        out.put(cols, W, b, track.alpha, score, track.steps, prev)
+    return out
