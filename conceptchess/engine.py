@@ -9,6 +9,7 @@ moves-left and any block taps. CUDA when the installed onnxruntime offers it, CP
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -63,6 +64,8 @@ class Engine:
     ``device``: ``'auto'`` (CUDA if offered, else CPU), ``'cuda'`` or ``'cpu'``. ``provider`` tells
     which execution provider actually runs the graph.
     """
+
+    LOOKAHEAD = 2  # batches queued for ONNX Runtime ahead of the one being finished
 
     def __init__(self, network: str | os.PathLike | Network, *, device: str = "auto", batch_size: int = 256,
                  threads: int | None = None, tap_dtype: str = "float32"):
@@ -129,24 +132,25 @@ class Engine:
         """Evaluate positions given as encoder histories plus their boards (for legal moves).
 
         Batches are pipelined: ONNX Runtime (which releases the GIL) runs batch k in a worker thread
-        while this thread encodes it, lists the legal moves and finishes batch k-1.
+        while this thread encodes the next ones, lists their legal moves and finishes batch k-1.
+        Up to ``LOOKAHEAD`` batches wait in the worker's queue, so that a slow moment of this thread
+        does not leave ONNX Runtime idle.
         """
         taps = self.check_taps(taps)
         names = self.heads + taps
         bs = self.batch_size
         out: list[Evaluation] = []
-        pending = None
+        pending: deque = deque()
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
         pool = self._pool
         for s in range(0, len(boards), bs):
             future = pool.submit(self._run_batch, encode(histories[s : s + bs]), names, taps)
-            legal = [legal_move_indices(b) for b in boards[s : s + bs]]
-            if pending is not None:
-                out += self._finish(*pending, taps)
-            pending = (future, legal)
-        if pending is not None:
-            out += self._finish(*pending, taps)
+            pending.append((future, [legal_move_indices(b) for b in boards[s : s + bs]]))
+            if len(pending) > self.LOOKAHEAD:
+                out += self._finish(*pending.popleft(), taps)
+        while pending:
+            out += self._finish(*pending.popleft(), taps)
         return out
 
     def _run_batch(self, planes: np.ndarray, names: list[str], taps: list[str]) -> dict[str, np.ndarray]:

@@ -105,6 +105,8 @@ def test_batch_equals_singles_and_game_replay_equals_board_stacks():
     for m in moves:
         b.push(m)
         singles.append(encode_boards([b.copy()])[0])
-    np.testing.assert_array_equal(batch, np.stack(singles))
+    np.testing.assert_array_equal(batch, np.stack(singles))  # mixed colours vs the batch-1 path
+    np.testing.assert_array_equal(encode(h[1::2]), np.stack(singles[1::2]))  # a batch all black to move
+    np.testing.assert_array_equal(encode(h[0::2]), np.stack(singles[0::2]))  # all white to move
     assert [x.fen() for x in boards][-1] == b.fen()
     assert len(board_histories([b, b])) == 2

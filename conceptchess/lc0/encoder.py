@@ -154,31 +154,46 @@ def board_histories(boards: list[chess.Board]) -> Histories:
 
 
 _US_THEM = np.array([2, 3, 0, 1])  # castling columns seen from black: its own rights first
+# Seen from black, the 96 bytes of a history step (12 little-endian bitboards) are permuted: the
+# colours swap (_SWAP) and each board's bytes reverse, which mirrors its ranks.
+_FLIP = (_SWAP[:, None] * 8 + np.arange(7, -1, -1)[None, :]).reshape(-1)
 
 
 def encode(h: Histories) -> np.ndarray:
     """Planes [N, 112, 8, 8] float32 for a batch of histories (numpy only, no per-square loops)."""
     n = len(h)
-    bb, black, cast = h.boards, h.black, h.castling
-    if black.any():  # seen from black: colours swapped, ranks mirrored, its own castling rights first
-        if black.all():  # (a whole batch, or batch 1: fewer numpy calls)
-            bb = bb[:, :, _SWAP].byteswap()  # byte order reversal of a bitboard = rank mirror
+    black = h.black
+    raw = np.ascontiguousarray(h.boards).view(np.uint8).reshape(n, HISTORY, 96)
+    if n == 1:  # batch 1: the auxiliary planes from Python scalars, fewer numpy calls
+        b = bool(black[0])
+        cast = h.castling[0].tolist()
+        if b:
+            raw = raw.take(_FLIP, axis=2)
+            cast = cast[2:] + cast[:2]
+        aux1 = np.array([*cast, b, h.rule50[0], 0.0, 1.0], np.float32)[:, None]
+    else:
+        cast = h.castling
+        if black.all():
+            raw = raw.take(_FLIP, axis=2)
             cast = cast[:, _US_THEM]
-        else:
-            bb = bb.copy()
-            bb[black] = bb[black][:, :, _SWAP].byteswap()
+        elif black.any():
+            raw = raw.copy()
+            raw[black] = raw[black].take(_FLIP, axis=2)
             cast = np.where(black[:, None], cast[:, _US_THEM], cast)
-    bits = np.unpackbits(np.ascontiguousarray(bb).view(np.uint8).reshape(n, HISTORY, 96), axis=2, bitorder="little")
+    bits = np.unpackbits(raw, axis=2, bitorder="little")
     out = np.empty((n, 112, 64), dtype=np.float32)
     hist = out[:, :104].reshape(n, HISTORY, 13, 64)
     hist[:, :, :12] = bits.reshape(n, HISTORY, 12, 64)
     hist[:, :, 12] = h.reps[:, :, None]
-    aux = out[:, 104:]
-    aux[:, :4] = cast[:, :, None]  # us O-O-O, us O-O, them O-O-O, them O-O
-    aux[:, 4] = black[:, None]
-    aux[:, 5] = h.rule50[:, None]
-    aux[:, 6] = 0.0
-    aux[:, 7] = 1.0
+    if n == 1:
+        out[0, 104:] = aux1
+    else:
+        aux = out[:, 104:]
+        aux[:, :4] = cast[:, :, None]  # us O-O-O, us O-O, them O-O-O, them O-O
+        aux[:, 4] = black[:, None]
+        aux[:, 5] = h.rule50[:, None]
+        aux[:, 6] = 0.0
+        aux[:, 7] = 1.0
     return out.reshape(n, 112, 8, 8)
 
 
