@@ -32,8 +32,9 @@ from conceptchess.probing.split import Split, Standardizer, bootstrap_ci, bootst
 from conceptchess.probing.targets import Target
 
 #: Bumped whenever the solvers change their results: it is part of a run's key, so a rerun after an
-#: upgrade makes a new run instead of mixing old and new rows. 2: rejected logistic steps are retried.
-SOLVER_REVISION = 2
+#: upgrade makes a new run instead of mixing old and new rows. 2: rejected logistic steps are retried;
+#: 3: retried on the rejected targets only.
+SOLVER_REVISION = 3
 MIN_LABELLED = 10  # labelled positions needed on each side
 MIN_CLASS = 2  # examples of each class needed on each side (binary targets)
 
@@ -116,9 +117,7 @@ def probe_matrix(X: np.ndarray, tap_shape: tuple[int, ...], targets: list[Target
             live.append(j)
     if live:
         std = standardizer or Standardizer.fit(X, split.train)
-        Z = std.transform(X)
-        Xtr, Xv, Xte = _tensor(Z[split.train]), _tensor(Z[split.val]), _tensor(Z[split.test])
-        del Z
+        Xtr, Xv, Xte = (std.tensor(X, rows) for rows in (split.train, split.val, split.test))
         design = Design(Xtr, Xv)
         codes, counts = bootstrap_counts(split.games[split.test], settings.n_boot, seed)
         for kind in ("regression", "classification"):

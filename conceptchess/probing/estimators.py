@@ -67,8 +67,7 @@ class _SparseProbe(BaseEstimator):
             Xt, Yt = X, Y
             Xv, Yv = np.asarray(X_val, dtype=np.float32), np.asarray(y_val, dtype=np.float32).reshape(len(X_val), -1)
         std = Standardizer.fit(Xt)
-        design = Design(torch.from_numpy(np.ascontiguousarray(std.transform(Xt))),
-                        torch.from_numpy(np.ascontiguousarray(std.transform(Xv))))
+        design = Design(std.tensor(Xt), std.tensor(Xv))
         path = regression_path if self._kind == "regression" else logistic_path
         fit = path(design, torch.from_numpy(Yt), None, torch.from_numpy(Yv), None, ratios=tuple(self.ratios),
                    patience=int(self.patience), iters=int(self.iters))

@@ -139,13 +139,20 @@ def _mask_groups(mask: torch.Tensor | None, T: int) -> list[tuple[torch.Tensor |
     return [(None if bool(m.all()) else m, cols) for m, cols in groups.values()]
 
 
+def _xt_dot(X: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """``Xᵀ R`` for a tall row-major ``X`` and few columns in ``R``, computed as ``(Rᵀ X)ᵀ``: the same
+    product, but BLAS streams ``X`` row by row (2× faster at 14,000 × 2,048 and 36 columns)."""
+    return (R.T @ X).T
+
+
 def _matmul_sparse(X: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    """``X @ W`` using only the rows of ``W`` that are not all zero."""
+    """``X @ W`` using only the rows of ``W`` that are not all zero (when they are few: gathering the
+    columns of ``X`` costs more than the product saves beyond about a fifth of them)."""
     used = (W != 0).any(1)
     k = int(used.sum())
     if k == 0:
         return torch.zeros(X.shape[0], W.shape[1], dtype=X.dtype)
-    if k > X.shape[1] // 2:
+    if k > X.shape[1] // 5:
         return X @ W
     idx = used.nonzero().ravel()
     return X[:, idx] @ W[idx]
@@ -208,7 +215,7 @@ def regression_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, 
         ybar = Yr.mean(0)
         ysd = Yr.std(0, unbiased=False)
         ysd = torch.where(ysd > 0, ysd, torch.ones_like(ysd))
-        C = (Xr.T @ ((Yr - ybar) / ysd)) / Xr.shape[0]  # = Xcᵀ(y − ȳ)/(n·σ), since Σ(y − ȳ) = 0
+        C = _xt_dot(Xr, (Yr - ybar) / ysd) / Xr.shape[0]  # = Xcᵀ(y − ȳ)/(n·σ), since Σ(y − ȳ) = 0
         Xr = None  # free the group's copy before the next group (the closures above are done with it)
         grid = _grid(C.abs().amax(0).clamp_min(1e-12), ratios)
         Yvg = Yv[:, cols]
@@ -293,7 +300,7 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
         n, mu = Xr.shape[0], g.mu
         prev = Yr.mean(0).clamp(1e-6, 1 - 1e-6)
         # λ_max: the gradient at w = 0 with the intercept at its optimum (the prevalence).
-        C0 = (Xr.T @ (Yr - prev)) / n - torch.outer(mu, (Yr - prev).mean(0))
+        C0 = _xt_dot(Xr, Yr - prev) / n - torch.outer(mu, (Yr - prev).mean(0))
         grid = _grid(C0.abs().amax(0).clamp_min(1e-12), ratios)
         Yvg = Yv[:, cols]
         mv = None if mask_v is None else mask_v[:, cols]
@@ -303,29 +310,28 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
 
         def newton_steps(sel: torch.Tensor, lam: torch.Tensor, st: ADMMState, b: torch.Tensor, count: int, tl: float):
             y = Yr[:, sel]
-            XW = forward(st.z)
+            z, ydual = st.z.clone(), st.y.clone()
+            XW = forward(z)
             b = _intercept_newton(XW, y, b)
-            obj = _logloss(XW + b, y) + lam * st.z.abs().sum(0)
+            obj = _logloss(XW + b, y) + lam * z.abs().sum(0)
             p = torch.sigmoid(XW + b)
             curv = (p * (1 - p)).mean(0).clamp(MIN_CURVATURE, BOHNING)
-            it, rejected = 0, torch.zeros_like(curv, dtype=torch.bool)
-            # ``count`` steps, then retries while the last step of some target was rejected (its scale is
-            # 4× larger each time and reaches Bohning's bound, where a step is always accepted, within
-            # MAX_RETRIES): a target whose first step overshoots (rare positives: p(1−p) ≈ prevalence
-            # underestimates the curvature) must not stay at its warm start.
-            while it < count or (bool(rejected.any()) and it < count + MAX_RETRIES):
-                it += 1
-                R = (p - y) / n
-                grad = Xr.T @ R - torch.outer(mu, R.sum(0))
-                new = g.solver.solve(curv * (g.G @ st.z) - grad, lam, st, scale=curv, iters=iters, tol=tl)
+
+            def step(i: torch.Tensor | None) -> torch.Tensor:
+                """One proximal Newton-type step for the columns ``i`` (None: all); which were rejected."""
+                nonlocal b, obj, p, curv, XW
+                cols = (lambda t: t) if i is None else (lambda t: t[..., i])
+                yi, zi, XWi, bi, oi, ci, li = cols(y), cols(z), cols(XW), cols(b), cols(obj), cols(curv), cols(lam)
+                R = (cols(p) - yi) / n
+                grad = _xt_dot(Xr, R) - torch.outer(mu, R.sum(0))
+                new = g.solver.solve(ci * (g.G @ zi) - grad, li, ADMMState(zi, cols(ydual)), scale=ci, iters=iters, tol=tl)
                 # Extrapolating line search along d = z_new − z: X·d comes free from the forward pass, so
                 # every step length costs only elementwise work. Separable concepts need long steps.
-                XW_new = forward(new.z)
-                Xd, d = XW_new - XW, new.z - st.z
+                Xd, d = forward(new.z) - XWi, new.z - zi
                 best_obj, best_t, best_b = None, None, None
                 for t in LINE_STEPS:
-                    bt = _intercept_newton(XW + t * Xd, y, b, steps=1)
-                    ot = _logloss(XW + t * Xd + bt, y) + lam * (st.z + t * d).abs().sum(0)
+                    bt = _intercept_newton(XWi + t * Xd, yi, bi, steps=1)
+                    ot = _logloss(XWi + t * Xd + bt, yi) + li * (zi + t * d).abs().sum(0)
                     if best_obj is None:
                         best_obj, best_t, best_b = ot, torch.full_like(ot, t), bt
                         continue
@@ -335,16 +341,35 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
                     best_obj = torch.where(better, ot, best_obj)
                     best_t = torch.where(better, torch.full_like(ot, t), best_t)
                     best_b = torch.where(better, bt, best_b)
-                ok = (best_obj <= obj + 1e-7) | (curv >= BOHNING)
-                rejected = ~ok
+                ok = (best_obj <= oi + 1e-7) | (ci >= BOHNING)
                 tt = torch.where(ok, best_t, torch.zeros_like(best_t))
-                st = ADMMState(st.z + tt * d, torch.where(ok, new.y, st.y))
-                XW = XW + tt * Xd
-                b = torch.where(ok, _intercept_newton(XW, y, best_b, steps=1), b)
-                obj = torch.where(ok, best_obj, obj)
-                p = torch.sigmoid(XW + b)
-                curv = torch.where(ok, torch.maximum((p * (1 - p)).mean(0), curv / 2), curv * 4).clamp(MIN_CURVATURE, BOHNING)
-            return st, b
+                XWi = XWi + tt * Xd
+                bi = torch.where(ok, _intercept_newton(XWi, yi, best_b, steps=1), bi)
+                pi = torch.sigmoid(XWi + bi)
+                ci = torch.where(ok, torch.maximum((pi * (1 - pi)).mean(0), ci / 2), ci * 4).clamp(MIN_CURVATURE, BOHNING)
+                vals = (zi + tt * d, torch.where(ok, new.y, cols(ydual)), XWi, bi, torch.where(ok, best_obj, oi), pi, ci)
+                if i is None:
+                    z[:], ydual[:], XW, b, obj, p, curv = vals
+                else:
+                    for full, v in zip((z, ydual, XW, b, obj, p, curv), vals):
+                        full[..., i] = v
+                return ~ok
+
+            rejected = None
+            for _ in range(count):
+                rejected = step(None)
+            # Then retries for the targets whose last step was rejected, on those columns only (their
+            # scale is 4× larger each time and reaches Böhning's bound, where a step is always
+            # accepted, within MAX_RETRIES): a target whose first step overshoots (rare positives:
+            # p(1−p) ≈ prevalence underestimates the curvature) must not stay at its warm start.
+            for _ in range(MAX_RETRIES):
+                if rejected is None or not bool(rejected.any()):
+                    break
+                i = rejected.nonzero().ravel()
+                back = step(i)
+                rejected = torch.zeros_like(rejected)
+                rejected[i] = back
+            return ADMMState(z, ydual), b
 
         def evaluate(sel: torch.Tensor, z: torch.Tensor, b: torch.Tensor):
             b_raw = b - mu @ z
