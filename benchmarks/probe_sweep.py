@@ -94,7 +94,8 @@ def main() -> None:
     ap.add_argument("--checkpoints", type=int, default=8)
     ap.add_argument("--baseline-cells", type=int, default=4, help="LassoCV cells to time (0: skip the baseline)")
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "probe_bench")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, i.e. every core)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads with --jobs 1 (default: torch's, i.e. every core)")
+    ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: the sweep's auto choice)")
     args = ap.parse_args()
 
     import torch
@@ -112,10 +113,14 @@ def main() -> None:
     nets = pick_checkpoints(args.checkpoints)
     targets = [t.name for t in resolve_targets(None)][: args.concepts]
     results = work / "results"
-    req = SweepRequest(dataset=dataset, nets=nets, concepts=targets, results=results)
+    req = SweepRequest(dataset=dataset, nets=nets, concepts=targets, results=results, jobs=args.jobs)
     plan = plan_sweep(req)
     print(f"{len(plan.targets)} concepts × {len(plan.taps[plan.networks[0].sha256])} taps × {len(plan.networks)} checkpoints "
-          f"({', '.join(n.label for n in plan.networks)}) on {plan.positions} positions; torch threads {torch.get_num_threads()}")
+          f"({', '.join(n.label for n in plan.networks)}) on {plan.positions} positions")
+    from conceptchess.probing.sweep import sweep_workers
+
+    jobs, threads = sweep_workers(args.jobs, 10**9, plan.positions)
+    print(f"cells solved by {jobs} worker process{'es' if jobs > 1 else ''} × {threads if jobs > 1 else torch.get_num_threads()} torch thread(s)")
 
     # Preparation (not timed): activations of every checkpoint, concept labels.
     acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, "full", results, [])

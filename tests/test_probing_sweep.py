@@ -149,6 +149,42 @@ def test_rerun_is_a_no_op(world, series_run):
     assert sorted(before) == sorted(rows(series_run / "probes.sqlite"))
 
 
+def test_worker_processes_give_the_rows_of_a_single_process_sweep(world, tmp_path):
+    # Workers run one torch thread each (2 cores here); the in-process sweep gets the same, since the
+    # order of floating-point sums depends on the thread count.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
+    try:
+        r = probe(*base_args(world, tmp_path / "one", "--net", str(world["series"]), "--jobs", "1"))
+    finally:
+        torch.set_num_threads(threads)
+    assert r.exit_code == 0, r.output
+    r = probe(*base_args(world, tmp_path / "two", "--net", str(world["series"]), "--jobs", "2"))
+    assert r.exit_code == 0, r.output
+    key = lambda x: (x.network_id, x.tap, x.concept)  # noqa: E731
+    one = {key(x): x for x in rows(tmp_path / "one" / "probes.sqlite")}
+    two = {key(x): x for x in rows(tmp_path / "two" / "probes.sqlite")}
+    assert sorted(one) == sorted(two)
+    for k, x in two.items():
+        assert x.status == one[k].status
+        for f in ("score", "control_input", "control_random", "control_shuffled"):
+            a, b = getattr(x, f), getattr(one[k], f)
+            assert (a is None and b is None) or a == pytest.approx(b, abs=1e-9), (k, f, a, b)
+
+
+def test_sweep_workers_resolves_auto_and_refuses_zero():
+    from conceptchess.errors import ConceptChessError
+    from conceptchess.probing.sweep import PARALLEL_MIN_POSITIONS, sweep_workers
+
+    assert sweep_workers(None, 50, PARALLEL_MIN_POSITIONS - 1)[0] == 1  # a small sweep stays in this process
+    assert sweep_workers(3, 2, 10**6)[0] == 2  # never more workers than cells
+    jobs, threads = sweep_workers(None, 50, 10**6)
+    cores = len(os.sched_getaffinity(0))
+    assert jobs == min(cores, 4) and threads == max(1, cores // jobs)
+    with pytest.raises(ConceptChessError, match="at least 1"):
+        sweep_workers(0, 5, 10**6)
+
+
 # -- a single network: a generated random-init control ---------------------------------------------------
 def test_single_network_gets_a_generated_random_init_control(world, tmp_path):
     r = probe(*base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block1", "--seed", "3"))

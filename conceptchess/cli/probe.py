@@ -32,6 +32,7 @@ def run(
     pool: str = typer.Option("full", "--pool", help="Activations per position: full [C,8,8] or mean [C]"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (of test games) for the confidence interval"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime threads for any extraction"),
+    jobs: int | None = typer.Option(None, "--jobs", help="Worker processes solving cells in parallel (default: one per core, at most 4; 1 below 5,000 positions)"),
 ):
     """Probe concepts × taps × networks; resumable: the same command completes an interrupted run.
 
@@ -43,7 +44,8 @@ def run(
 
     req = SweepRequest(dataset=positions, nets=list(net) if net else None, concepts=concepts, taps=taps, controls=controls,
                        seed=seed, max_positions=max_positions, pool=pool, labels=labels, results=results,
-                       stores=list(store or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads)
+                       stores=list(store or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads,
+                       jobs=jobs)
     plan = plan_sweep(req)  # validates everything before anything is written
     start = time.perf_counter()
     with stage_bar() as bar:

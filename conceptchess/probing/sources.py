@@ -291,20 +291,29 @@ class Activations:
 
     def load(self, net_sha: str, tap: str) -> tuple[np.ndarray, tuple[int, ...]]:
         """``(X (positions, features) float32, per-position shape of the tap)``."""
-        from conceptchess.activations import ActivationStore
+        return read_matrix(self.locate(net_sha, tap), tap, self.positions, self.ids)
 
+    def locate(self, net_sha: str, tap: str) -> Path:
+        """The store holding ``tap`` of network ``net_sha`` (for :func:`read_matrix`)."""
         ref = self.find(net_sha, tap)
         if ref is None:
             raise ConceptChessError(f"no activations of tap {tap!r} for network {net_sha[:12]}… (extraction missing)")
-        store = ActivationStore(ref.path)
-        ids = store.ids[: self.positions]
-        if ids != self.ids[: self.positions]:
-            raise ConceptChessError(f"{ref.path}: its position ids do not match the dataset's")
-        arr = store[tap][: self.positions]
-        shape = tuple(arr.shape[1:])
-        X = np.empty((self.positions, int(np.prod(shape))), dtype=np.float32)
-        X[...] = arr.reshape(self.positions, -1)
-        return X, shape
+        return ref.path
+
+
+def read_matrix(store_path: Path, tap: str, positions: int, ids: list) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The first ``positions`` rows of ``tap`` in the store at ``store_path`` as ``(X float32, per-position shape)``,
+    after checking that the store's position ids are ``ids``."""
+    from conceptchess.activations import ActivationStore
+
+    store = ActivationStore(store_path)
+    if store.ids[:positions] != ids[:positions]:
+        raise ConceptChessError(f"{store_path}: its position ids do not match the dataset's")
+    arr = store[tap][:positions]
+    shape = tuple(arr.shape[1:])
+    X = np.empty((positions, int(np.prod(shape))), dtype=np.float32)
+    X[...] = arr.reshape(positions, -1)
+    return X, shape
 
 
 def _tap_key(t: str) -> tuple[int, int]:
