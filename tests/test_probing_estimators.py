@@ -80,6 +80,27 @@ def test_path_r2_close_to_lassocv():
     assert abs(ours - ref.score(Z[s.test], y[s.test])) <= 0.01
 
 
+def test_copied_features_are_fitted_once_and_share_the_weight():
+    X = activations(3000, 40, seed=9)
+    X[:, 30:34] = X[:, [3]]  # four copies of feature 3 (like the 64 equal squares of an input plane)
+    X[:, 35] = X[:, 7]
+    X[:, 36] = 2.5  # constant
+    std = Standardizer.fit(X)
+    assert std.copy_of[30:34].tolist() == [3, 3, 3, 3] and std.copy_of[35] == 7 and std.copy_of[36] == -1
+    assert std.keep.sum() == 40 - 6 and std.transform(X).shape == (3000, 34)
+    assert not Standardizer.fit(X, dedupe=False).keep[36] and Standardizer.fit(X, dedupe=False).keep.sum() == 39
+    y = 2.0 * X[:, 3] - X[:, 7] + 0.5 * X[:, 12]
+    s = split_by_game(games_of(3000), seed=0)
+    (r,) = probe_matrix(X, (40,), [Target("synthetic", "regression", "synthetic")], y[:, None], s, seed=0)
+    assert r.status == "ok" and r.score > 0.999
+    v = r.vector
+    # feature 3's weight is shared by its 5 equal columns, feature 7's by 2; predictions are unchanged
+    np.testing.assert_allclose(v[[3, 30, 31, 32, 33]], v[3], rtol=1e-6)
+    np.testing.assert_allclose(v[[7, 35]], v[7], rtol=1e-6)
+    assert 5 * v[3] == pytest.approx(2.0, abs=0.02) and 2 * v[7] == pytest.approx(-1.0, abs=0.02) and v[36] == 0
+    np.testing.assert_allclose(X @ v + r.intercept, y, atol=0.05)
+
+
 # -- acceptance: known sparse concept, null concept ---------------------------------------------------------
 def test_sparse_linear_concept_is_recovered():
     X = activations(4000, 64, seed=7)

@@ -33,7 +33,7 @@ from conceptchess.probing.targets import Target
 
 #: Bumped whenever the solvers change their results: it is part of a run's key, so a rerun after an
 #: upgrade makes a new run instead of mixing old and new rows. 2: rejected logistic steps are retried;
-#: 3: retried on the rejected targets only.
+#: 3: retried on the rejected targets only, and exact copies of a feature fitted once.
 SOLVER_REVISION = 3
 MIN_LABELLED = 10  # labelled positions needed on each side
 MIN_CLASS = 2  # examples of each class needed on each side (binary targets)

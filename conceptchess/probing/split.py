@@ -69,18 +69,27 @@ def split_by_game(games: np.ndarray, fractions: tuple[float, float, float] = DEF
 
 @dataclass
 class Standardizer:
-    """Per-feature mean and scale from the training rows; constant features are dropped.
+    """Per-feature mean and scale from the training rows; constant and repeated features are dropped.
 
-    ``keep`` marks the features used (scale > ``eps``); :meth:`transform` returns only those.
+    ``keep`` marks the features used: not constant (scale > ``eps``) and not an exact copy of an
+    earlier feature on every row of the matrix fitted; :meth:`transform` returns only those. ``copy_of``
+    gives, per feature, the kept feature it repeats (its own index if kept, -1 if constant). The input
+    planes have many copies (a castling, side-to-move or repetition plane is 64 equal squares: 21 % of
+    the non-constant input features on real games). For an L1 probe a copied feature changes nothing
+    but the cost: the penalty of weights spread over equal columns equals that of their sum, so the
+    probe is fitted on one column and :meth:`to_raw` shares the weight equally among the copies.
     """
 
     mean: np.ndarray
     scale: np.ndarray
     keep: np.ndarray
+    copy_of: np.ndarray | None = None
 
     @classmethod
-    def fit(cls, X: np.ndarray, rows: np.ndarray | None = None, eps: float = 1e-6, block: int = 2048) -> "Standardizer":
-        """Statistics of ``X[rows]`` (all rows if None), accumulated in float64 a block of rows at a time."""
+    def fit(cls, X: np.ndarray, rows: np.ndarray | None = None, eps: float = 1e-6, block: int = 2048,
+            dedupe: bool = True) -> "Standardizer":
+        """Statistics of ``X[rows]`` (all rows if None), accumulated in float64 a block of rows at a time;
+        copies are looked for over every row of ``X``."""
         rows = np.arange(len(X)) if rows is None else np.asarray(rows)
         s1 = np.zeros(X.shape[1], dtype=np.float64)
         s2 = np.zeros(X.shape[1], dtype=np.float64)
@@ -91,8 +100,10 @@ class Standardizer:
         n = max(len(rows), 1)
         mean = s1 / n
         scale = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
-        keep = scale > eps * np.maximum(1.0, np.abs(mean))
-        return cls(mean.astype(np.float32), np.where(keep, scale, 1.0).astype(np.float32), keep)
+        varies = scale > eps * np.maximum(1.0, np.abs(mean))
+        copy_of = _copies(X, varies, block) if dedupe and varies.any() else np.where(varies, np.arange(X.shape[1]), -1)
+        keep = copy_of == np.arange(X.shape[1])
+        return cls(mean.astype(np.float32), np.where(varies, scale, 1.0).astype(np.float32), keep, copy_of)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Standardised kept features of every row of ``X``, float32."""
@@ -116,12 +127,43 @@ class Standardizer:
         return t
 
     def to_raw(self, coef: np.ndarray, intercept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Weights on the standardised kept features → weights on every raw feature (``(D_raw, T)``) and intercepts."""
+        """Weights on the standardised kept features → weights on every raw feature (``(D_raw, T)``) and
+        intercepts; a kept feature's weight is shared equally by its copies."""
         coef = np.atleast_2d(coef.T).T
         raw = np.zeros((len(self.keep), coef.shape[1]), dtype=np.float64)
         raw[self.keep] = coef / self.scale[self.keep, None]
+        if self.copy_of is not None and (self.copy_of >= 0).sum() > self.keep.sum():
+            used = self.copy_of >= 0
+            counts = np.bincount(self.copy_of[used], minlength=len(self.keep))
+            raw[used] = raw[self.copy_of[used]] / counts[self.copy_of[used], None]
         b = np.asarray(intercept, dtype=np.float64) - self.mean @ raw
         return raw.astype(np.float32), b
+
+
+def _copies(X: np.ndarray, candidates: np.ndarray, block: int) -> np.ndarray:
+    """Per column of ``X``: the first candidate column equal to it on every row (itself if none; -1 for
+    non-candidates). Equal columns have equal random projections; groups of equal projections are then
+    compared exactly."""
+    D = X.shape[1]
+    cols = np.flatnonzero(candidates)
+    r = np.random.default_rng(0x5EED).standard_normal(len(X)).astype(np.float32)
+    sig = np.zeros(D)
+    for i in range(0, len(X), block):  # elementwise, not BLAS: every column goes through the same operations,
+        sig += (X[i : i + block] * r[i : i + block, None]).sum(0, dtype=np.float64)  # so equal columns get equal sums
+    sig = sig[cols]
+    _, first, inverse = np.unique(sig, return_index=True, return_inverse=True)
+    rep = cols[first[inverse.ravel()]]  # the first column with the same projection
+    out = np.full(D, -1, dtype=np.int64)
+    out[cols] = cols
+    dup = rep != cols
+    if dup.any():
+        a, b = cols[dup], rep[dup]
+        same = np.ones(len(a), dtype=bool)
+        for i in range(0, len(X), block):
+            part = X[i : i + block]
+            same &= (part[:, a] == part[:, b]).all(0)
+        out[a[same]] = b[same]
+    return out
 
 
 # -- bootstrap -----------------------------------------------------------------------------------------
