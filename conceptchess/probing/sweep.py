@@ -323,6 +323,9 @@ def _probe_cell(job: _CellJob) -> list[TargetResult]:
     return probe_matrix(X, shape, job.targets, job.Y, job.split, settings=job.settings, seed=job.seed)
 
 
+#: Cells submitted beyond the workers' count: while the oldest cell runs (the input tap, say, several
+#: times a block's cost) the other workers keep solving the next ones.
+QUEUE_AHEAD = 8
 #: Below this many positions a cell takes a second or two and starting worker processes (each imports
 #: torch) costs more than it saves.
 PARALLEL_MIN_POSITIONS = 5000
@@ -520,7 +523,9 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | N
             job = _CellJob(acts.locate(cell.net.sha256, cell.tap), cell.tap, plan.positions, plan.ids,
                            [plan.targets[j] for j in todo], Y[:, todo], plan.split, plan.settings, req.seed)
             pending.append((i, cell, pool.submit(_probe_cell, job) if pool else _probe_cell(job)))
-            while pending and (len(pending) > jobs or not pool):
+            # Write the cells finished so far (in order); wait only when too many are outstanding. A long
+            # cell (the input tap) must not leave the other workers idle: they run ahead meanwhile.
+            while pending and (not pool or pending[0][2].done() or len(pending) > jobs + QUEUE_AHEAD):
                 j, c, res = pending.popleft()
                 write(j, c, res.result() if pool else res)
         while pending:
