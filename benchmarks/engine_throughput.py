@@ -82,7 +82,7 @@ def main() -> None:
     print(f"{'batch':>6} {'(a) encode':>12} {'(b) ORT':>10} {'(c) end-to-end':>15} {'(c)/(b)':>8}  {'(a) best':>10}  (c)/(b) per round")
     for bs in (1, 32, 256):
         engine.batch_size = bs
-        size = min(n, 32 if bs == 1 else 4 * bs)  # positions per chunk: several batches, so (c) pipelines
+        size = min(n, 4 * max(bs, Engine.TASK_POSITIONS))  # positions per chunk: several pipelined tasks of (c)
         used = min(n, 512) if bs == 1 else n  # batch 1 is slow: fewer positions, more rounds
         starts = list(range(0, used - size + 1, size))
         planes = encode(hist[: starts[-1] + size])

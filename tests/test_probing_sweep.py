@@ -286,25 +286,45 @@ def test_unique_constraint_refuses_a_duplicate_result(series_run):
 SLOW_DRIVER = """
 import sys, time
 import conceptchess.probing.sweep as sweep
-real = sweep.probe_matrix
+real = sweep._save_vector
 def slow(*a, **k):
-    out = real(*a, **k)
-    time.sleep(0.4)  # between a cell's probes and its database write
-    return out
-sweep.probe_matrix = slow
+    time.sleep(0.1)  # while a finished cell is being written (in this process, with or without workers)
+    return real(*a, **k)
+sweep._save_vector = slow
 from conceptchess.cli.probe import app
 app(sys.argv[1:], prog_name="conceptchess probe")
 """
 
 
-def test_kill_9_mid_sweep_keeps_finished_cells_and_resume_completes_without_duplicates(world, tmp_path):
-    args = base_args(world, tmp_path, "--net", str(world["series"]))
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # the field after the state is the parent's pid
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "State:\tZ" not in state  # a zombie has exited (only its parent's wait is missing)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_kill_9_mid_sweep_keeps_finished_cells_and_resume_completes_without_duplicates(world, tmp_path, jobs):
+    args = base_args(world, tmp_path, "--net", str(world["series"]), "--jobs", jobs)
     db = tmp_path / "probes.sqlite"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", SLOW_DRIVER, *args], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    partial = []
+    deadline = time.time() + 90
+    partial, workers = [], []
     try:
         while time.time() < deadline and proc.poll() is None:
             if db.exists():
@@ -316,11 +336,18 @@ def test_kill_9_mid_sweep_keeps_finished_cells_and_resume_completes_without_dupl
                     break
             time.sleep(0.05)
         assert proc.poll() is None, f"the sweep ended before it could be killed: {proc.stderr.read().decode()[-500:]}"
+        workers = _children(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             proc.kill()
+    if jobs == "2":
+        assert workers, "the sweep was expected to run worker processes"
+        deadline = time.time() + 20
+        while time.time() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "worker processes outlived the killed sweep"
     partial = rows(db)
     total = 3 * 3 * TARGETS
     assert 0 < len(partial) < total
