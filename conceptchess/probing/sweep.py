@@ -350,10 +350,23 @@ def sweep_workers(jobs: int | None, cells: int, positions: int) -> tuple[int, in
     return jobs, max(1, cores // jobs)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int) -> None:
+    import threading
+
     import torch
 
     torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the sweep's process is gone (killed with -9, its queues never close: each
+    worker holds both ends), instead of solving cells nobody will write."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _worker_pool(jobs: int, threads: int):
@@ -362,7 +375,7 @@ def _worker_pool(jobs: int, threads: int):
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_worker, initargs=(threads,))
+                               initializer=_init_worker, initargs=(threads, os.getpid()))
 
 
 @dataclass
