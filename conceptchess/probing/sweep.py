@@ -339,7 +339,7 @@ def sweep_workers(jobs: int | None, cells: int, positions: int) -> tuple[int, in
     1 (cells solved in this process, torch's own threads) for small sweeps. Cells are independent and
     a cell's solver alternates memory-bound products with many small operations that one thread runs
     no faster than two: on 2 cores, two single-threaded workers solved two 2,048-feature cells of 60
-    concepts in 8.7–9.0 s where one process with two threads took 13.3 s (1.45×).
+    concepts in 8.7–9.0 s where one process with two threads took 10.6–13.3 s.
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if jobs is None:
