@@ -317,14 +317,13 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
             p = torch.sigmoid(XW + b)
             curv = (p * (1 - p)).mean(0).clamp(MIN_CURVATURE, BOHNING)
 
-            def step(i: torch.Tensor | None) -> torch.Tensor:
-                """One proximal Newton-type step for the columns ``i`` (None: all); which were rejected."""
-                nonlocal b, obj, p, curv, XW
-                cols = (lambda t: t) if i is None else (lambda t: t[..., i])
-                yi, zi, XWi, bi, oi, ci, li = cols(y), cols(z), cols(XW), cols(b), cols(obj), cols(curv), cols(lam)
-                R = (cols(p) - yi) / n
+            def step(i) -> torch.Tensor:
+                """One proximal Newton-type step for the columns ``i`` (an index or ``slice(None)``), written
+                back into the state above; which of them were rejected."""
+                yi, zi, XWi, bi, oi, ci, li, pi, di = (t[..., i] for t in (y, z, XW, b, obj, curv, lam, p, ydual))
+                R = (pi - yi) / n
                 grad = _xt_dot(Xr, R) - torch.outer(mu, R.sum(0))
-                new = g.solver.solve(ci * (g.G @ zi) - grad, li, ADMMState(zi, cols(ydual)), scale=ci, iters=iters, tol=tl)
+                new = g.solver.solve(ci * (g.G @ zi) - grad, li, ADMMState(zi, di), scale=ci, iters=iters, tol=tl)
                 # Extrapolating line search along d = z_new − z: X·d comes free from the forward pass, so
                 # every step length costs only elementwise work. Separable concepts need long steps.
                 Xd, d = forward(new.z) - XWi, new.z - zi
@@ -347,17 +346,14 @@ def logistic_path(design: Design, Y: torch.Tensor, mask: torch.Tensor | None, Yv
                 bi = torch.where(ok, _intercept_newton(XWi, yi, best_b, steps=1), bi)
                 pi = torch.sigmoid(XWi + bi)
                 ci = torch.where(ok, torch.maximum((pi * (1 - pi)).mean(0), ci / 2), ci * 4).clamp(MIN_CURVATURE, BOHNING)
-                vals = (zi + tt * d, torch.where(ok, new.y, cols(ydual)), XWi, bi, torch.where(ok, best_obj, oi), pi, ci)
-                if i is None:
-                    z[:], ydual[:], XW, b, obj, p, curv = vals
-                else:
-                    for full, v in zip((z, ydual, XW, b, obj, p, curv), vals):
-                        full[..., i] = v
+                vals = (zi + tt * d, torch.where(ok, new.y, di), XWi, bi, torch.where(ok, best_obj, oi), pi, ci)
+                for full, v in zip((z, ydual, XW, b, obj, p, curv), vals):
+                    full[..., i] = v
                 return ~ok
 
             rejected = None
             for _ in range(count):
-                rejected = step(None)
+                rejected = step(slice(None))
             # Then retries for the targets whose last step was rejected, on those columns only (their
             # scale is 4× larger each time and reaches Böhning's bound, where a step is always
             # accepted, within MAX_RETRIES): a target whose first step overshoots (rare positives:
