@@ -164,6 +164,9 @@ def test_worker_processes_give_the_rows_of_a_single_process_sweep(world, tmp_pat
     key = lambda x: (x.network_id, x.tap, x.concept)  # noqa: E731
     one = {key(x): x for x in rows(tmp_path / "one" / "probes.sqlite")}
     two = {key(x): x for x in rows(tmp_path / "two" / "probes.sqlite")}
+    with create_engine(f"sqlite:///{tmp_path / 'two' / 'probes.sqlite'}").connect() as c:
+        versions = json.loads(c.execute(text("SELECT versions FROM probe_runs")).scalar_one())
+    assert versions["cell_workers"] == 2  # the second sweep really ran in worker processes
     assert sorted(one) == sorted(two)
     for k, x in two.items():
         assert x.status == one[k].status

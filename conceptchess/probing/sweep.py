@@ -434,7 +434,7 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | N
         if n.role == "random-init":
             order.append(n)
     order += plan.networks
-    jobs, threads = sweep_workers(req.jobs, 10**9, plan.positions)
+    jobs, threads = sweep_workers(req.jobs, 10**9, plan.positions)  # as configured; capped below by the cells to do
     # Recorded, not part of the key: the thread count changes only the order of floating-point sums.
     versions = {**_versions(), "cell_workers": jobs, "torch_threads_per_cell": threads if jobs > 1 else _torch_threads()}
     with db.begin() as s:
@@ -521,7 +521,7 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | N
 
     work = [(i, cell, todo_of(cell)) for i, cell in enumerate(cells)]
     work = [w for w in work if w[2]]
-    jobs = min(jobs, max(1, len(work)))
+    jobs, threads = sweep_workers(req.jobs, len(work), plan.positions)  # fewer workers (more threads each) for few cells
     if progress:
         progress("probing", total - len(work), total)
     # Cells are probed in worker processes (``jobs`` > 1) while this process extracts the activations of
