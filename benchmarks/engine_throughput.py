@@ -6,7 +6,8 @@ work (encoding, legal moves) with ONNX Runtime in a worker thread, so with one O
 second core for that work. (b) and (c) are timed back to back on the same chunk of positions, chunk
 after chunk, so that both see the same host conditions (see ``measure``); the rates are totals over
 the whole measuring time; beside them, encoding in the least disturbed round and the per-round
-spread of (c)/(b).
+spread of (c)/(b). Before the table: legal-move generation (with lc0 policy indices) batched in
+tasks as (c) does it, against python-chess one board at a time.
 Targets: encoding ≥ 50,000 positions/s on one core; (c)/(b) ≥ 0.8. Baseline for scale: lc0
 v0.32.1 `backendbench` on the same net and machine, one thread: ~1.7–2.1k/s at batch 1,
 ~1.9–2.4k at batch 32, ~1.4–1.6k at batch 256 (from ../shared/data/README.md).
@@ -23,6 +24,8 @@ from _common import DATA, need, read_games
 
 from conceptchess.engine import Engine
 from conceptchess.lc0.encoder import Histories, encode, game_histories
+from conceptchess.lc0.legal import legal_moves_batch
+from conceptchess.lc0.policy_map import legal_move_indices
 
 
 def measure(stream, pair: list, chunks: int, seconds: float) -> list[list[float]]:
@@ -53,6 +56,31 @@ def measure(stream, pair: list, chunks: int, seconds: float) -> list[list[float]
     return rounds
 
 
+def legal_rates(hist: Histories, boards: list, task: int = Engine.TASK_POSITIONS, repeats: int = 5) -> None:
+    """Legal moves with policy indices, as (c) needs them: batched in tasks vs python-chess per board."""
+    m = min(len(boards), 1024)
+
+    def batched():
+        for s in range(0, m, task):
+            h = hist[s : s + task]
+            legal_moves_batch(boards[s : s + task], h.boards[:, 0], h.castling)
+
+    def per_board():
+        for b in boards[:m]:
+            legal_move_indices(b)
+
+    best = []
+    for f in (batched, per_board):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+        best.append(m / min(times))
+    print(f"legal moves + policy indices: batched in tasks of {task} {best[0]:,.0f} positions/s; "
+          f"python-chess per board (baseline) {best[1]:,.0f} positions/s; {best[0] / best[1]:.1f}×")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -79,6 +107,7 @@ def main() -> None:
     engine = Engine(args.net, device=args.device, threads=args.threads)
     print(f"net {args.net} | provider {engine.provider} | ORT threads {args.threads} | {n} positions from real games")
     print(f"game replay → bitboard histories (python-chess, once per game): {n / replay_s:,.0f} positions/s")
+    legal_rates(hist, boards)
     print(f"{'batch':>6} {'(a) encode':>12} {'(b) ORT':>10} {'(c) end-to-end':>15} {'(c)/(b)':>8}  {'(a) best':>10}  (c)/(b) per round")
     for bs in (1, 32, 256):
         engine.batch_size = bs

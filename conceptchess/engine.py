@@ -18,7 +18,7 @@ import numpy as np
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.lc0.encoder import Histories, board_histories, encode
-from conceptchess.lc0.policy_map import legal_move_indices
+from conceptchess.lc0.legal import legal_moves_batch
 from conceptchess.networks import Network, open_network
 
 
@@ -26,7 +26,7 @@ from conceptchess.networks import Network, open_network
 class Evaluation:
     """The network's view of one position."""
 
-    moves: list[chess.Move]  # legal moves, in the same order as logits/policy
+    moves: list[chess.Move]  # legal moves in lc0 policy-index order, the order of logits/policy
     logits: np.ndarray  # raw policy logits of the legal moves
     policy: np.ndarray  # softmax over the legal moves
     wdl: np.ndarray | None  # (3,) win/draw/loss for the side to move, None for a tanh value head
@@ -50,6 +50,21 @@ class Evaluation:
             "value": float(self.value),
             "mlh": None if self.mlh is None else float(self.mlh),
         }
+
+
+def _softmax_segments(logits: np.ndarray, pos: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Softmax (in float64, returned as float32) of each position's run of ``logits``; ``pos`` names
+    each entry's position, ``starts``/``counts`` each position's run."""
+    if not len(logits):
+        return logits.astype(np.float32)
+    x = logits.astype(np.float64)
+    full = counts > 0  # reduceat cannot see empty runs (mate, stalemate)
+    top = np.zeros(len(counts))
+    top[full] = np.maximum.reduceat(x, starts[full])
+    e = np.exp(x - top[pos])
+    total = np.ones(len(counts))
+    total[full] = np.add.reduceat(e, starts[full])
+    return (e / total[pos]).astype(np.float32)
 
 
 def available_providers() -> list[str]:
@@ -135,10 +150,14 @@ class Engine:
         Work is pipelined in tasks of several batches (about ``TASK_POSITIONS`` positions; one batch
         when batches are larger): ONNX Runtime (which releases the GIL) runs task k's batches one after
         another in a worker thread while this thread encodes the next tasks, lists their legal moves
-        and finishes task k-1. Grouping small batches into a task hands work between the threads once
-        per task instead of once per batch: at batch 1 a hand-off costs ~10–20 % of a network call.
-        Up to ``LOOKAHEAD`` tasks wait in the worker's queue, so that a slow moment of this thread
-        does not leave ONNX Runtime idle.
+        (batched, :func:`~conceptchess.lc0.legal.legal_moves_batch`) and finishes task k-1 (softmax
+        over the legal moves of the whole task at once). Grouping small batches into a task hands work
+        between the threads once per task instead of once per batch: at batch 1 a hand-off costs
+        ~10–20 % of a network call. Up to ``LOOKAHEAD`` tasks wait in the worker's queue, so that a
+        slow moment of this thread does not leave ONNX Runtime idle. The worker does nothing but run
+        the graph; everything else, joining the batches' outputs included, happens here.
+
+        Each :class:`Evaluation` lists the legal moves in lc0 policy-index order.
         """
         taps = self.check_taps(taps)
         names = self.heads + taps
@@ -150,20 +169,23 @@ class Engine:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
         pool = self._pool
         for s in range(0, len(boards), step):
-            future = pool.submit(self._run_task, encode(histories[s : s + step]), bs, names, taps)
-            pending.append((future, [legal_move_indices(b) for b in boards[s : s + step]]))
+            h = histories[s : s + step]
+            future = pool.submit(self._run_task, encode(h), bs, names, taps)
+            pending.append((future, legal_moves_batch(boards[s : s + step], h.boards[:, 0], h.castling)))
             if len(pending) > self.LOOKAHEAD:
                 out += self._finish(*pending.popleft(), taps)
         while pending:
             out += self._finish(*pending.popleft(), taps)
         return out
 
-    def _run_task(self, planes: np.ndarray, bs: int, names: list[str], taps: list[str]) -> dict[str, np.ndarray]:
-        """Run ``planes`` through the graph in batches of ``bs`` (one task of :meth:`evaluate`)."""
-        if len(planes) <= bs:
-            return self._run_batch(planes, names, taps)
-        parts = [self._run_batch(planes[s : s + bs], names, taps) for s in range(0, len(planes), bs)]
-        return {n: np.concatenate([p[n] for p in parts]) for n in parts[0]}
+    def _run_task(self, planes: np.ndarray, bs: int, names: list[str], taps: list[str]) -> list[dict[str, np.ndarray]]:
+        """Run ``planes`` through the graph in batches of ``bs`` (one task of :meth:`evaluate`).
+
+        The batches' outputs come back as they are: joining them allocates fresh memory whose page
+        faults (~1–3 ms for a task of 32 positions with 6 taps) would stall this thread, the one that
+        runs ONNX Runtime, so the thread that finishes the task joins what it needs.
+        """
+        return [self._run_batch(planes[s : s + bs], names, taps) for s in range(0, len(planes), bs)]
 
     def _run_batch(self, planes: np.ndarray, names: list[str], taps: list[str]) -> dict[str, np.ndarray]:
         res = dict(zip(names, self.session.run(names, {self.input_name: planes})))
@@ -172,19 +194,27 @@ class Engine:
         return res
 
     def _finish(self, future, legal, taps) -> list[Evaluation]:
-        raw = future.result()
+        parts = future.result()
+        n = len(legal)
+        bs = len(parts[0]["policy"]) if parts else 1
+        counts = np.fromiter((len(idx) for _, idx in legal), np.int64, n)
+        ends = np.cumsum(counts)
+        pos = np.repeat(np.arange(n), counts)
+        raw = {h: parts[0][h] if len(parts) == 1 else np.concatenate([p[h] for p in parts]) for h in self.heads}
+        logits = raw["policy"][pos, np.concatenate([idx for _, idx in legal])] if n else np.zeros(0, np.float32)
+        policy = _softmax_segments(logits, pos, ends - counts, counts)
+        if "wdl" in raw:
+            wdl = raw["wdl"]
+            values = (wdl[:, 0] - wdl[:, 2]).tolist()
+        else:
+            wdl = None
+            values = raw["value"].reshape(-1).tolist()
+        mlh = raw["mlh"].reshape(-1).tolist() if "mlh" in raw else [None] * n
         evs = []
-        for i, (moves, idx) in enumerate(legal):
-            logits = raw["policy"][i, idx]
-            if len(logits):
-                e = np.exp(logits.astype(np.float64) - logits.max())
-                p = (e / e.sum()).astype(np.float32)
-            else:
-                p = logits
-            wdl = raw["wdl"][i] if "wdl" in raw else None
-            value = float(wdl[0] - wdl[2]) if wdl is not None else float(raw["value"][i].reshape(()))
-            mlh = float(raw["mlh"][i].reshape(())) if "mlh" in raw else None
-            evs.append(Evaluation(moves, logits, p, wdl, value, mlh, {t: raw[t][i] for t in taps}))
+        for i, ((moves, _), a, b) in enumerate(zip(legal, (ends - counts).tolist(), ends.tolist())):
+            part = parts[i // bs]
+            evs.append(Evaluation(moves, logits[a:b], policy[a:b], None if wdl is None else wdl[i], values[i], mlh[i],
+                                  {t: part[t][i % bs] for t in taps}))
         return evs
 
     def evaluate_boards(self, boards: list[chess.Board], taps=()) -> list[Evaluation]:
