@@ -56,14 +56,13 @@ def measure(stream, pair: list, chunks: int, seconds: float) -> list[list[float]
     return rounds
 
 
-def legal_rates(hist: Histories, boards: list, task: int = Engine.TASK_POSITIONS, repeats: int = 5) -> None:
+def legal_rates(boards: list, task: int = Engine.TASK_POSITIONS, repeats: int = 5) -> None:
     """Legal moves with policy indices, as (c) needs them: batched in tasks vs python-chess per board."""
     m = min(len(boards), 1024)
 
     def batched():
         for s in range(0, m, task):
-            h = hist[s : s + task]
-            legal_moves_batch(boards[s : s + task], h.boards[:, 0], h.castling)
+            legal_moves_batch(boards[s : s + task])
 
     def per_board():
         for b in boards[:m]:
@@ -107,7 +106,7 @@ def main() -> None:
     engine = Engine(args.net, device=args.device, threads=args.threads)
     print(f"net {args.net} | provider {engine.provider} | ORT threads {args.threads} | {n} positions from real games")
     print(f"game replay → bitboard histories (python-chess, once per game): {n / replay_s:,.0f} positions/s")
-    legal_rates(hist, boards)
+    legal_rates(boards)
     print(f"{'batch':>6} {'(a) encode':>12} {'(b) ORT':>10} {'(c) end-to-end':>15} {'(c)/(b)':>8}  {'(a) best':>10}  (c)/(b) per round")
     for bs in (1, 32, 256):
         engine.batch_size = bs

@@ -160,6 +160,8 @@ class Engine:
         Each :class:`Evaluation` lists the legal moves in lc0 policy-index order.
         """
         taps = self.check_taps(taps)
+        if len(histories) != len(boards):
+            raise ConceptChessError(f"{len(histories)} histories but {len(boards)} boards")
         names = self.heads + taps
         bs = self.batch_size
         step = bs * max(1, self.TASK_POSITIONS // bs)
@@ -171,7 +173,7 @@ class Engine:
         for s in range(0, len(boards), step):
             h = histories[s : s + step]
             future = pool.submit(self._run_task, encode(h), bs, names, taps)
-            pending.append((future, legal_moves_batch(boards[s : s + step], h.boards[:, 0], h.castling)))
+            pending.append((future, legal_moves_batch(boards[s : s + step])))
             if len(pending) > self.LOOKAHEAD:
                 out += self._finish(*pending.popleft(), taps)
         while pending:

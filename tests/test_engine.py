@@ -55,3 +55,42 @@ def test_unknown_tap_and_device(maia, maia1900):
         maia.run_planes(np.zeros((1, 112, 8, 8), np.float32), ["block9"])
     with pytest.raises(ConceptChessError, match="unknown device"):
         Engine(maia1900, device="tpu")
+
+
+def test_pipelined_batches_equal_one_position_at_a_time(maia, lichess_pgn):
+    """Tasks of several batches, a mated position inside a task: the same numbers as a plain run."""
+    import chess.pgn
+
+    from conceptchess.lc0.encoder import encode
+    from conceptchess.lc0.policy_map import legal_move_indices
+
+    boards = []
+    with open(lichess_pgn) as f:
+        game = chess.pgn.read_game(f)
+    board = game.board()
+    for move in list(game.mainline_moves())[:69]:
+        board.push(move)
+        boards.append(board.copy())
+    boards.insert(40, chess.Board("rnb1kbnr/pppp1ppp/8/4p3/6Pq/5P2/PPPPP2P/RNBQKBNR w KQkq - 1 3"))
+    hist = board_histories(boards)
+    ref = maia.run_planes(encode(hist), maia.taps)
+    for bs in (1, 7, 256):
+        maia.batch_size = bs
+        evs = maia.evaluate(hist, boards, ["block2"])
+        for i, (b, ev) in enumerate(zip(boards, evs, strict=True)):
+            moves, idx = legal_move_indices(b)
+            want = dict(zip(moves, ref["policy"][i, idx].tolist()))
+            assert dict(zip(ev.moves, ev.logits.tolist())) == pytest.approx(want, abs=1e-5)
+            if moves:
+                p = np.exp(ref["policy"][i, idx] - ref["policy"][i, idx].max())
+                assert dict(zip(ev.moves, ev.policy.tolist())) == pytest.approx(dict(zip(moves, (p / p.sum()).tolist())), abs=1e-6)
+            np.testing.assert_allclose(ev.wdl, ref["wdl"][i], atol=1e-6)
+            np.testing.assert_allclose(ev.taps["block2"], ref["block2"][i], atol=1e-5)
+        assert evs[40].moves == [] and len(evs[41].moves) > 0
+    maia.batch_size = 256
+
+
+def test_histories_and_boards_must_match_in_number(maia):
+    boards = [chess.Board(), chess.Board()]
+    with pytest.raises(ConceptChessError, match="2 histories but 1 boards"):
+        maia.evaluate(board_histories(boards), boards[:1])

@@ -29,6 +29,7 @@ from __future__ import annotations
 import chess
 import numpy as np
 
+from conceptchess.lc0.encoder import _castling_row, board_row
 from conceptchess.lc0.policy_map import POLICY_INDEX, legal_move_indices
 
 _ONE = np.uint64(1)
@@ -261,20 +262,12 @@ def legal_move_slots(pieces: np.ndarray, black: np.ndarray, castling: np.ndarray
     return pc[order], index[order], slot[order], ok
 
 
-def legal_moves_batch(boards: list[chess.Board], pieces: np.ndarray | None = None,
-                      castling: np.ndarray | None = None) -> list[tuple[list[chess.Move], np.ndarray]]:
-    """For each board, its legal moves and their lc0 policy indices (moves in policy-index order).
-
-    ``pieces`` (N, 12) and ``castling`` (N, 4) may be given when already at hand (a history's step
-    0, see :class:`~conceptchess.lc0.encoder.Histories`); they must describe the same boards.
-    """
+def legal_moves_batch(boards: list[chess.Board]) -> list[tuple[list[chess.Move], np.ndarray]]:
+    """For each board, its legal moves and their lc0 policy indices (moves in policy-index order)."""
     if not boards:
         return []
-    if pieces is None:
-        from conceptchess.lc0.encoder import _castling_row, board_row
-
-        pieces = np.array([board_row(b) for b in boards], dtype=np.uint64)
-        castling = np.array([_castling_row(b) for b in boards], dtype=bool).reshape(-1, 4)
+    pieces = np.array([board_row(b) for b in boards], dtype=np.uint64)
+    castling = np.array([_castling_row(b) for b in boards], dtype=bool).reshape(-1, 4)
     black = np.array([not b.turn for b in boards], dtype=bool)
     ep = np.array([-1 if b.ep_square is None else b.ep_square for b in boards], dtype=np.int64)
     pos, index, slot, ok = legal_move_slots(pieces, black, castling, ep)
