@@ -171,8 +171,7 @@ class Engine:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ort")
         pool = self._pool
         for s in range(0, len(boards), step):
-            h = histories[s : s + step]
-            future = pool.submit(self._run_task, encode(h), bs, names, taps)
+            future = pool.submit(self._run_task, encode(histories[s : s + step]), bs, names, taps)
             pending.append((future, legal_moves_batch(boards[s : s + step])))
             if len(pending) > self.LOOKAHEAD:
                 out += self._finish(*pending.popleft(), taps)
@@ -196,14 +195,14 @@ class Engine:
         return res
 
     def _finish(self, future, legal, taps) -> list[Evaluation]:
-        parts = future.result()
+        parts = future.result()  # one dict of outputs per batch; the task has at least one position
         n = len(legal)
-        bs = len(parts[0]["policy"]) if parts else 1
+        bs = len(parts[0]["policy"])
         counts = np.fromiter((len(idx) for _, idx in legal), np.int64, n)
         ends = np.cumsum(counts)
         pos = np.repeat(np.arange(n), counts)
         raw = {h: parts[0][h] if len(parts) == 1 else np.concatenate([p[h] for p in parts]) for h in self.heads}
-        logits = raw["policy"][pos, np.concatenate([idx for _, idx in legal])] if n else np.zeros(0, np.float32)
+        logits = raw["policy"][pos, np.concatenate([idx for _, idx in legal])]
         policy = _softmax_segments(logits, pos, ends - counts, counts)
         if "wdl" in raw:
             wdl = raw["wdl"]

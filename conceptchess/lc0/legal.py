@@ -29,25 +29,17 @@ from __future__ import annotations
 import chess
 import numpy as np
 
-from conceptchess.lc0.encoder import _castling_row, board_row
-from conceptchess.lc0.policy_map import POLICY_INDEX, legal_move_indices
+from conceptchess.lc0.encoder import _SWAP, _US_THEM, _castling_row, board_row
+from conceptchess.lc0.policy_map import _KNIGHT_JUMPS, _QUEEN_DIRS, POLICY_INDEX, legal_move_indices
 
 _ONE = np.uint64(1)
 _SQ_BB = np.array([1 << s for s in range(64)], dtype=np.uint64)
-_SWAP = np.array([6, 7, 8, 9, 10, 11, 0, 1, 2, 3, 4, 5])
-_US_THEM = np.array([2, 3, 0, 1])
-_QUEEN_DIRS = ((0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1))
-_KNIGHT_JUMPS = ((1, 2), (2, 1), (2, -1), (1, -2), (-1, -2), (-2, -1), (-2, 1), (-1, 2))
 NORMAL, PUSH, CAPTURE = 0, 1, 2  # what a move's target square must hold: not ours / empty / theirs or en passant
 P, N, B, R, Q, K = range(6)
 
 
 def _sq(f: int, r: int) -> int | None:
     return r * 8 + f if 0 <= f < 8 and 0 <= r < 8 else None
-
-
-def _name(s: int) -> str:
-    return chess.SQUARE_NAMES[s]
 
 
 def _build_geometry():
@@ -96,10 +88,10 @@ def _piece_moves(piece: int, s: int) -> list[tuple[str, int, int]]:
         promos = "nqrb" if r == 6 else ""
         for df, kind in ((0, PUSH), (-1, CAPTURE), (1, CAPTURE)):
             if (t := _sq(f + df, r + 1)) is not None:
-                uci = _name(s) + _name(t)
+                uci = chess.SQUARE_NAMES[s] + chess.SQUARE_NAMES[t]
                 out += [(uci + p, t, kind) for p in promos] if promos else [(uci, t, kind)]
         if r == 1:
-            out.append((_name(s) + _name(s + 16), s + 16, PUSH))
+            out.append((chess.SQUARE_NAMES[s] + chess.SQUARE_NAMES[s + 16], s + 16, PUSH))
         return out
     if piece == N:
         steps = [(df, dr, 1) for df, dr in _KNIGHT_JUMPS]
@@ -110,7 +102,7 @@ def _piece_moves(piece: int, s: int) -> list[tuple[str, int, int]]:
         for k in range(1, reach + 1):
             if (t := _sq(f + df * k, r + dr * k)) is None:
                 break
-            out.append((_name(s) + _name(t), t, NORMAL))
+            out.append((chess.SQUARE_NAMES[s] + chess.SQUARE_NAMES[t], t, NORMAL))
     return out
 
 
@@ -137,7 +129,7 @@ def _build_slots():
             moves[0, j] = chess.Move(s, t, promo)
             moves[1, j] = chess.Move(s ^ 56, t ^ 56, promo)
     for j, (rook, king_to) in zip((n_slots - 2, n_slots - 1), ((chess.H1, chess.G1), (chess.A1, chess.C1))):
-        idx[j] = POLICY_INDEX["e1" + _name(rook)]  # lc0 writes castling as king takes rook
+        idx[j] = POLICY_INDEX["e1" + chess.SQUARE_NAMES[rook]]  # lc0 writes castling as king takes rook
         frm[j], to[j] = chess.E1, rook
         moves[0, j] = chess.Move(chess.E1, king_to)
         moves[1, j] = chess.Move(chess.E1 ^ 56, king_to ^ 56)
