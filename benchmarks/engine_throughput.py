@@ -56,28 +56,20 @@ def measure(stream, pair: list, chunks: int, seconds: float) -> list[list[float]
     return rounds
 
 
-def legal_rates(boards: list, task: int = Engine.TASK_POSITIONS, repeats: int = 9) -> None:
-    """Legal moves with policy indices, as (c) needs them: batched in tasks vs python-chess per board.
+def legal_rates(boards: list, task: int = Engine.TASK_POSITIONS, seconds: float = 5.0) -> None:
+    """Legal moves with policy indices, as (c) needs them: batched in tasks vs python-chess per board,
+    timed back to back on each task's positions (see ``measure``)."""
+    tasks = min(len(boards), 1024) // task
 
-    The two are timed back to back, in alternating order, ``repeats`` times; the best time of each."""
-    m = min(len(boards), 1024)
+    def batched(c):
+        legal_moves_batch(boards[c * task : (c + 1) * task])
 
-    def batched():
-        for s in range(0, m, task):
-            legal_moves_batch(boards[s : s + task])
-
-    def per_board():
-        for b in boards[:m]:
+    def per_board(c):
+        for b in boards[c * task : (c + 1) * task]:
             legal_move_indices(b)
 
-    fns = (batched, per_board)
-    best = [float("inf")] * 2
-    for r in range(repeats):
-        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
-            t0 = time.perf_counter()
-            fns[i]()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    rate = [m / b for b in best]
+    rounds = measure(lambda c: None, [batched, per_board], tasks, seconds)
+    rate = [len(rounds) * tasks * task / sum(r[i] for r in rounds) for i in (1, 2)]
     print(f"legal moves + policy indices: batched in tasks of {task} {rate[0]:,.0f} positions/s; "
           f"python-chess per board (baseline) {rate[1]:,.0f} positions/s; {rate[0] / rate[1]:.1f}×")
 

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 from pathlib import Path
 
+import chess
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+
+def random_positions(n: int, seed: int = 7) -> list[chess.Board]:
+    """``n`` positions sampled (12 % of plies after the sixth) from seeded games of random legal moves:
+    rich in checks, mates, pins, promotions and en passant."""
+    rng = random.Random(seed)
+    out: list[chess.Board] = []
+    while len(out) < n:
+        b = chess.Board()
+        for ply in range(rng.randrange(8, 140)):
+            moves = list(b.legal_moves)
+            if not moves:
+                break
+            b.push(rng.choice(moves))
+            if ply > 5 and rng.random() < 0.12:
+                out.append(b.copy(stack=False))
+    return out[:n]
 
 
 def data_file(*parts: str) -> Path:

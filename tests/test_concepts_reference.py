@@ -7,29 +7,12 @@ seeded random games, which are rich in checks, mates, pins and hanging pieces.
 
 from __future__ import annotations
 
-import random
-
 import chess
 import pytest
+from conftest import random_positions
 
 from conceptchess.concepts import label
 from conceptchess.concepts.bitboards import VALUES
-
-
-def random_positions(n: int, seed: int = 7) -> list[chess.Board]:
-    rng = random.Random(seed)
-    out: list[chess.Board] = []
-    while len(out) < n:
-        b = chess.Board()
-        for ply in range(rng.randrange(8, 140)):
-            moves = list(b.legal_moves)
-            if not moves:
-                break
-            b.push(rng.choice(moves))
-            if ply > 5 and rng.random() < 0.12:
-                out.append(b.copy(stack=False))
-    return out[:n]
-
 
 POSITIONS = random_positions(150)
 COLS = label(POSITIONS)

@@ -1,9 +1,8 @@
 """The batched legal-move generator against known perft counts, chess rules and python-chess."""
 
-import random
-
 import chess
 import pytest
+from conftest import random_positions
 
 from conceptchess.lc0.legal import legal_moves_batch
 from conceptchess.lc0.policy_map import POLICY_INDEX, legal_move_indices
@@ -112,18 +111,8 @@ def test_positions_outside_the_tables_fall_back_to_python_chess():
 
 
 def test_random_play_equals_python_chess():
-    """5,000+ positions from seeded random games: every legal move and index equal python-chess's."""
-    rng = random.Random(20261126)
-    boards = []
-    for _ in range(60):
-        board = chess.Board()
-        for _ in range(rng.randrange(20, 160)):
-            moves = list(board.legal_moves)
-            if not moves:
-                break
-            board.push(rng.choice(moves))
-            boards.append(board.copy(stack=False))
-    assert len(boards) > 4000
+    """3,000 positions from seeded random games: every legal move and index equal python-chess's."""
+    boards = random_positions(3000, seed=20261126)
     for s in range(0, len(boards), 256):
         _same_as_python_chess(boards[s : s + 256])
 
