@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import chess
@@ -279,6 +280,22 @@ def _answer_all(db, sid: int, correct: set[str]) -> None:
         record_answer(db, sid, p.id, p.solution[0] if p.id in correct else wrong_move(p), seconds=10.0, confidence=3)
 
 
+def _study(db) -> dict[str, list[str]]:
+    """The ids of collection 'study' by kind: concept (2), control-random (1), control-human (1), imported (7)."""
+    with db.session() as s:
+        ps = collection_puzzles(s, "study")
+    return {kind: [p.id for p in ps if p.kind == kind] for kind in ("concept", "control-random", "control-human", "imported")}
+
+
+def _answer(db, expert: str, phase: str, results: dict[str, bool]) -> None:
+    """A session of ``expert`` in ``phase`` answering the puzzles of ``results``, right where True."""
+    sid = new_session(db, expert, phase, "study").id
+    with db.session() as s:
+        ps = {p.id: p for p in collection_puzzles(s, "study")}
+    for pid, ok in results.items():
+        record_answer(db, sid, pid, ps[pid].solution[0] if ok else wrong_move(ps[pid]))
+
+
 def test_report(url, tmp_path):
     db = populate(url)
     with db.session() as s:
@@ -293,21 +310,104 @@ def test_report(url, tmp_path):
         _answer_all(db, after, concept | {controls[0], *lichess[:4]})
     rep = report(db, seed=5, resamples=500, output=tmp_path / "rep")
     again = report(db, seed=5, resamples=500, output=None)
-    assert rep.changes == again.changes and rep.controls == again.controls  # seeded
-    rates = {(r["expert"], r["group"], r["phase"]): r for r in rep.rates}
-    assert rates[("Hal", "fork-dir", "before")]["rate"] == 0 and rates[("Hal", "fork-dir", "after")]["rate"] == 1
-    assert rates[("Hal", "lichess", "after")]["n"] == 7 and rates[("Hal", "lichess", "after")]["solved"] == 4
-    ch = {(c["expert"], c["group"]): c for c in rep.changes}
-    assert ch[("Ida", "fork-dir")]["delta"] == 1 and ch[("Ida", "fork-dir")]["lo"] == ch[("Ida", "fork-dir")]["hi"] == 1
-    assert ch[("Ida", "control: random direction")]["delta"] == 0
-    ctrl = {c["comparison"]: c for c in rep.controls}
-    assert ctrl["concept"]["delta"] == 1 and ctrl["control"]["delta"] == 0 and ctrl["concept − control"]["delta"] == 1
-    assert ctrl["imported"]["delta"] == pytest.approx(1 / 7)
+    assert rep.changes == again.changes and rep.comparisons == again.comparisons  # seeded
+    rates = {(r.expert, r.group, r.phase): r for r in rep.rates}
+    assert rates[("Hal", "fork-dir", "before")].rate == 0 and rates[("Hal", "fork-dir", "after")].rate == 1
+    assert rates[("Hal", "lichess", "after")].n == 7 and rates[("Hal", "lichess", "after")].solved == 4
+    ch = {(c.expert, c.group): c for c in rep.changes}
+    assert ch[("Ida", "fork-dir")].delta == 1 and ch[("Ida", "fork-dir")].ci_low == ch[("Ida", "fork-dir")].ci_high == 1
+    assert ch[("Ida", "control: random direction")].delta == 0 and ch[("Ida", "lichess")].n_answers == 14
+    assert ch[("Ida", "control: random direction")].ci_low is None  # one answer a phase: no interval
+    ctrl = {c.group: c for c in rep.comparisons}
+    assert ctrl["concept"].delta == 1 and ctrl["control"].delta == 0 and ctrl["concept − control"].delta == 1
+    assert ctrl["imported"].delta == pytest.approx(1 / 7)
+    assert (ctrl["concept"].n_experts, ctrl["concept"].n_answers, ctrl["concept − control"].n_answers) == (2, 8, 16)
+    assert all(c.refused_reason is None and not c.excluded for c in rep.comparisons)
     assert rep.png.stat().st_size > 10_000 and rep.png.read_bytes()[:4] == b"\x89PNG"
-    assert "Before → after" in rep.html.read_text()
+    page = rep.html.read_text()
+    assert "Before → after" in page and "<td>concept − control</td><td>2</td><td>16</td>" in page
     r = invoke("evaluation", "report", "--db", url, "--output", str(tmp_path / "cli"))
     assert r.exit_code == 0, r.stderr
     assert "concept − control" in r.stdout and (tmp_path / "cli.png").exists()
+    cli_rows = {cells[0]: cells[1:] for line in r.stdout.splitlines() if line.startswith("│")
+                for cells in [[c.strip() for c in line.split("│")[1:-1]]]}
+    assert cli_rows["concept"][:5] == ["2", "8", "0%", "100%", "+100 pts"]  # experts, answers, before, after, change
+
+
+def test_report_refuses_a_change_made_of_two_people(url, tmp_path):
+    """Issue 12's case: A has only a before session (0/11), B only an after session (11/11). No expert has
+    both phases, so there is no change to report, not a +100-point one."""
+    db = populate(url)
+    ids = [i for kind in _study(db).values() for i in kind]
+    _answer(db, "A", "before", dict.fromkeys(ids, False))
+    _answer(db, "B", "after", dict.fromkeys(ids, True))
+    rep = report(db, seed=0, resamples=500, output=tmp_path / "rep")
+    assert rep.changes == ()
+    rows = {c.group: c for c in rep.comparisons}
+    assert set(rows) == {"concept", "control", "control-random", "control-human", "imported", "concept − control"}
+    for c in rows.values():
+        assert (c.n_experts, c.n_answers, c.delta, c.ci_low, c.ci_high, c.excluded) == (0, 0, None, None, None, ("A", "B"))
+        assert c.refused_reason.startswith("fewer than 2 experts have both phases") and "(0 of 2 do)" in c.refused_reason
+    assert "refused: fewer than 2 experts have both phases of concept puzzles" in rep.html.read_text()
+    r = invoke("evaluation", "report", "--db", url, "--output", str(tmp_path / "cli"))
+    assert r.exit_code == 0, r.stderr
+    assert "refused: fewer than 2 experts have both phases of concept puzzles (0 of 2 do)" in r.stdout
+    assert "+100 pts" not in r.stdout
+
+
+def test_an_expert_with_one_phase_is_left_out_of_the_comparisons(url, tmp_path):
+    db = populate(url)
+    ids = _study(db)
+    (c1, c2), k, imported = ids["concept"], ids["control-random"] + ids["control-human"], ids["imported"]
+
+    def sessions(db, with_jo: bool):
+        _answer(db, "Hal", "before", {c1: False, c2: False, **dict.fromkeys(k, True), **dict.fromkeys(imported, False)})
+        _answer(db, "Hal", "after", {c1: True, c2: True, **dict.fromkeys(k, True), **dict.fromkeys(imported, True)})
+        _answer(db, "Ida", "before", {c1: True, c2: False, **dict.fromkeys(k, False), **dict.fromkeys(imported, True)})
+        _answer(db, "Ida", "after", {c1: True, c2: False, **dict.fromkeys(k, True), **dict.fromkeys(imported, True)})
+        if with_jo:  # after only, everything right
+            _answer(db, "Jo", "after", dict.fromkeys([c1, c2, *k, *imported], True))
+
+    sessions(db, with_jo=True)
+    rows = {c.group: c for c in report(db, seed=3, resamples=500, output=None).comparisons}
+    # Hal: concept 0 → 1, control 1 → 1, imported 0 → 1; Ida: concept ½ → ½, control 0 → 1, imported 1 → 1
+    hand = {"concept": (0.25, 0.75, 0.5), "control": (0.5, 1.0, 0.5), "imported": (0.5, 1.0, 0.5),
+            "concept − control": (-0.25, -0.25, 0.0)}
+    for group, (before, after, delta) in hand.items():
+        c = rows[group]
+        assert (c.before, c.after, c.delta) == pytest.approx((before, after, delta)), group
+        assert c.n_experts == 2 and c.excluded == ("Jo",) and c.refused_reason is None
+    assert rows["concept"].n_answers == 8 and rows["imported"].n_answers == 28 and rows["concept − control"].n_answers == 16
+    # Jo's answers change nothing but the list of who was left out
+    db2 = populate(f"sqlite:///{tmp_path / 'without-jo.sqlite'}")
+    sessions(db2, with_jo=False)
+    without = report(db2, seed=3, resamples=500, output=None).comparisons
+    assert without == tuple(replace(c, excluded=()) for c in rows.values())
+
+
+def test_concept_minus_control_is_a_per_expert_difference_in_differences(url):
+    """A small table worked by hand; Ida skips some puzzles, so averaging answers across experts would differ."""
+    db = populate(url)
+    ids = _study(db)
+    (c1, c2), kr, kh = ids["concept"], ids["control-random"][0], ids["control-human"][0]
+    _answer(db, "Hal", "before", {c1: False, c2: False, kr: True, kh: False})  # concept 0/2, control 1/2
+    _answer(db, "Hal", "after", {c1: True, c2: True, kr: True, kh: False})  # concept 2/2, control 1/2
+    _answer(db, "Ida", "before", {c1: True, kr: False, kh: False})  # concept 1/1, control 0/2
+    _answer(db, "Ida", "after", {c1: True, c2: False, kr: True})  # concept 1/2, control 1/1
+    rows = {c.group: c for c in report(db, seed=0, resamples=1000, output=None).comparisons}
+    # Hal: (1 − 0) − (½ − ½) = 1; Ida: (½ − 1) − (1 − 0) = −1.5; mean −0.25.
+    # concept − control before: Hal 0 − ½, Ida 1 − 0 → ¼; after: Hal 1 − ½, Ida ½ − 1 → 0
+    did = rows["concept − control"]
+    assert (did.before, did.after, did.delta) == pytest.approx((0.25, 0.0, -0.25))
+    assert (did.n_experts, did.n_answers) == (2, 8 + 6)
+    assert -2 <= did.ci_low < did.delta < did.ci_high <= 2  # Ida's resampled DiD lies in [−2, −1], Hal's in [0, 2]
+    # the answer-pooled estimate the report used to give: (3/4 − 1/3) − (2/3 − 1/4) = 0
+    assert rows["concept"].delta == pytest.approx((1 - 0.5) / 2) and rows["control"].delta == pytest.approx((0 + 1) / 2)
+    assert rows["control-random"].delta == pytest.approx((0 + 1) / 2)
+    human = rows["control-human"]  # Ida answered it only before
+    assert human.delta is None and human.n_experts == 1 and human.excluded == ("Ida",)
+    assert human.refused_reason == "fewer than 2 experts have both phases of control-human puzzles (1 of 2 do)"
+    assert "imported" not in rows  # nobody answered one
 
 
 def test_report_needs_answers(url):
@@ -315,9 +415,62 @@ def test_report_needs_answers(url):
         report(populate(url), output=None)
 
 
-def test_bootstrap_interval_covers_the_difference():
+def test_comparison_intervals_with_experts_of_different_ability(url):
+    """Random answers from experts of different ability: every interval has width and holds its estimate."""
+    db = populate(url)
+    ids = [i for kind in _study(db).values() for i in kind]
+    rng = np.random.default_rng(7)
+    for expert, before, after in [("Ann", 0.2, 0.5), ("Bob", 0.5, 0.6), ("Cy", 0.7, 0.7), ("Di", 0.4, 0.9)]:
+        _answer(db, expert, "before", {i: bool(rng.random() < before) for i in ids})
+        _answer(db, expert, "after", {i: bool(rng.random() < after) for i in ids})
+    rep = report(db, seed=1, resamples=1000, output=None)
+    assert {c.group for c in rep.comparisons} == {"concept", "control", "control-random", "control-human", "imported",
+                                                  "concept − control"}
+    for c in rep.comparisons:
+        assert c.n_experts == 4 and c.refused_reason is None
+        assert c.ci_low < c.ci_high and c.ci_low <= c.delta <= c.ci_high, c
+
+
+def _expert_level_reference(experts, rng, resamples):
+    """Written apart from the library: draw experts with replacement, then each one's answers per phase."""
+    stats = []
+    for _ in range(resamples):
+        per_expert = []
+        for e in rng.integers(0, len(experts), len(experts)):
+            before, after = experts[e]
+            per_expert.append(after[rng.integers(0, len(after), len(after))].mean()
+                              - before[rng.integers(0, len(before), len(before))].mean())
+        stats.append(sum(per_expert) / len(per_expert))
+    lo, hi = np.percentile(stats, [2.5, 97.5])
+    return hi - lo
+
+
+def test_bootstrap_width_matches_an_expert_level_bootstrap():
+    """A simulated study, 4 experts of different ability × 20 puzzles per phase."""
+    sim = np.random.default_rng(0)
+    ability = [(0.2, 0.55), (0.4, 0.45), (0.6, 0.85), (0.8, 0.75)]
+    experts = [((sim.random(20) < b).astype(float), (sim.random(20) < a).astype(float)) for b, a in ability]
+    d, lo, hi = bootstrap_delta(experts, np.random.default_rng(1), 4000)
+    assert d == pytest.approx(np.mean([a.mean() - b.mean() for b, a in experts]))
+    reference = _expert_level_reference(experts, np.random.default_rng(2), 4000)
+    assert abs((hi - lo) - reference) < 0.10 * reference
+    # the answer-pooled bootstrap the report used to run is far too narrow here: the test can tell them apart
+    pooled_b, pooled_a = np.concatenate([b for b, _ in experts]), np.concatenate([a for _, a in experts])
+    draws = np.random.default_rng(3).integers(0, 80, size=(2, 4000, 80))
+    pooled = np.percentile(pooled_a[draws[1]].mean(axis=1) - pooled_b[draws[0]].mean(axis=1), [2.5, 97.5])
+    assert pooled[1] - pooled[0] < 0.8 * reference
+
+
+def test_bootstrap_of_one_expert_resamples_that_experts_answers():
     rng = np.random.default_rng(0)
     b = (rng.random(60) < 0.3).astype(float)
     a = (rng.random(60) < 0.7).astype(float)
-    d, lo, hi = bootstrap_delta(b, a, np.random.default_rng(1), 2000)
+    d, lo, hi = bootstrap_delta([(b, a)], np.random.default_rng(1), 2000)
     assert lo < d < hi and d == pytest.approx(a.mean() - b.mean()) and lo > 0
+    # answer-level bootstrap by hand: the same spread (normal approximation of the binomial)
+    se = np.sqrt(a.mean() * (1 - a.mean()) / 60 + b.mean() * (1 - b.mean()) / 60)
+    assert (hi - lo) == pytest.approx(2 * 1.96 * se, rel=0.1)
+    with pytest.raises(ConceptChessError, match="at least one expert"):
+        bootstrap_delta([], rng)
+    with pytest.raises(ConceptChessError, match="each expert needs answers"):
+        bootstrap_delta([(b, np.array([]))], rng)

@@ -102,37 +102,26 @@ def import_(csv_file: Path = typer.Argument(..., help="CSV with session, puzzle,
     console.print(f"{n} answer(s) stored")
 
 
-def _pct(x) -> str:
-    return "–" if x is None else f"{100 * x:.0f}%"
-
-
 @app.command()
 @guarded
 def report(output: Path | None = typer.Option(None, "--output", "-o", help="Prefix of the PNG and HTML (default: puzzles/eval-report)"),
            seed: int = typer.Option(0, "--seed", help="Bootstrap seed"),
            resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples"),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
-    """Solve rates per expert × concept × phase, before → after with bootstrap CIs, concept vs control."""
-    from conceptchess.evaluation import REPORT_PREFIX
-    from conceptchess.evaluation import report as make
+    """Solve rates per expert × concept × phase, before → after with bootstrap CIs, concept vs control across experts."""
+    from conceptchess import evaluation as ev
     from conceptchess.store import connect
 
-    rep = make(connect(db), seed=seed, resamples=resamples, output=output or REPORT_PREFIX)
-    t = Table("expert", "concept", "phase", "n", "solved", "rate", "line", "median s", "conf.", title="Solve rates")
-    for r in rep.rates:
-        t.add_row(r["expert"], r["group"], r["phase"], str(r["n"]), str(r["solved"]), _pct(r["rate"]), _pct(r["line_rate"]),
-                  "–" if r["seconds"] is None else f"{r['seconds']:.0f}", "–" if r["confidence"] is None else f"{r['confidence']:.1f}")
-    console.print(t)
-    t = Table("expert", "concept", "before", "after", "change", "95% CI", title=f"Before → after (bootstrap seed {seed})")
-    for c in rep.changes:
-        t.add_row(c["expert"], c["group"], _pct(c["before"]), _pct(c["after"]), f"{100 * c['delta']:+.0f} pts",
-                  f"[{100 * c['lo']:+.0f}, {100 * c['hi']:+.0f}]")
-    console.print(t)
-    t = Table("comparison", "before", "after", "change", "95% CI", title="Concept puzzles vs controls (all experts)")
-    for c in rep.controls:
-        t.add_row(c["comparison"], _pct(c["before"]), _pct(c["after"]), f"{100 * c['delta']:+.0f} pts",
-                  f"[{100 * c['lo']:+.0f}, {100 * c['hi']:+.0f}]")
-    console.print(t)
+    rep = ev.report(connect(db), seed=seed, resamples=resamples, output=output or ev.REPORT_PREFIX)
+    for title, head, rows, caption in [
+            ("Solve rates", ev.RATE_HEAD, [ev.rate_cells(r) for r in rep.rates], None),
+            (f"Before → after, per expert (bootstrap seed {seed})", ev.CHANGE_HEAD, [ev.change_cells(c) for c in rep.changes],
+             ev.CHANGE_METHOD),
+            (ev.COMPARISON_TITLE, ev.COMPARISON_HEAD, [ev.comparison_cells(c) for c in rep.comparisons], ev.COMPARISON_METHOD)]:
+        t = Table(*head, title=title, caption=caption)
+        for row in rows:
+            t.add_row(*row)
+        console.print(t)
     console.print(f"wrote {rep.png} and {rep.html}")
 
 
