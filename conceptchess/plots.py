@@ -12,8 +12,10 @@
   the PNGs.
 
 Colours: R² on [0, 1] and balanced accuracy on [0.5, 1] (chance at the bottom), so a control that
-learns nothing is dark. Every file is written to a temporary name and renamed. Matplotlib runs
-headless (the Agg canvas; no pyplot state).
+learns nothing is dark. A cell whose probe ended at all-zero weights (status ``no-fit``) is hatched
+and marked "×" (a note under the figure says so), and the index counts such cells per concept: its
+dark colour is a probe that found nothing, not evidence that the tap holds nothing. Every file is
+written to a temporary name and renamed. Matplotlib runs headless (the Agg canvas; no pyplot state).
 
 >>> plot_run(db, 3, "atlas/")                        # doctest: +SKIP
 """
@@ -30,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.files import atomic_write_bytes
-from conceptchess.probing.results import CHANCE, RunView, load_run, summarize
+from conceptchess.probing.results import CHANCE, ConceptSummary, RunView, load_run, summarize
 
 CMAP = "viridis"
+NO_FIT_NOTE = "× (hatched): no fit — the probe ended at all-zero weights, so its score is that of a constant prediction"
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -56,7 +59,11 @@ def _range(metric: str) -> tuple[float, float]:
     return (CHANCE.get(metric, 0.0), 1.0)
 
 
-def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, vmax: float, title: str, annotate: bool):
+def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, vmax: float, title: str, annotate: bool,
+          marks: np.ndarray | None = None):
+    """A heatmap of ``grid``; cells where ``marks`` is true (no-fit probes) are hatched and marked "×"."""
+    from matplotlib.patches import Rectangle
+
     masked = np.ma.masked_invalid(grid)
     im = ax.imshow(masked, cmap=CMAP, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
     ax.set_xticks(range(len(cols)))
@@ -64,14 +71,30 @@ def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, v
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(rows, fontsize=7)
     ax.set_title(title, fontsize=9)
+    marks = np.zeros(grid.shape, bool) if marks is None else marks
+    for i, j in zip(*np.nonzero(marks)):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="xxx", edgecolor="0.8", linewidth=0))
+        ax.text(j, i, "×", ha="center", va="center", fontsize=9, color="red")
     if annotate:
         for i in range(grid.shape[0]):
             for j in range(grid.shape[1]):
                 v = grid[i, j]
-                if np.isfinite(v):
+                if np.isfinite(v) and not marks[i, j]:
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6,
                             color="white" if v < vmin + 0.6 * (vmax - vmin) else "black")
     return im
+
+
+def _note_no_fit(fig, marks: list[np.ndarray]) -> None:
+    """Say what "×" means, under the lowest tick label (the PNG is saved with a tight bounding box)."""
+    if not any(m.any() for m in marks):
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    bottom = min(ax.get_tightbbox(renderer).y0 for ax in fig.axes)
+    y = fig.transFigure.inverted().transform((0.0, bottom))[1]
+    fig.text(0.01, y - 0.02, NO_FIT_NOTE, fontsize=7, ha="left", va="top")
 
 
 def concept_figure(view: RunView, concept: str):
@@ -85,30 +108,37 @@ def concept_figure(view: RunView, concept: str):
     cols = [n.label for n in probed]
     score = np.full((len(taps), len(probed)), np.nan)
     shuffled = np.full_like(score, np.nan)
+    no_fit = np.zeros(score.shape, bool)
     for j, n in enumerate(probed):
         for i, t in enumerate(taps):
             r = view.get(concept, n.id, t)
             if r is not None and r.score is not None:
                 score[i, j] = r.score
                 shuffled[i, j] = np.nan if r.control_shuffled is None else r.control_shuffled
-    panels = [(score, cols, "score"), (shuffled, cols, "control: shuffled labels")]
+                no_fit[i, j] = r.no_fit
+    # The shuffled-label control is meant to find nothing: its all-zero probes are not marked.
+    panels = [(score, cols, "score", no_fit), (shuffled, cols, "control: shuffled labels", None)]
     if controls:
         rnd = np.full((len(taps), len(controls)), np.nan)
+        rnd_no_fit = np.zeros(rnd.shape, bool)
         for j, n in enumerate(controls):
             for i, t in enumerate(taps):
-                v = view.score(concept, n.id, t)
-                rnd[i, j] = np.nan if v is None else v
-        panels.append((rnd, [n.label for n in controls], "control: random init"))
-    widths = [max(1.5, 0.45 * g.shape[1]) for g, _, _ in panels]
+                r = view.get(concept, n.id, t)
+                if r is not None and r.score is not None:
+                    rnd[i, j] = r.score
+                    rnd_no_fit[i, j] = r.no_fit
+        panels.append((rnd, [n.label for n in controls], "control: random init", rnd_no_fit))
+    widths = [max(1.5, 0.45 * g.shape[1]) for g, _, _, _ in panels]
     fig = Figure(figsize=(sum(widths) + 2.2, 1.0 + 0.32 * len(taps) + 0.6))
     axes = fig.subplots(1, len(panels), gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
     annotate = len(taps) * len(probed) <= 160
     im = None
-    for ax, (g, c, title) in zip(axes, panels):
-        im = _heat(ax, g, taps if ax is axes[0] else [""] * len(taps), c, vmin, vmax, title, annotate)
+    for ax, (g, c, title, marks) in zip(axes, panels):
+        im = _heat(ax, g, taps if ax is axes[0] else [""] * len(taps), c, vmin, vmax, title, annotate, marks)
     name = "R²" if metric == "r2" else "balanced accuracy"
     fig.suptitle(f"{concept} — test {name} by tap and network (input row = input-plane control)", fontsize=10)
     fig.colorbar(im, ax=list(axes), shrink=0.8, label=name)
+    _note_no_fit(fig, [m for _, _, _, m in panels if m is not None])
     return fig
 
 
@@ -118,17 +148,20 @@ def network_figure(view: RunView, network_id: int):
 
     concepts, taps = view.concepts, view.taps
     grid = np.full((len(concepts), len(taps)), np.nan)
+    no_fit = np.zeros(grid.shape, bool)
     for i, c in enumerate(concepts):
         lo = CHANCE.get(view.metric(c), 0.0)
         for j, t in enumerate(taps):
-            v = view.score(c, network_id, t)
-            if v is not None:
-                grid[i, j] = (v - lo) / (1.0 - lo)
+            r = view.get(c, network_id, t)
+            if r is not None and r.score is not None:
+                grid[i, j] = (r.score - lo) / (1.0 - lo)
+                no_fit[i, j] = r.no_fit
     label = next(n.label for n in view.networks if n.id == network_id)
     fig = Figure(figsize=(2.5 + 0.5 * len(taps), 1.2 + 0.16 * len(concepts)))
     ax = fig.subplots()
-    im = _heat(ax, grid, concepts, taps, 0.0, 1.0, f"{label}: concepts × taps", annotate=False)
+    im = _heat(ax, grid, concepts, taps, 0.0, 1.0, f"{label}: concepts × taps", annotate=False, marks=no_fit)
     fig.colorbar(im, ax=ax, shrink=0.6, label="R², or 2·(balanced accuracy − 0.5)")
+    _note_no_fit(fig, [no_fit])
     return fig
 
 
@@ -155,6 +188,13 @@ def _cell(v, fmt="{:.3f}") -> str:
     return f"<td>{html.escape(str(v))}</td>"
 
 
+def _note(s: ConceptSummary) -> str:
+    notes = [s.skipped] if s.skipped else []
+    if s.no_fit:
+        notes.append(f"no fit in {s.no_fit} of {s.cells} cells (all weights zero at the chosen λ; × in the plots)")
+    return "; ".join(notes)
+
+
 def index_html(view: RunView, concept_files: dict[str, str], network_files: dict[int, str], thresholds=None) -> str:
     rows = summarize(view, thresholds)
     head = ["concept", "metric", "best score", "95% CI", "best tap", "best network", "first network ≥ threshold", "threshold",
@@ -171,6 +211,9 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
            "<p>Best score: the highest test score over block taps of the probed networks (R² for scalar concepts, balanced "
            "accuracy for binary ones and one-vs-rest categories), with a game-level bootstrap interval. Selectivity = score − "
            "shuffled-label control (Hewitt &amp; Liang). Controls are those of the best cell. Click a column to sort.</p>",
+           *(["<p><b>No fit</b>: in the cells counted in the note column the probe ended at all-zero weights (the validation "
+              "games preferred λ<sub>max</sub>), so their score is that of a constant prediction — a probe that found nothing, "
+              "not evidence that the tap holds nothing. The plots hatch them and mark them ×.</p>"] if any(s.no_fit for s in rows) else []),
            "<p>Networks: " + " · ".join(f"<a href='{html.escape(f)}'>{html.escape(n.label)}</a>"
                                         for n in view.networks for nid, f in network_files.items() if nid == n.id) + "</p>",
            "<table><thead><tr>" + "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
@@ -181,7 +224,7 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
         out.append("<tr>" + f"<td data-v='{html.escape(s.concept)}'>{name}</td>" + _cell(s.metric) + _cell(s.best_score) + f"<td>{ci}</td>"
                    + _cell(s.best_tap) + _cell(s.best_network) + _cell(s.first_network) + _cell(s.threshold, "{:g}")
                    + _cell(s.selectivity) + _cell(s.control_input) + _cell(s.control_random) + _cell(s.control_shuffled)
-                   + _cell(s.nonzero, "{:d}") + _cell(s.skipped or "") + "</tr>")
+                   + _cell(s.nonzero, "{:d}") + _cell(_note(s)) + "</tr>")
     out.append("</tbody></table>")
     out.append(f"<p><small>settings: <code>{html.escape(json.dumps(view.settings.get('probe', {})))}</code></small></p></body></html>")
     return "\n".join(out)

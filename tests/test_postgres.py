@@ -1,8 +1,10 @@
 """The whole schema and the evaluation flow against a real PostgreSQL server.
 
 Set ``$CONCEPTCHESS_TEST_PG_URL`` (e.g. ``postgresql+psycopg://conceptchess:conceptchess@127.0.0.1/conceptchess_test``);
-without it, or when the server is unreachable, these tests skip and say why. Each test works in a
-fresh schema of its own (dropped afterwards), so runs never see each other's rows.
+without it, or when the server is unreachable, these tests skip and say why — unless
+``$CONCEPTCHESS_REQUIRE_PG=1`` (set by ``.ci/run``), where they fail instead, so CI cannot pass
+without ever reaching PostgreSQL. Each test works in a fresh schema of its own (dropped afterwards),
+so runs never see each other's rows.
 """
 
 from __future__ import annotations
@@ -15,17 +17,25 @@ from test_evaluation import check_concurrent_entry, check_sessions_and_answers
 from test_puzzles_schema import check_database_refuses_duplicates, check_downgrade_and_upgrade, check_schema_matches_models
 
 ENV = "CONCEPTCHESS_TEST_PG_URL"
+REQUIRE = "CONCEPTCHESS_REQUIRE_PG"
+
+
+def unavailable(reason: str):
+    """Skip with ``reason``; fail with it when ``$CONCEPTCHESS_REQUIRE_PG=1``."""
+    if os.environ.get(REQUIRE) == "1":
+        pytest.fail(f"${REQUIRE}=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture
 def pg_url():
     url = os.environ.get(ENV)
     if not url:
-        pytest.skip(f"${ENV} is not set (e.g. postgresql+psycopg://conceptchess:conceptchess@127.0.0.1/conceptchess_test)")
+        unavailable(f"${ENV} is not set (e.g. postgresql+psycopg://conceptchess:conceptchess@127.0.0.1/conceptchess_test)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg is not installed (pip install 'psycopg[binary]')")
+        unavailable("psycopg is not installed (pip install 'psycopg[binary]')")
     from sqlalchemy import create_engine, make_url, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -36,7 +46,7 @@ def pg_url():
             c.execute(text(f'CREATE SCHEMA "{schema}"'))
     except SQLAlchemyError as e:
         admin.dispose()
-        pytest.skip(f"PostgreSQL at ${ENV} is unreachable or refuses us ({type(e.orig or e).__name__}: {str(e.orig or e).splitlines()[0]})")
+        unavailable(f"PostgreSQL at ${ENV} is unreachable or refuses us ({type(e.orig or e).__name__}: {str(e.orig or e).splitlines()[0]})")
     scoped = make_url(url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield scoped.render_as_string(hide_password=False)
@@ -44,6 +54,15 @@ def pg_url():
         with admin.connect() as c:
             c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_missing_postgres_skips_unless_required(monkeypatch):
+    monkeypatch.delenv(REQUIRE, raising=False)
+    with pytest.raises(pytest.skip.Exception, match="unreachable"):
+        unavailable("PostgreSQL is unreachable")
+    monkeypatch.setenv(REQUIRE, "1")
+    with pytest.raises(pytest.fail.Exception, match=f"{REQUIRE}=1 but PostgreSQL is unreachable"):
+        unavailable("PostgreSQL is unreachable")
 
 
 def test_schema_matches_models(pg_url):

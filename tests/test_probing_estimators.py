@@ -1,19 +1,33 @@
-"""Probing maths on synthetic data: sparse recovery, null concepts, the split by game, the solver, the estimators."""
+"""Probing maths on synthetic data: sparse recovery, null concepts, the split by game, the solver, the
+bootstrap, the estimators; and a probe that ends at all-zero weights, from the library to `probe show`
+and the atlas."""
 
 from __future__ import annotations
 
+import chess
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
 from sklearn.linear_model import Lasso, LassoCV
 from sklearn.model_selection import PredefinedSplit
+from typer.testing import CliRunner
 
+from conceptchess.cli.probe import app as probe_app
+from conceptchess.concepts.labeling import label
+from conceptchess.datasets import DatasetWriter, position_record
 from conceptchess.errors import ConceptChessError
+from conceptchess.lc0.encoder import encode_boards
+from conceptchess.lc0.trainable import TrainableLc0Net
+from conceptchess.lc0.weights import NetSpec, write_weights
+from conceptchess.plots import NO_FIT_NOTE, concept_figure
 from conceptchess.probing import SparseLinearProbe, SparseLogisticProbe, Target, probe_matrix, split_by_game
+from conceptchess.probing.cell import NO_FIT, NO_FIT_REASON
 from conceptchess.probing.paths import Design, regression_path
+from conceptchess.probing.results import load_run
 from conceptchess.probing.solvers import L1Quadratic
 from conceptchess.probing.split import Standardizer, bootstrap_ci, bootstrap_counts
+from conceptchess.store import Database
 
 
 def activations(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -177,6 +191,126 @@ def test_bootstrap_is_seeded_and_brackets_the_score():
     assert low[0] < r2 < high[0] and high[0] - low[0] < 0.2
     codes2, counts2 = bootstrap_counts(games, 500, seed=1)
     assert np.array_equal(counts, counts2)
+
+
+def test_bootstrap_resamples_games_not_rows():
+    """Residuals shared by the positions of a game (a game-level effect the activations do not show)
+    make an interval from resampled test games much wider than one from resampled rows; the probe's
+    interval is the game-level one (both references below are computed independently, by loops)."""
+    n_games, per = 150, 20
+    n = n_games * per
+    games = games_of(n, per)
+    rng = np.random.default_rng(21)
+    X = activations(n, 16, seed=21)
+    y = X[:, [2, 9]] @ np.array([1.0, -0.5]) + 1.5 * rng.normal(size=n_games)[games] + 0.2 * rng.normal(size=n)
+    s = split_by_game(games, seed=0)
+    (r,) = probe_matrix(X, (16,), [Target("y", "regression", "y")], y[:, None], s, seed=0)
+    assert r.status == "ok" and 0.1 < r.score < 0.6
+    yt, pred, gt = y[s.test], X[s.test] @ r.vector.astype(np.float64) + r.intercept, games[s.test]
+
+    def interval(groups: np.ndarray) -> tuple[float, float]:
+        members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+        draw = np.random.default_rng(5)
+        boot = []
+        for _ in range(2000):
+            rows = np.concatenate([members[i] for i in draw.integers(len(members), size=len(members))])
+            boot.append(1 - ((yt[rows] - pred[rows]) ** 2).sum() / ((yt[rows] - yt[rows].mean()) ** 2).sum())
+        return tuple(np.quantile(boot, [0.025, 0.975]))
+
+    game_low, game_high = interval(gt)
+    row_low, row_high = interval(np.arange(len(gt)))
+    assert game_high - game_low > 2 * (row_high - row_low)  # the data tells the two resamplings apart
+    assert r.ci_high - r.ci_low == pytest.approx(game_high - game_low, rel=0.15)
+    assert r.ci_low == pytest.approx(game_low, abs=0.05) and r.ci_high == pytest.approx(game_high, abs=0.05)
+
+
+# -- a probe that ends at all-zero weights ------------------------------------------------------------------
+def random_games(games: int, plies: int, seed: int = 0) -> list[list[chess.Move]]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(games):
+        b, moves = chess.Board(), []
+        for _ in range(plies):
+            legal = list(b.legal_moves)
+            if not legal:
+                break
+            moves.append(legal[rng.integers(len(legal))])
+            b.push(moves[-1])
+        out.append(moves)
+    return out
+
+
+NO_FIT_GAMES = random_games(20, 60)  # ~1,200 positions: few enough for material_diff to end at all-zero weights
+
+
+def test_exactly_linear_concept_at_full_resolution_is_a_no_fit_not_a_low_score():
+    """material_diff is a linear function of the input planes (piece counts), yet on ~1,200 positions at
+    full 8×8 resolution (2,282 distinct features) every λ below λ_max scores worse on validation than the
+    all-zero probe: the row says no-fit. Mean-pooled planes, same positions: an ordinary near-perfect fit."""
+    boards, games = [], []
+    for g, moves in enumerate(NO_FIT_GAMES):
+        b = chess.Board()
+        for m in moves:
+            b.push(m)
+            boards.append(b.copy())
+            games.append(g)
+    y = label(boards, ["material_diff"])["material_diff"].astype(np.float64)[:, None]
+    planes = encode_boards(boards)
+    s = split_by_game(np.array(games), seed=0)
+    target = [Target("material_diff", "regression", "material_diff")]
+    (full,) = probe_matrix(planes.reshape(len(boards), -1), (112, 8, 8), target, y, s, seed=0)
+    assert full.status == NO_FIT and full.reason == NO_FIT_REASON
+    assert full.nonzero == 0 and not full.vector.any() and abs(full.score) < 0.01
+    (pooled,) = probe_matrix(planes.mean((2, 3)), (112,), target, y, s, seed=0)
+    assert pooled.status == "ok" and pooled.reason is None and pooled.score > 0.99 and pooled.nonzero > 0
+
+
+@pytest.fixture(scope="module")
+def no_fit_run(tmp_path_factory):
+    """A real sweep (CLI) of material_diff on the full-resolution input tap of those positions."""
+    root = tmp_path_factory.mktemp("no_fit")
+    with DatasetWriter(root / "positions", {"made_by": "test random games"}) as w:
+        for g, moves in enumerate(NO_FIT_GAMES):
+            for t in range(1, len(moves) + 1):
+                w.write({"id": f"g{g}-p{t}", "game": g, "ply": t, **position_record(chess.Board(), moves, t)})
+    spec = NetSpec(blocks=1, filters=8, se_channels=4, policy="convolution", policy_channels=0, value="wdl", value_channels=4,
+                   value_hidden=16, moves_left=False)
+    torch.manual_seed(0)
+    write_weights(root / "net.pb.gz", spec, TrainableLc0Net(spec).folded_state())
+    db = f"sqlite:///{root / 'probes.sqlite'}"
+    r = CliRunner().invoke(probe_app, ["run", "--net", str(root / "net.pb.gz"), "--positions", str(root / "positions"),
+                                       "--concepts", "material_diff,in_check", "--taps", "input", "--pool", "full",
+                                       "--bootstrap", "200", "--db", db, "--results", str(root / "results")])
+    assert r.exit_code == 0, r.output
+    return root, db
+
+
+def test_show_and_atlas_mark_a_no_fit_probe(no_fit_run):
+    root, db = no_fit_run
+    view = load_run(Database(db), 1)
+    mat = [r for r in view.rows if r.concept == "material_diff"]
+    assert mat and all(r.status == NO_FIT and r.reason == NO_FIT_REASON and r.nonzero == 0 for r in mat)
+    assert all(r.status == "ok" and r.nonzero > 0 for r in view.rows if r.concept == "in_check")
+    r = CliRunner().invoke(probe_app, ["show", "--concept", "material_diff", "--db", db])
+    assert r.exit_code == 0, r.output
+    assert r.output.count(" ×") == len(mat) and f"× no fit: {NO_FIT_REASON}" in r.output
+    r = CliRunner().invoke(probe_app, ["show", "--concept", "in_check", "--db", db])
+    assert r.exit_code == 0 and "×" not in r.output and "no fit" not in r.output
+    # The atlas: the what-when-where figure marks the cell and says why; the index counts the cells.
+    def crosses(fig) -> list[tuple[str, tuple]]:
+        return [(ax.get_title(), tuple(t.get_position())) for ax in fig.axes for t in ax.texts if t.get_text() == "×"]
+
+    fig = concept_figure(view, "material_diff")  # one row (input) × one column per panel
+    assert sorted(crosses(fig)) == [("control: random init", (0, 0)), ("score", (0, 0))]
+    assert NO_FIT_NOTE in [t.get_text() for t in fig.texts]
+    clean = concept_figure(view, "in_check")
+    assert not crosses(clean) and NO_FIT_NOTE not in [t.get_text() for t in clean.texts]
+    r = CliRunner().invoke(probe_app, ["plot", "1", "-o", str(root / "atlas"), "--db", db])
+    assert r.exit_code == 0, r.output
+    page = (root / "atlas" / "index.html").read_text()
+    row = next(line for line in page.splitlines() if ">material_diff</a>" in line)
+    assert f"no fit in {len(mat)} of {len(mat)} cells" in row and "<b>No fit</b>" in page
+    assert "no fit" not in next(line for line in page.splitlines() if ">in_check</a>" in line)
 
 
 # -- the scikit-learn contract -----------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from conceptchess.puzzles.themes import THEMES, phase, tag
     ("4k3/8/8/8/8/8/8/R3K2R w KQ - 0 1", ["a1a7"], chess.engine.Cp(100), {"equality", "quietMove", "defensiveMove"}, set()),
     ("4k3/8/8/8/8/8/8/3QK3 w - - 0 1", ["d1d7", "e8d7"], chess.engine.Cp(0), {"sacrifice", "equality"}, set()),
     ("r1bqkb1r/pppp1ppp/2n2n2/4p2Q/2B1P3/8/PPPP1PPP/RNB1K1NR w KQkq - 4 4", ["h5f7"], None, {"opening", "mateIn1"}, {"endgame"}),
-    ("4k3/8/8/8/8/8/8/3QK2R w K - 0 1", ["d1d8"], None, set(), set()),
+    # a back-rank check that is no mate (the king takes the queen): the queen is given for nothing
+    ("4k3/8/8/8/8/8/8/3QK2R w K - 0 1", ["d1d8"], None, {"oneMove", "endgame", "sacrifice"},
+     {"mate", "mateIn1", "backRankMate", "quietMove", "fork", "hangingPiece", "castling"}),
 ])
 def test_tags(fen, line, score, expected, absent):
     tags = set(tag(chess.Board(fen), line, score))

@@ -100,7 +100,10 @@ def show(
     run_id: int | None = typer.Option(None, "--run", help="Only this probe run"),
     db: str | None = typer.Option(None, "--db", help="Database URL (default: $CONCEPTCHESS_DB or db/conceptchess.sqlite)"),
 ):
-    """One concept's probe results: score with its interval, controls and selectivity, per network and tap."""
+    """One concept's probe results: score with its interval, controls and selectivity, per network and tap.
+
+    A score marked × is a no-fit probe: it ended at all-zero weights, so it scores a constant prediction.
+    """
     from conceptchess.errors import ConceptChessError
     from conceptchess.probing.results import concept_rows
 
@@ -114,16 +117,22 @@ def show(
     groups: dict[tuple[int, str], list] = {}
     for rid, label, r in rows:
         groups.setdefault((rid, label), []).append(r)
+    no_fit = None
     for (rid, label), rs in groups.items():
         t = Table(title=f"run {rid} · {label}", box=box.SIMPLE_HEAD, title_justify="left", padding=(0, 1), pad_edge=False)
         for col in ("tap", "score", "95% CI", "input", "random", "shuffled", "select.", "nonzero"):
             t.add_column(col, justify="left" if col == "tap" else "right", no_wrap=True)
         for r in rs:
-            if r.status != "ok":
+            if r.score is None:
                 t.add_row(r.tap, "skipped", r.reason or "", *[""] * 5)
                 continue
             ci = "–" if r.ci_low is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
             nz = "–" if r.nonzero is None else f"{r.nonzero}/{r.features}"
-            t.add_row(r.tap, _fmt(r.score), ci, _fmt(r.control_input), _fmt(r.control_random), _fmt(r.control_shuffled),
-                      _fmt(r.selectivity), nz)
+            if r.no_fit:
+                no_fit = r.reason
+            t.add_row(r.tap, _fmt(r.score) + (" ×" if r.no_fit else ""), ci, _fmt(r.control_input), _fmt(r.control_random),
+                      _fmt(r.control_shuffled), _fmt(r.selectivity), nz)
         console.print(t)
+    if no_fit:
+        console.print(f"× no fit: {no_fit} (a probe that found nothing, not evidence that the tap holds nothing)",
+                      highlight=False, soft_wrap=True)

@@ -7,7 +7,11 @@ game-level bootstrap interval, and maps each probe back to raw activation space.
 
 A target is skipped (with a reason) when it cannot be probed on this split: fewer than
 ``MIN_LABELLED`` labelled positions on a side, a constant label on the training side, or — for a
-binary target — a side without both classes.
+binary target — a side without both classes. A probe whose chosen λ leaves every weight at zero is
+reported with status :data:`NO_FIT` (and :data:`NO_FIT_REASON`) rather than ``ok``: it predicts a
+constant, so its score (R² ≈ 0, balanced accuracy 0.5) says that this probe found nothing, not that
+the tap holds nothing — an exactly linear concept can end there (``material_diff`` on the full 8×8
+input planes of ~1,200 positions: every λ below λ_max scores worse on validation than the zero probe).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from conceptchess.probing.targets import Target
 SOLVER_REVISION = 3
 MIN_LABELLED = 10  # labelled positions needed on each side
 MIN_CLASS = 2  # examples of each class needed on each side (binary targets)
+NO_FIT = "no-fit"  # the status of a probe that ended at all-zero weights
+NO_FIT_REASON = "all weights zero at the chosen λ: the probe predicts a constant"
 
 
 @dataclass
@@ -61,7 +67,7 @@ class ProbeSettings:
 @dataclass
 class TargetResult:
     target: Target
-    status: str  # ok | skipped
+    status: str  # ok | no-fit (all weights zero: the score is a constant's) | skipped
     reason: str | None = None
     score: float | None = None
     ci_low: float | None = None
@@ -158,10 +164,11 @@ def probe_matrix(X: np.ndarray, tap_shape: tuple[int, ...], targets: list[Target
                     details["positives"] = int(np.nansum(Y[:, j]))
                 if settings.shuffled:
                     details["shuffled_nonzero"] = int((fit.coef[:, k + i] != 0).sum())
+                nonzero = int((coef[:, i] != 0).sum())
                 results[t.name] = TargetResult(
-                    t, "ok", None, float(score[i]), _num(low[i]), _num(high[i]),
+                    t, "ok" if nonzero else NO_FIT, None if nonzero else NO_FIT_REASON, float(score[i]), _num(low[i]), _num(high[i]),
                     float(score[k + i]) if settings.shuffled else None,
-                    int((coef[:, i] != 0).sum()), int(coef.shape[0]), float(fit.alpha[i]), float(b_raw[i]),
+                    nonzero, int(coef.shape[0]), float(fit.alpha[i]), float(b_raw[i]),
                     raw[:, i].reshape(tap_shape), (n_tr, n_v, n_te), details)
     return [results[t.name] for t in targets]
 

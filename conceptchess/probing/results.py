@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.probing.cell import NO_FIT
 
 #: A concept "is there" at a cell when its score reaches this (per metric): R² 0.5, balanced accuracy 0.8.
 DEFAULT_THRESHOLDS = {"r2": 0.5, "balanced_accuracy": 0.8}
@@ -49,6 +50,11 @@ class ResultRow:
     nonzero: int | None
     features: int | None
     vector_path: str | None
+
+    @property
+    def no_fit(self) -> bool:
+        """The probe ended at all-zero weights: its score is that of a constant prediction."""
+        return self.status == NO_FIT
 
 
 @dataclass
@@ -153,6 +159,8 @@ class ConceptSummary:
     control_shuffled: float | None
     nonzero: int | None
     skipped: str | None = None
+    no_fit: int = 0  # cells of this concept (any network, any tap) whose probe ended at all-zero weights
+    cells: int = 0  # cells of this concept with a score
 
 
 def _is_block(tap: str) -> bool:
@@ -169,11 +177,13 @@ def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list
         rows = [r for r in view.rows if r.concept == c and r.network_id in probed and _is_block(r.tap) and r.score is not None]
         metric = view.metric(c)
         thr = thresholds.get(metric, 0.5)
+        scored = [r for r in view.rows if r.concept == c and r.score is not None]
+        no_fit = sum(r.no_fit for r in scored)
         if not rows:
-            reasons = [r.reason for r in view.rows if r.concept == c and r.reason]
+            reasons = [r.reason for r in view.rows if r.concept == c and r.reason and not r.no_fit]
             inp = next((r.score for r in view.rows if r.concept == c and r.tap == "input" and r.score is not None), None)
             out.append(ConceptSummary(c, metric, None, None, None, None, None, None, thr, None, inp, None, None, None,
-                                      reasons[0] if reasons else None))
+                                      reasons[0] if reasons else None, no_fit, len(scored)))
             continue
         best = max(rows, key=lambda r: r.score)
         first = None
@@ -182,7 +192,8 @@ def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list
                 first = labels[nid]
                 break
         out.append(ConceptSummary(c, metric, best.score, best.tap, labels[best.network_id], best.ci_low, best.ci_high, first, thr,
-                                  best.selectivity, best.control_input, best.control_random, best.control_shuffled, best.nonzero))
+                                  best.selectivity, best.control_input, best.control_random, best.control_shuffled, best.nonzero,
+                                  None, no_fit, len(scored)))
     return out
 
 

@@ -562,7 +562,7 @@ def _row(model, run_id: int, network_id: int, tap: str, r: TargetResult, concept
     n = r.sizes or (None, None, None)
     return model(run_id=run_id, network_id=network_id, tap=tap, concept=r.target.name, concept_id=concept_id,
                  metric=r.target.metric, status=r.status, reason=r.reason, score=r.score, ci_low=r.ci_low, ci_high=r.ci_high,
-                 control_input=ctrl_in if r.status == "ok" else None, control_random=ctrl_rand if r.status == "ok" else None,
+                 control_input=None if r.score is None else ctrl_in, control_random=None if r.score is None else ctrl_rand,
                  control_shuffled=r.shuffled, selectivity=sel, nonzero=r.nonzero, features=r.features, alpha=r.alpha,
                  intercept=r.intercept, vector_path=str(path.resolve()) if path else None, n_train=n[0], n_val=n[1], n_test=n[2],
                  details=r.details or None)

@@ -50,7 +50,9 @@ class ProbeResult(Base):
     of a categorical concept one-vs-rest, named ``concept=category``), with a game-level bootstrap
     confidence interval. Controls: the same probe on the ``input`` tap, on the random-initialised
     network at the same tap, and on shuffled labels; ``selectivity = score − control_shuffled``.
-    ``status`` is ``ok`` or ``skipped`` (with ``reason``, e.g. a concept constant on this dataset).
+    ``status`` is ``ok``, ``no-fit`` (the probe ended at all-zero weights, so its score is that of a
+    constant prediction; ``reason`` says so) or ``skipped`` (with ``reason``, e.g. a concept constant on
+    this dataset). Rows written before ``no-fit`` existed say ``ok`` with ``nonzero = 0``.
     """
 
     __tablename__ = "probe_results"
@@ -65,7 +67,7 @@ class ProbeResult(Base):
     concept: Mapped[str] = mapped_column(String(200), nullable=False)
     concept_id: Mapped[int | None] = mapped_column(ForeignKey("concepts.id"))
     metric: Mapped[str] = mapped_column(String(32), nullable=False)  # r2 | balanced_accuracy
-    status: Mapped[str] = mapped_column(String(16), nullable=False)  # ok | skipped
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # ok | no-fit | skipped
     reason: Mapped[str | None] = mapped_column(Text)
     score: Mapped[float | None] = mapped_column(Float)
     ci_low: Mapped[float | None] = mapped_column(Float)
