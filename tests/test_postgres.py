@@ -13,8 +13,8 @@ import os
 import uuid
 
 import pytest
-from test_evaluation import check_concurrent_entry, check_sessions_and_answers
 from test_puzzles_schema import check_database_refuses_duplicates, check_downgrade_and_upgrade, check_schema_matches_models
+from test_study import check_concurrent_entry, check_sessions_and_answers
 
 ENV = "CONCEPTCHESS_TEST_PG_URL"
 REQUIRE = "CONCEPTCHESS_REQUIRE_PG"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from conceptchess import __version__
-from conceptchess.cli import activations, concepts, evaluation, net, positions, probe, puzzles, train
+from conceptchess.cli import activations, concepts, net, positions, probe, puzzles, study, train
 from conceptchess.cli.demo import demo
 
 app = typer.Typer(help="conceptchess: probe a chess network for concepts and teach them back as puzzles.",
@@ -17,7 +17,7 @@ app.add_typer(activations.app, name="activations")
 app.add_typer(probe.app, name="probe")
 app.command("train")(train.train)
 app.add_typer(puzzles.app, name="puzzles")
-app.add_typer(evaluation.app, name="eval")
+app.add_typer(study.app, name="eval")
 app.command("demo")(demo)
 
 

@@ -1,4 +1,4 @@
-"""Expert evaluation on SQLite: sessions, answers (refusals store nothing), CSV import, interactive
+"""Expert studies on SQLite: grading, sessions, answers (refusals store nothing), CSV import, interactive
 entry (kill -9 loses no answer given), two processes entering at once, and the report.
 
 The ``check_*`` functions take a database URL and are reused by test_postgres.py.
@@ -19,16 +19,20 @@ import chess
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from test_puzzles_common import LICHESS_CSV, ROOT, invoke, run_cli
+from test_puzzles_common import FORK, LICHESS_CSV, MATE_IN_2, MATES, ROOT, invoke, run_cli
 from test_puzzles_export import mined
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.evaluation import bootstrap_delta, grade, import_answers, interactive, new_session, pending, record_answer, report
 from conceptchess.export import export_collection, read_pgn_puzzles
 from conceptchess.puzzles.lichess import import_lichess
 from conceptchess.puzzles.records import add_to_collection, blind_order, collection_puzzles
 from conceptchess.store import connect
 from conceptchess.store.puzzles import Answer, Puzzle
+from conceptchess.study import ArgumentError
+from conceptchess.study.grading import AnswerKey, grade, solution_reply
+from conceptchess.study.report import bootstrap_delta, report
+from conceptchess.study.sessions import import_answers, new_session, pending, record_answer
+from conceptchess.study.terminal import interactive
 
 
 def populate(url: str):
@@ -65,17 +69,17 @@ def check_sessions_and_answers(url: str) -> None:
     s1 = new_session(db, "Alice", "before", "lichess")
     with db.session() as s:
         ids = [p.id for p in collection_puzzles(s, "lichess")]
-    assert s1.puzzle_order == ids and not s1.blinded and s1.order_seed is None
+    assert s1.puzzle_order == tuple(ids) and not s1.blinded and s1.order_seed is None
     s2 = new_session(db, "Alice", "after", "lichess", blind=True, seed=4)
-    assert s2.puzzle_order == blind_order(ids, 4) and s2.order_seed == 4 and s2.expert_id == s1.expert_id
+    assert s2.puzzle_order == tuple(blind_order(ids, 4)) and s2.order_seed == 4 and s2.expert == s1.expert == "Alice"
     a = record_answer(db, s1.id, "cc0Fk", "Nc7+", line="Nc7+ Kd7 Nxa8", seconds=12.5, confidence=4, comment="fork")
-    assert (a.first_move_correct, a.line_correct, a.moves) == (True, True, ["b5c7", "e8d7", "c7a8"])
+    assert (a.first_move_correct, a.line_correct, a.moves) == (True, True, ("b5c7", "e8d7", "c7a8"))
     b = record_answer(db, s1.id, "cc0Bk", "a1a8")  # UCI works too; a one-move puzzle's line is its move
     assert (b.first_move_correct, b.line_correct) == (True, True)
     c = record_answer(db, s1.id, "cc0M2", "e2e8")  # right first move, no line given for a 2-mover
     assert (c.first_move_correct, c.line_correct) == (True, None)
     d = record_answer(db, s2.id, "cc0M2", "Rxe8+", line="Qxe8 Re1e8")  # the line without its first move
-    assert (d.first_move_correct, d.line_correct, d.moves) == (True, True, ["e2e8", "d8e8", "e1e8"])
+    assert (d.first_move_correct, d.line_correct, d.moves) == (True, True, ("e2e8", "d8e8", "e1e8"))
     e = record_answer(db, s2.id, "cc0Fk", "Nc7+", line="Nc7+ Kd7 Nd5")
     assert (e.first_move_correct, e.line_correct) == (True, False)
     n = count(db)
@@ -90,7 +94,8 @@ def check_sessions_and_answers(url: str) -> None:
         (dict(session_id=s1.id, puzzle_id="cc0Sm", move="Qxf7", confidence=6), "confidence must be 1–5"),
         (dict(session_id=s1.id, puzzle_id="cc0Sm", move="Qxf7", seconds=-1), "seconds must be"),
         (dict(session_id=s1.id, puzzle_id="cc0Sm", move="Qxf7", line="Qxf7 Ke7"), "illegal move 'Ke7'"),
-        (dict(session_id=s1.id, puzzle_id="cc0Sm", move="Qxf7", line="Bxf7"), "--line starts with Bxf7"),
+        (dict(session_id=s1.id, puzzle_id="cc0Sm", move="Qxf7", line="Bxf7"),
+         "^puzzle cc0Sm: line starts with Bxf7 but the move given is Qxf7#$"),
     ]
     for kwargs, message in bad:
         with pytest.raises(ConceptChessError, match=message) as err:
@@ -101,6 +106,8 @@ def check_sessions_and_answers(url: str) -> None:
         new_session(db, "Alice", "during", "lichess")
     with pytest.raises(ConceptChessError, match="no collection named 'nope'"):
         new_session(db, "Alice", "before", "nope")
+    with pytest.raises(ArgumentError, match="^seed orders a blinded session; add blind=True$"):
+        new_session(db, "Alice", "before", "lichess", seed=4)
 
 
 def check_concurrent_entry(url: str, tmp_path: Path) -> None:
@@ -115,7 +122,7 @@ def check_concurrent_entry(url: str, tmp_path: Path) -> None:
     code = """
 import json, sys, time
 from conceptchess.errors import ConceptChessError
-from conceptchess.evaluation import record_answer
+from conceptchess.study.sessions import record_answer
 from conceptchess.store import connect
 url, start_at, pairs = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
 db = connect(url)
@@ -162,18 +169,31 @@ def test_grading_of_mates_and_alternatives(url):
         p = next(p for p in collection_puzzles(s, "study") if p.fen.startswith("7k/3pp1pp"))
         lichess_mate = s.get(Puzzle, "cc0Bk")
     for uci in ("a1a8", "b1b8"):  # either mate in one
-        assert grade(p, [chess.Move.from_uci(uci)]) == (True, True)
-    assert grade(p, [chess.Move.from_uci("g1f1")]) == (False, False)
-    assert grade(lichess_mate, [chess.Move.from_uci("a1a8")]) == (True, True)
+        assert grade(AnswerKey.of(p), [chess.Move.from_uci(uci)]) == (True, True)
+    assert grade(AnswerKey.of(p), [chess.Move.from_uci("g1f1")]) == (False, False)
+    assert grade(AnswerKey.of(lichess_mate), [chess.Move.from_uci("a1a8")]) == (True, True)
+
+
+def test_solution_reply_follows_the_solution_only():
+    fork = AnswerKey(FORK, ("b5c7", "e8d7", "c7a8"))
+    uci = chess.Move.from_uci
+    assert solution_reply(fork, [uci("b5c7")]) == uci("e8d7")
+    assert solution_reply(fork, [uci("b5c7"), uci("e8d7"), uci("c7a8")]) is None  # the solution ends
+    assert solution_reply(fork, [uci("b5a7")]) is None  # left the solution
+    assert solution_reply(fork, [uci("b5c7"), uci("e8d7")]) is None  # the opponent's move is the last
+    alternative = AnswerKey(MATE_IN_2, ("e2e8", "d8e8", "e1e8"), (("e2e7",),))
+    assert solution_reply(alternative, [uci("e2e8")]) == uci("d8e8")
+    assert solution_reply(alternative, [uci("e2e7")]) is None  # accepted, but the solution has no reply to it
+    assert solution_reply(AnswerKey(MATES, ("a1a8", "h8g8", "a8a1")), [uci("a1a8")]) is None  # mate: the game is over
 
 
 def test_blind_session_matches_blind_export(url, tmp_path):
     db = populate(url)
     sess = new_session(db, "Cleo", "before", "study", blind=True, seed=21)
     sheet = export_collection(db, "study", tmp_path / "sheet.pgn", blind=True, seed=21)
-    assert [g.headers["PuzzleId"] for g in read_pgn_puzzles(sheet.path)] == sess.puzzle_order
+    assert tuple(g.headers["PuzzleId"] for g in read_pgn_puzzles(sheet.path)) == sess.puzzle_order
     drawn = new_session(db, "Cleo", "after", "study", blind=True)
-    assert drawn.order_seed is not None and drawn.puzzle_order == blind_order(_ids(db), drawn.order_seed)
+    assert drawn.order_seed is not None and drawn.puzzle_order == tuple(blind_order(_ids(db), drawn.order_seed))
 
 
 def _ids(db):
@@ -192,6 +212,10 @@ def test_import_answers_all_or_nothing(url, tmp_path):
     bad.write_text(f"session_id,puzzle_id,move\n{sid},cc0Hq,Nxd4\n{sid},cc0Sm,Qa1\n")
     with pytest.raises(ConceptChessError, match=r"bad.csv:3: puzzle cc0Sm: illegal move 'Qa1'"):
         import_answers(db, bad)
+    mismatch = tmp_path / "mismatch.csv"
+    mismatch.write_text(f"session,puzzle,move,line\n{sid},cc0Sm,Qxf7,Bxf7 Ke7\n")
+    with pytest.raises(ConceptChessError, match=r"mismatch.csv:2: puzzle cc0Sm: line starts with Bxf7 but the move given is Qxf7#$"):
+        import_answers(db, mismatch)  # the CSV's column is called line, as the library calls it
     dup = tmp_path / "dup.csv"
     dup.write_text(f"session,puzzle,move\n{sid},cc0Hq,Nxd4\n{sid},cc0Hq,Nxd4\n")
     with pytest.raises(ConceptChessError, match=r"dup.csv:3: session \d+ already has an answer for puzzle cc0Hq"):
@@ -225,7 +249,7 @@ def test_interactive_in_process(url):
 def test_kill_during_interactive_entry_loses_no_given_answer(url):
     db = populate(url)
     sid = new_session(db, "Finn", "before", "lichess").id
-    proc = subprocess.Popen([sys.executable, "-m", "conceptchess.cli.evaluation", "interactive", "--session", str(sid), "--db", url],
+    proc = subprocess.Popen([sys.executable, "-m", "conceptchess.cli.study", "interactive", "--session", str(sid), "--db", url],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         proc.stdin.write("Ra8\n5\nquick\n")
@@ -246,30 +270,35 @@ def test_kill_during_interactive_entry_loses_no_given_answer(url):
     with db.session() as s:
         (a,) = s.scalars(select(Answer)).all()
     assert (a.puzzle_id, a.moves, a.confidence, a.comment, a.first_move_correct) == ("cc0Bk", ["a1a8"], 5, "quick", True)
-    r = run_cli("evaluation", "interactive", "--session", str(sid), "--db", url, input="quit\n")
+    r = run_cli("study", "interactive", "--session", str(sid), "--db", url, input="quit\n")
     assert r.returncode == 0 and "6 of 7 puzzles to go" in r.stdout
 
 
 def test_cli_entry(url):
     populate(url)
-    r = invoke("evaluation", "session", "new", "--expert", "Gus", "--phase", "before", "--collection", "lichess", "--blind",
+    r = invoke("study", "session", "new", "--expert", "Gus", "--phase", "before", "--collection", "lichess", "--blind",
                 "--seed", "9", "--db", url)
     assert r.exit_code == 0, r.stderr
     sid = r.stdout.strip().splitlines()[-1]
     assert sid.isdigit()
-    r = invoke("evaluation", "answer", "--session", sid, "--puzzle", "cc0Sm", "--move", "Qxf7#", "--seconds", "45", "--db", url)
+    # the library's refusals that name its arguments name the options here
+    r = invoke("study", "answer", "--session", sid, "--puzzle", "cc0Sm", "--move", "Qxf7", "--line", "Bxf7", "--db", url)
+    assert r.exit_code == 2 and r.stderr.strip() == "error: puzzle cc0Sm: --line starts with Bxf7 but the move given is Qxf7#"
+    r = invoke("study", "session", "new", "--expert", "Gus", "--phase", "after", "--collection", "lichess", "--seed", "9", "--db", url)
+    assert r.exit_code == 2 and r.stderr.strip() == "error: --seed orders a blinded session; add --blind"
+    r = invoke("study", "answer", "--session", sid, "--puzzle", "cc0Sm", "--move", "Qxf7#", "--seconds", "45", "--db", url)
     assert r.exit_code == 0, r.stderr
     for args, message in [(["--puzzle", "cc0Sm", "--move", "Qxf7"], "already has an answer"),
                           (["--puzzle", "cc0Bk", "--move", "Ra9"], "malformed move"),
                           (["--puzzle", "cc0Bk", "--move", "Kh2"], "illegal move"),
                           (["--puzzle", "nope", "--move", "e4"], "no puzzle 'nope'")]:
-        r = invoke("evaluation", "answer", "--session", sid, *args, "--db", url)
+        r = invoke("study", "answer", "--session", sid, *args, "--db", url)
         assert r.exit_code == 2 and r.stderr.startswith("error: ") and message in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
-    r = invoke("evaluation", "answer", "--session", "77", "--puzzle", "cc0Sm", "--move", "Qxf7", "--db", url)
+    r = invoke("study", "answer", "--session", "77", "--puzzle", "cc0Sm", "--move", "Qxf7", "--db", url)
     assert r.exit_code == 2 and r.stderr.strip() == "error: no evaluation session 77"
     assert count(connect(url)) == 1
-    r = invoke("evaluation", "session", "list", "--db", url)
+    r = invoke("study", "session", "list", "--db", url)
     assert r.exit_code == 0 and "Gus" in r.stdout and "1/7" in r.stdout
 
 
@@ -326,7 +355,7 @@ def test_report(url, tmp_path):
     assert rep.png.stat().st_size > 10_000 and rep.png.read_bytes()[:4] == b"\x89PNG"
     page = rep.html.read_text()
     assert "Before → after" in page and "<td>concept − control</td><td>2</td><td>16</td>" in page
-    r = invoke("evaluation", "report", "--db", url, "--output", str(tmp_path / "cli"))
+    r = invoke("study", "report", "--db", url, "--output", str(tmp_path / "cli"))
     assert r.exit_code == 0, r.stderr
     assert "concept − control" in r.stdout and (tmp_path / "cli.png").exists()
     cli_rows = {cells[0]: cells[1:] for line in r.stdout.splitlines() if line.startswith("│")
@@ -349,7 +378,7 @@ def test_report_refuses_a_change_made_of_two_people(url, tmp_path):
         assert (c.n_experts, c.n_answers, c.delta, c.ci_low, c.ci_high, c.excluded) == (0, 0, None, None, None, ("A", "B"))
         assert c.refused_reason.startswith("fewer than 2 experts have both phases") and "(0 of 2 do)" in c.refused_reason
     assert "refused: fewer than 2 experts have both phases of concept puzzles" in rep.html.read_text()
-    r = invoke("evaluation", "report", "--db", url, "--output", str(tmp_path / "cli"))
+    r = invoke("study", "report", "--db", url, "--output", str(tmp_path / "cli"))
     assert r.exit_code == 0, r.stderr
     assert "refused: fewer than 2 experts have both phases of concept puzzles (0 of 2 do)" in r.stdout
     assert "+100 pts" not in r.stdout

@@ -1,23 +1,41 @@
-"""`conceptchess eval …`: expert sessions, answers (one at a time, interactive, or from CSV), report."""
+"""`conceptchess eval …`: expert study sessions, answers (one at a time, interactive, or from CSV), report."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from conceptchess.cli.common import console, guarded
+from conceptchess.cli.common import console, fail, guarded
+from conceptchess.study import ArgumentError
 
 app = typer.Typer(help="Expert evaluation: sessions, answers, before/after report.", no_args_is_help=True)
 session_app = typer.Typer(help="Evaluation sessions (an expert × a phase × a collection).", no_args_is_help=True)
 app.add_typer(session_app, name="session")
 
 DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
+# the library's arguments as this command's options, in the messages that name them
+OPTIONS = {"line": "--line", "seed": "--seed", "blind": "--blind"}
+
+
+def options_named(fn):
+    """Say a refusal that names the library's arguments with the options that set them."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ArgumentError as e:
+            fail(e.naming(OPTIONS))
+
+    return wrapper
 
 
 @session_app.command("new")
 @guarded
+@options_named
 def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name (created on first use)"),
                 phase: str = typer.Option(..., "--phase", help="before, study or after"),
                 collection: str = typer.Option(..., "--collection", "-c", help="Collection the expert solves"),
@@ -25,8 +43,8 @@ def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name 
                 seed: int | None = typer.Option(None, "--seed", help="Order seed of a blinded session (drawn if not given)"),
                 db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Start a session; prints its id as the last line."""
-    from conceptchess.evaluation import new_session
     from conceptchess.store import connect
+    from conceptchess.study.sessions import new_session
 
     sess = new_session(connect(db), expert, phase, collection, blind, seed)
     n = len(sess.puzzle_order)
@@ -40,26 +58,19 @@ def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name 
 @guarded
 def session_list(db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """List sessions with how many answers each has."""
-    from sqlalchemy import func, select
-
     from conceptchess.store import connect
-    from conceptchess.store.puzzles import Answer, Collection, EvalSession, Expert
+    from conceptchess.study.sessions import list_sessions
 
-    database = connect(db)
     t = Table("id", "expert", "phase", "collection", "blinded", "answers", "created")
-    with database.session() as s:
-        q = (select(EvalSession, Expert.name, Collection.name, func.count(Answer.id))
-             .join(Expert, EvalSession.expert_id == Expert.id).join(Collection, EvalSession.collection_id == Collection.id)
-             .outerjoin(Answer, Answer.session_id == EvalSession.id).group_by(EvalSession.id, Expert.name, Collection.name)
-             .order_by(EvalSession.id))
-        for sess, expert, coll, n in s.execute(q):
-            t.add_row(str(sess.id), expert, sess.phase, coll, "yes" if sess.blinded else "no", f"{n}/{len(sess.puzzle_order)}",
-                      f"{sess.created_at:%Y-%m-%d %H:%M}")
+    for sess in list_sessions(connect(db)):
+        t.add_row(str(sess.id), sess.expert, sess.phase, sess.collection, "yes" if sess.blinded else "no",
+                  f"{sess.answered}/{len(sess.puzzle_order)}", f"{sess.created_at:%Y-%m-%d %H:%M}")
     console.print(t)
 
 
 @app.command()
 @guarded
+@options_named
 def answer(session: int = typer.Option(..., "--session", "-s", help="Session id"),
            puzzle: str = typer.Option(..., "--puzzle", "-p", help="Puzzle id"),
            move: str = typer.Option(..., "--move", "-m", help="The first move, SAN (e4, Nxf7+) or UCI (e2e4)"),
@@ -69,8 +80,8 @@ def answer(session: int = typer.Option(..., "--session", "-s", help="Session id"
            comment: str | None = typer.Option(None, "--comment"),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Record one answer (refused, with nothing stored, if illegal, unknown or already answered)."""
-    from conceptchess.evaluation import record_answer
     from conceptchess.store import connect
+    from conceptchess.study.sessions import record_answer
 
     a = record_answer(connect(db), session, puzzle, move, line, seconds, confidence, comment)
     console.print(f"answer {a.id} stored for puzzle {puzzle} in session {session}")
@@ -81,8 +92,8 @@ def answer(session: int = typer.Option(..., "--session", "-s", help="Session id"
 def interactive(session: int = typer.Option(..., "--session", "-s", help="Session id"),
                 db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Show each unanswered puzzle, read the moves (SAN or UCI), time them and commit each answer at once."""
-    from conceptchess.evaluation import interactive as run
     from conceptchess.store import connect
+    from conceptchess.study.terminal import interactive as run
 
     def show(text: str) -> None:
         print(text, flush=True)
@@ -95,8 +106,8 @@ def interactive(session: int = typer.Option(..., "--session", "-s", help="Sessio
 def import_(csv_file: Path = typer.Argument(..., help="CSV with session, puzzle, move[, line, seconds, confidence, comment]"),
             db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Import answers from a CSV, all or nothing."""
-    from conceptchess.evaluation import import_answers
     from conceptchess.store import connect
+    from conceptchess.study.sessions import import_answers
 
     n = import_answers(connect(db), csv_file)
     console.print(f"{n} answer(s) stored")
@@ -109,15 +120,15 @@ def report(output: Path | None = typer.Option(None, "--output", "-o", help="Pref
            resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples"),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Solve rates per expert × concept × phase, before → after with bootstrap CIs, concept vs control across experts."""
-    from conceptchess import evaluation as ev
     from conceptchess.store import connect
+    from conceptchess.study import report as rp
 
-    rep = ev.report(connect(db), seed=seed, resamples=resamples, output=output or ev.REPORT_PREFIX)
+    rep = rp.report(connect(db), seed=seed, resamples=resamples, output=output or rp.REPORT_PREFIX)
     for title, head, rows, caption in [
-            ("Solve rates", ev.RATE_HEAD, [ev.rate_cells(r) for r in rep.rates], None),
-            (f"Before → after, per expert (bootstrap seed {seed})", ev.CHANGE_HEAD, [ev.change_cells(c) for c in rep.changes],
-             ev.CHANGE_METHOD),
-            (ev.COMPARISON_TITLE, ev.COMPARISON_HEAD, [ev.comparison_cells(c) for c in rep.comparisons], ev.COMPARISON_METHOD)]:
+            ("Solve rates", rp.RATE_HEAD, [rp.rate_cells(r) for r in rep.rates], None),
+            (f"Before → after, per expert (bootstrap seed {seed})", rp.CHANGE_HEAD, [rp.change_cells(c) for c in rep.changes],
+             rp.CHANGE_METHOD),
+            (rp.COMPARISON_TITLE, rp.COMPARISON_HEAD, [rp.comparison_cells(c) for c in rep.comparisons], rp.COMPARISON_METHOD)]:
         t = Table(*head, title=title, caption=caption)
         for row in rows:
             t.add_row(*row)

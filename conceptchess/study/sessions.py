@@ -1,0 +1,295 @@
+"""Experts, sessions and answers in the database.
+
+A *session* is one expert solving one collection in one phase (``before``, ``study``, ``after``),
+blinded or not; a blinded session shows the puzzles in the order of a recorded seed (the same order
+as ``conceptchess puzzles export --blind --seed S``). An *answer* is the move (and optionally the
+whole line) an expert gave for one puzzle of the session, graded on entry
+(:func:`conceptchess.study.grading.grade`); a second answer for the same puzzle in the same session
+is refused (and the database's unique constraint refuses it even when two processes race). Each
+answer is committed on its own as soon as it is given, so an interrupted interactive session loses
+nothing already answered and resumes where it stopped. A CSV of answers is stored all or nothing.
+
+Every function here does its database work in one transaction and returns plain values
+(:class:`ExpertSession`, :class:`RecordedAnswer`, :class:`SessionPuzzle`), usable after it closes.
+
+>>> sid = new_session(db, "Alice", "before", "fork", blind=True, seed=3).id    # doctest: +SKIP
+>>> record_answer(db, sid, "a1b2c3d4e5", "Nc7+", seconds=40, confidence=4).first_move_correct  # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import chess
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from conceptchess.errors import ConceptChessError
+from conceptchess.puzzles.records import blind_order, collection_puzzles, find_collection
+from conceptchess.store.puzzles import PHASES, Answer, Collection, EvalSession, Expert, Puzzle
+from conceptchess.study import ArgumentError
+from conceptchess.study.grading import AnswerKey, answer_moves, grade
+
+
+@dataclass(frozen=True)
+class ExpertSession:
+    """One expert solving one collection in one phase, as stored."""
+
+    id: int
+    expert: str  # the expert's name (unique)
+    phase: str  # before, study or after
+    collection: str  # the collection's name
+    blinded: bool
+    order_seed: int | None  # the seed of a blinded session's order
+    puzzle_order: tuple[str, ...]  # puzzle ids, in the order shown
+    created_at: datetime
+    answered: int = 0  # answers stored so far
+
+    @classmethod
+    def of(cls, row: EvalSession, expert: str, collection: str, answered: int = 0) -> ExpertSession:
+        return cls(row.id, expert, row.phase, collection, bool(row.blinded), row.order_seed, tuple(row.puzzle_order),
+                   row.created_at, answered)
+
+
+@dataclass(frozen=True)
+class RecordedAnswer:
+    """One stored answer and its grade."""
+
+    id: int
+    session_id: int
+    puzzle_id: str
+    moves: tuple[str, ...]  # UCI, as given (solver first)
+    first_move_correct: bool
+    line_correct: bool | None  # None: no line given for a puzzle longer than one move
+    seconds: float | None
+    confidence: int | None  # 1 (guess) … 5 (sure)
+    comment: str | None
+    entered_via: str  # cli, interactive or import
+    entered_at: datetime
+
+    @classmethod
+    def of(cls, row: Answer) -> RecordedAnswer:
+        return cls(row.id, row.session_id, row.puzzle_id, tuple(row.moves), bool(row.first_move_correct), row.line_correct,
+                   row.seconds, row.confidence, row.comment, row.entered_via, row.entered_at)
+
+
+@dataclass(frozen=True)
+class SessionPuzzle:
+    """A puzzle as a session shows it: the answer key, and the moves that led to the position."""
+
+    id: str
+    key: AnswerKey
+    start_fen: str | None = None  # where the leading moves start
+    leading_moves: tuple[str, ...] = ()  # UCI, the last one the opponent's move that led to the position shown
+
+    @classmethod
+    def of(cls, p: Puzzle) -> SessionPuzzle:
+        return cls(p.id, AnswerKey.of(p), p.start_fen, tuple(p.leading_moves or ()))
+
+    def last_move(self) -> str | None:
+        """The move that led to the position, numbered (``31...Kh8``); None when not known."""
+        if not (self.start_fen and self.leading_moves):
+            return None
+        b = chess.Board(self.start_fen)
+        for u in self.leading_moves[:-1]:
+            b.push_uci(u)
+        last = b.parse_uci(self.leading_moves[-1])
+        num = f"{b.fullmove_number}." if b.turn == chess.WHITE else f"{b.fullmove_number}..."
+        return f"{num}{b.san(last)}"
+
+
+# -- transactions -------------------------------------------------------------------------------------
+def _retrying(db, fn: Callable[[Session], object], tries: int = 20):
+    """Run ``fn`` in one transaction; retry when SQLite reports a busy/locked database."""
+    delay = 0.05
+    for attempt in range(tries):
+        try:
+            with db.begin() as s:
+                return fn(s)
+        except OperationalError as e:
+            msg = str(e.orig if hasattr(e, "orig") else e).lower()
+            if ("locked" not in msg and "busy" not in msg) or attempt == tries - 1:
+                raise ConceptChessError(f"database error: {str(e).splitlines()[0]}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+# -- sessions -------------------------------------------------------------------------------------------
+def check_phase(phase: str) -> str:
+    if phase not in PHASES:
+        raise ConceptChessError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
+    return phase
+
+
+def new_session(db, expert: str, phase: str, collection: str, blind: bool = False, seed: int | None = None) -> ExpertSession:
+    """Start a session (the expert is created on first use). Blinded: the order is the collection's
+    shuffled by ``seed`` (drawn when not given); otherwise the collection's own order."""
+    check_phase(phase)
+    expert = (expert or "").strip()
+    if not expert or len(expert) > 200:
+        raise ConceptChessError("expert name must be 1–200 characters")
+    if seed is not None and not blind:
+        raise ArgumentError("{seed} orders a blinded session; add {blind}", seed="seed", blind="blind=True")
+
+    def work(s: Session) -> ExpertSession:
+        ids = [p.id for p in collection_puzzles(s, collection)]
+        if not ids:
+            raise ConceptChessError(f"collection {collection!r} has no puzzles")
+        c = find_collection(s, collection)
+        e = s.scalar(select(Expert).where(Expert.name == expert))
+        if e is None:
+            e = Expert(name=expert)
+            s.add(e)
+            s.flush()
+        order_seed = (secrets.randbelow(2**31) if seed is None else int(seed)) if blind else None
+        order = blind_order(ids, order_seed) if blind else ids
+        sess = EvalSession(expert_id=e.id, phase=phase, collection_id=c.id, blinded=bool(blind), order_seed=order_seed,
+                           puzzle_order=order)
+        s.add(sess)
+        s.flush()
+        return ExpertSession.of(sess, e.name, c.name)
+
+    return _retrying(db, work)
+
+
+def list_sessions(db) -> list[ExpertSession]:
+    """Every session, oldest first, with how many answers each has."""
+    with db.session() as s:
+        q = (select(EvalSession, Expert.name, Collection.name, func.count(Answer.id))
+             .join(Expert, EvalSession.expert_id == Expert.id).join(Collection, EvalSession.collection_id == Collection.id)
+             .outerjoin(Answer, Answer.session_id == EvalSession.id).group_by(EvalSession.id, Expert.name, Collection.name)
+             .order_by(EvalSession.id))
+        return [ExpertSession.of(sess, expert, coll, n) for sess, expert, coll, n in s.execute(q)]
+
+
+def _session_row(s: Session, session_id: int, pre: str = "") -> EvalSession:
+    sess = s.get(EvalSession, int(session_id))
+    if sess is None:
+        raise ConceptChessError(f"{pre}no evaluation session {session_id}")
+    return sess
+
+
+def pending(db, session_id: int) -> tuple[ExpertSession, list[SessionPuzzle], int]:
+    """The session, its puzzles not answered yet (in session order), and how many it has in all."""
+    with db.session() as s:
+        sess = _session_row(s, session_id)
+        done = set(s.scalars(select(Answer.puzzle_id).where(Answer.session_id == sess.id)))
+        order = list(sess.puzzle_order)
+        puzzles = {p.id: p for p in s.scalars(select(Puzzle).where(Puzzle.id.in_(order)))}
+        todo = [SessionPuzzle.of(puzzles[i]) for i in order if i not in done and i in puzzles]
+        return ExpertSession.of(sess, sess.expert.name, sess.collection.name, len(done)), todo, len(order)
+
+
+# -- answers --------------------------------------------------------------------------------------------
+def _check_numbers(seconds: float | None, confidence: int | None, where: str = "") -> None:
+    pre = f"{where}: " if where else ""
+    if seconds is not None and not (seconds >= 0 and np.isfinite(seconds)):
+        raise ConceptChessError(f"{pre}seconds must be a number ≥ 0, not {seconds}")
+    if confidence is not None and confidence not in (1, 2, 3, 4, 5):
+        raise ConceptChessError(f"{pre}confidence must be 1–5, not {confidence}")
+
+
+def add_answer(s: Session, session_id: int, puzzle_id: str, move: str, line: str | Sequence[str] | None = None,
+               seconds: float | None = None, confidence: int | None = None, comment: str | None = None,
+               via: str = "cli", where: str = "") -> Answer:
+    """Validate, grade and add one answer inside the caller's transaction (see :func:`record_answer`)."""
+    pre = f"{where}: " if where else ""
+    _check_numbers(seconds, confidence, where)
+    sess = _session_row(s, session_id, pre)
+    puzzle = s.get(Puzzle, str(puzzle_id))
+    if puzzle is None:
+        raise ConceptChessError(f"{pre}no puzzle {puzzle_id!r}")
+    if puzzle.id not in sess.puzzle_order:
+        raise ConceptChessError(f"{pre}puzzle {puzzle_id} is not in session {session_id} (collection {sess.collection.name!r})")
+    try:
+        moves = answer_moves(chess.Board(puzzle.fen), move, line)
+    except ArgumentError as e:
+        raise e.within(f"{pre}puzzle {puzzle_id}: ") from None
+    except ConceptChessError as e:
+        raise ConceptChessError(f"{pre}puzzle {puzzle_id}: {e}") from None
+    old = s.scalar(select(Answer).where(Answer.session_id == sess.id, Answer.puzzle_id == puzzle.id))
+    if old is not None:
+        raise ConceptChessError(f"{pre}session {session_id} already has an answer for puzzle {puzzle_id} "
+                                f"(entered {old.entered_at:%Y-%m-%d %H:%M}); nothing stored")
+    first, line_ok = grade(AnswerKey.of(puzzle), moves)
+    a = Answer(session_id=sess.id, puzzle_id=puzzle.id, moves=[m.uci() for m in moves], first_move_correct=first,
+               line_correct=line_ok, seconds=None if seconds is None else float(seconds), confidence=confidence,
+               comment=(comment or None), entered_via=via)
+    s.add(a)
+    try:
+        s.flush()
+    except IntegrityError:
+        raise ConceptChessError(f"{pre}session {session_id} already has an answer for puzzle {puzzle_id}; nothing stored") from None
+    return a
+
+
+def record_answer(db, session_id: int, puzzle_id: str, move: str, line: str | Sequence[str] | None = None,
+                  seconds: float | None = None, confidence: int | None = None, comment: str | None = None,
+                  via: str = "cli") -> RecordedAnswer:
+    """Store one answer in its own transaction. Refused with a one-line message (nothing stored) for an
+    unknown session or puzzle, a puzzle outside the session's collection, an illegal or malformed
+    move, a line that starts with another move, a confidence outside 1–5, or a second answer to the
+    same puzzle in the same session."""
+    try:
+        return _retrying(db, lambda s: RecordedAnswer.of(add_answer(s, session_id, puzzle_id, move, line, seconds, confidence,
+                                                                    comment, via)))
+    except IntegrityError:
+        raise ConceptChessError(f"session {session_id} already has an answer for puzzle {puzzle_id}; nothing stored") from None
+
+
+ANSWER_COLUMNS = {"session": ("session", "session_id"), "puzzle": ("puzzle", "puzzle_id", "PuzzleId"), "move": ("move",),
+                  "line": ("line",), "seconds": ("seconds",), "confidence": ("confidence",), "comment": ("comment",)}
+
+
+def import_answers(db, path: str | os.PathLike) -> int:
+    """Answers from a CSV (columns ``session, puzzle, move`` and optionally ``line, seconds,
+    confidence, comment``), all or nothing: one bad row stores none. Returns the number stored."""
+    path = Path(path)
+    try:
+        f = open(path, newline="", encoding="utf-8")
+    except OSError as e:
+        raise ConceptChessError(f"{path}: cannot read ({e.strerror})") from None
+    rows = []
+    with f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        cols = {k: next((c for c in names if c in header), None) for k, names in ANSWER_COLUMNS.items()}
+        missing = [k for k in ("session", "puzzle", "move") if cols[k] is None]
+        if missing:
+            raise ConceptChessError(f"{path}: the header must name {', '.join(missing)} (found: {', '.join(header) or 'nothing'})")
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            rows.append((reader.line_num, {k: (row.get(c) or "").strip() if c else "" for k, c in cols.items()}))
+    if not rows:
+        raise ConceptChessError(f"{path}: no answers in the file")
+
+    def num(value: str, kind, where: str, name: str):
+        if value == "":
+            return None
+        try:
+            return kind(value)
+        except ValueError:
+            raise ConceptChessError(f"{where}: {name} {value!r} is not a number") from None
+
+    def work(s: Session) -> int:
+        for line_num, r in rows:
+            where = f"{path}:{line_num}"
+            sid = num(r["session"], int, where, "session")
+            if sid is None:
+                raise ConceptChessError(f"{where}: no session id")
+            add_answer(s, sid, r["puzzle"], r["move"], r["line"] or None, num(r["seconds"], float, where, "seconds"),
+                       num(r["confidence"], int, where, "confidence"), r["comment"] or None, via="import", where=where)
+        return len(rows)
+
+    return _retrying(db, work)
