@@ -1,4 +1,5 @@
-"""Mining: concept scores over an activation store, the top 2.5% as prototypes, verified puzzles."""
+"""Mining: concept scores over an activation store, the top 2.5% as prototypes, verified puzzles;
+trivial ones filtered and every rejection counted by reason, concepts and controls side by side."""
 
 from __future__ import annotations
 
@@ -10,15 +11,50 @@ from pathlib import Path
 import chess
 import numpy as np
 import pytest
-from test_puzzles_common import FORK, MATES, NODES, ONE_WINNER, TWO_WINNERS, invoke, network_or_skip, sqlite_db, stockfish_or_skip
+from test_puzzles_common import (
+    EQUAL_ONLY_MOVES,
+    FORK,
+    MATES,
+    NODES,
+    ONE_WINNER,
+    ONE_WINNER_BLACK,
+    TWO_WINNERS,
+    WON_BEFORE,
+    invoke,
+    lichess_positions,
+    network_or_skip,
+    sqlite_db,
+    stockfish_or_skip,
+)
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.puzzles.mine import Direction, HumanConcept, mine, mine_many, prototype_count, rank_positions
+from conceptchess.puzzles.mine import (
+    ALREADY_DECIDED,
+    CHECK_EVASION,
+    DUPLICATE_POSITION,
+    DUPLICATE_PUZZLE,
+    RECAPTURE,
+    REJECTION_REASONS,
+    TOO_EASY,
+    WEAK_PLAYS_IT,
+    Direction,
+    HumanConcept,
+    MineFilters,
+    MineResult,
+    Rejection,
+    acceptance_report,
+    mine,
+    mine_many,
+    prototype_count,
+    rank_positions,
+)
 from conceptchess.puzzles.records import collection_puzzles
-from conceptchess.puzzles.verify import VerifySettings
+from conceptchess.puzzles.verify import NETWORK_DISAGREES, NOT_UNIQUE, NOT_WINNING, VerifySettings
 
 S = VerifySettings(nodes=NODES)
-HAND_MADE = {"one": ONE_WINNER, "fork": FORK, "mates": MATES, "two": TWO_WINNERS}
+EVASION = "6k1/5ppp/8/8/8/7P/5PP1/r5K1 w - - 0 1"  # in check; Kh2 is the only legal move
+HAND_MADE = {"one": ONE_WINNER, "fork": FORK, "mates": MATES, "two": TWO_WINNERS, "one-black": ONE_WINNER_BLACK,
+             "evasion": EVASION}
 
 
 def _random_positions(n: int, seed: int) -> list[dict]:
@@ -41,7 +77,7 @@ def _random_positions(n: int, seed: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """A 44-position dataset (4 hand-made puzzles first) and its block0 activation store."""
+    """A 44-position dataset (6 hand-made positions first, then random games) and its block0 activation store."""
     from conceptchess.activations import extract_activations
 
     net = network_or_skip()
@@ -49,7 +85,7 @@ def corpus(tmp_path_factory):
     ds = d / "positions"
     ds.mkdir()
     recs = [{"id": k, "fen": f, "moves": [], "game": i, "source": "hand.pgn"} for i, (k, f) in enumerate(HAND_MADE.items())]
-    recs += _random_positions(40, 1)
+    recs += _random_positions(44 - len(recs), 1)
     (ds / "positions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     (ds / "manifest.json").write_text(json.dumps({"made_by": "positions from-pgn", "positions": len(recs)}))
     store = extract_activations(net, ds, d / "acts", ["block0"], device="cpu", threads=1)
@@ -145,18 +181,27 @@ def test_prototypes_are_the_top_two_and_a_half_percent():
     assert list(rank_positions(s, seed=0)) == list(order)
 
 
+def _accounted(res: MineResult) -> None:
+    """Every prototype is a puzzle, a rejection with a known reason, or left unexamined."""
+    assert res.prototypes == len(res.puzzles) + len(res.rejected) + res.unchecked
+    assert all(r.category in REJECTION_REASONS and r.reason for r in res.rejected)
+    assert sum(res.counts().values()) == len(res.rejected) and list(res.counts()) == list(REJECTION_REASONS)
+
+
 def test_mine_turns_unique_network_moves_into_puzzles(corpus):
     stockfish_or_skip()
     ds, store, net = corpus
     scores = np.zeros(len(store))
     scores[:4] = [40, 30, 20, 10]  # one, fork, mates, two
     plays = {ONE_WINNER: "f3d4", FORK: "b5a7", MATES: "b1b8", TWO_WINNERS: "f3d4"}
-    res = mine(FixedScores(scores), store, ds, top=4 / 44, settings=S, workers=2, weak_network=False,
+    res = mine(FixedScores(scores), store, ds, top=4 / 44, settings=S, workers=2, weak_network=True,
                engine=ScriptedEngine(net, plays))
     assert (res.positions, res.prototypes, res.candidates) == (44, 4, 4)
     assert [p.source_position for p in res.puzzles] == ["one", "mates"]
-    reasons = {r.position: r.reason for r in res.rejected}
-    assert reasons["fork"].startswith("network plays Nxa7") and reasons["two"].startswith("no unique move")
+    reasons = {r.position: r for r in res.rejected}
+    assert reasons["fork"].reason.startswith("network plays Nxa7") and reasons["fork"].category == NETWORK_DISAGREES
+    assert reasons["two"].reason.startswith("no unique move") and reasons["two"].category == NOT_UNIQUE
+    _accounted(res)
     one, mates = res.puzzles
     assert one.solution[0] == "f3d4" and one.concept_rank == 1 and one.concept_score == 40 and one.kind == "concept"
     assert mates.solution == ["b1b8"] and mates.accepted_moves == [["a1a8"]] and mates.network_move == "b1b8"
@@ -164,12 +209,84 @@ def test_mine_turns_unique_network_moves_into_puzzles(corpus):
     for p in res.puzzles:
         assert p.verified and p.network_sha256 == store.manifest["net_sha256"] and p.checkpoint and p.tap == "block0"
         assert p.verify_settings["nodes"] == NODES and p.verify_settings["threads"] == 1 and p.verify_engine.startswith("Stockfish")
+        assert p.verify_settings["min_advantage_cp"] == 200
         assert p.source == "game" and p.source_game == "hand.pgn#game" + str(list(HAND_MADE).index(p.source_position))
-        assert 0 <= p.difficulty <= 1 and p.generator_version.startswith("conceptchess")
+        assert 0.1 <= p.difficulty <= 1 and p.generator_version.startswith("conceptchess")
         assert p.dataset_sha256 == store.manifest["dataset_sha256"] and len(p.id) == 10
-    again = mine(FixedScores(scores), store, ds, top=4 / 44, settings=S, workers=1, weak_network=False,
+        assert p.filters["settings"] == MineFilters().as_dict() and p.filters["values"]["weak_prob"] < 0.5
+        assert p.filters["values"]["difficulty"] == pytest.approx(p.difficulty, abs=1e-4) and p.filters["values"]["weak_network"]
+        assert p.filters["values"]["decided"]["decided"] is False and p.filters["values"]["decided"]["before_cp"] is None  # no history
+    again = mine(FixedScores(scores), store, ds, top=4 / 44, settings=S, workers=1, weak_network=True,
                  engine=ScriptedEngine(net, plays))
     assert [(p.id, p.solution) for p in again.puzzles] == [(p.id, p.solution) for p in res.puzzles]
+
+
+def test_trivial_puzzles_are_filtered_by_default(corpus):
+    stockfish_or_skip()
+    ds, store, net = corpus
+    scores = np.zeros(len(store))
+    scores[[0, 5]] = [2, 1]  # one, evasion
+    plays = {ONE_WINNER: "f3d4", EVASION: "g1h2"}
+    kw = dict(top=2 / 44, settings=S, workers=1, engine=ScriptedEngine(net, plays))
+    # no weak network: Nxd4 is seen from depth 1, a difficulty of (0.35 · 1/20) / 0.5 = 0.035 < 0.1
+    res = mine(FixedScores(scores), store, ds, weak_network=False, **kw)
+    assert res.puzzles == [] and res.candidates == 1 and res.counts()[TOO_EASY] == 1 and res.counts()[CHECK_EVASION] == 1
+    assert {r.position: r.reason for r in res.rejected} == {
+        "one": "too easy: difficulty 0.035 < 0.1", "evasion": "check evasion: Kh2 with 1 legal move(s) (≤ 3)"}
+    _accounted(res)
+    # the network itself as the "weak" one: it plays Nxd4 with p = 0.5 (scripted)
+    res = mine(FixedScores(scores), store, ds, weak_network=net, **kw)
+    assert res.candidates == 0 and res.counts()[WEAK_PLAYS_IT] == 1 and res.counts()[CHECK_EVASION] == 1
+    assert next(r.reason for r in res.rejected if r.position == "one").startswith("weak network plays it: ")
+    # every filter off: the verifier alone decides (the evasion is no puzzle: one legal move)
+    res = mine(FixedScores(scores), store, ds, weak_network=False, filters=MineFilters.off(), **kw)
+    assert [p.source_position for p in res.puzzles] == ["one"] and res.counts()["only one legal move"] == 1
+    assert res.puzzles[0].filters["settings"] == MineFilters.off().as_dict() and res.puzzles[0].difficulty < 0.1
+    assert res.settings["filters"] == MineFilters.off().as_dict()
+
+
+@pytest.fixture(scope="module")
+def game_positions(tmp_path_factory):
+    """The real-game positions of EQUAL_ONLY_MOVES and WON_BEFORE (their games' moves as history), a
+    block0 store, and what each game played next."""
+    from conceptchess.activations import extract_activations
+
+    net = network_or_skip()
+    wanted = [(site, ply) for site, ply, *_ in EQUAL_ONLY_MOVES] + [WON_BEFORE[:2]]
+    recs = lichess_positions(wanted)
+    d = tmp_path_factory.mktemp("games")
+    ds = d / "positions"
+    ds.mkdir()
+    (ds / "positions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (ds / "manifest.json").write_text(json.dumps({"made_by": "positions from-pgn", "positions": len(recs)}))
+    store = extract_activations(net, ds, d / "acts", ["block0"], device="cpu", threads=1)
+    plays = {fen: move for (_, _, fen, move, *_) in EQUAL_ONLY_MOVES + [WON_BEFORE]}
+    return ds, store, net, plays
+
+
+def test_real_game_positions_are_no_puzzles_by_default(game_positions):
+    """The issue's three real-game only moves (+0.26, +1.37, −0.15) and an only move in a game already
+    won: recaptures all; with the recapture filter off, not winning enough and already decided; with
+    no advantage floor and no filters, puzzles again (150k nodes, where they were accepted before)."""
+    stockfish_or_skip()
+    ds, store, net, plays = game_positions
+    scores = FixedScores(np.array([4.0, 3.0, 2.0, 1.0]))
+    kw = dict(top=1.0, workers=2, weak_network=False, engine=ScriptedEngine(net, plays))
+    floor = VerifySettings(nodes=150_000)
+    res = mine(scores, store, ds, settings=floor, **kw)
+    assert res.puzzles == [] and res.counts()[RECAPTURE] == 4 and res.candidates == 0
+    res = mine(scores, store, ds, settings=floor, filters=MineFilters(recaptures=False), **kw)
+    assert res.puzzles == [] and res.counts()[NOT_WINNING] == 3 and res.counts()[ALREADY_DECIDED] == 1
+    by_id = {r.position: r.reason for r in res.rejected}
+    assert [by_id[f"g{k}"].split(" < ")[0] for k in range(3)] == [
+        "not winning enough: Qxd3 +0.26", "not winning enough: dxe5 +1.37", "not winning enough: fxe3 -0.15"]
+    assert by_id["g3"].startswith("already decided: won before Rxf3+")
+    _accounted(res)
+    res = mine(scores, store, ds, settings=VerifySettings(nodes=150_000, min_advantage_cp=0), filters=MineFilters.off(), **kw)
+    assert [p.solution[0] for p in res.puzzles] == ["d1d3", "d4e5", "f2e3", "g4f3"]
+    for p in res.puzzles:
+        assert p.verify_settings["min_advantage_cp"] == 0 and p.filters["values"]["recapture"] is True
+        assert p.leading_moves and p.filters["values"]["decided"] is None  # the filter was off
 
 
 def test_mine_many_stores_concepts_and_controls(corpus, tmp_path):
@@ -177,22 +294,61 @@ def test_mine_many_stores_concepts_and_controls(corpus, tmp_path):
     ds, store, net = corpus
     db = sqlite_db(tmp_path)
     scores = np.zeros(len(store))
-    scores[:3] = [3, 2, 1]
+    scores[[0, 1, 2, 3, 5, 6, 7, 8]] = np.arange(8, 0, -1)  # one, fork, mates, two, evasion and three random games
     concept = FixedScores(scores, "fixed-a")
     same_positions = FixedScores(scores * 2, "fixed-b")  # finds the same puzzles: kept once
+    # every position where the side to move can take the queen is a prototype of the control: one (the
+    # concept's puzzle already), two (two winners) and one-black (a puzzle the concept did not see)
     human = HumanConcept("us_can_capture_queen")
-    results = mine_many(db, "mined", [concept, same_positions, human], store, ds, network=net, top=3 / 44, settings=S,
+    assert np.sum(human.scores(store, ds) > 0) < 8
+    results = mine_many(db, "mined", [concept, same_positions, human], store, ds, network=net, top=8 / 44, settings=S,
                         workers=2, weak_network=True)
-    assert len(results) == 3
+    assert [r.kind for r in results] == ["concept", "concept", "control-human"]
     with db.session() as s:
         puzzles = collection_puzzles(s, "mined")
-    assert results[1].duplicates == len(results[1].rejected) - sum(r.reason.startswith(("network", "no unique", "recapture", "game"))
-                                                                      for r in results[1].rejected)
+    kinds = {k: sum(p.kind == k for p in puzzles) for k in ("concept", "control-human")}
+    assert kinds["concept"] > 0 and kinds["control-human"] > 0, kinds
+    assert {p.source_position for p in puzzles if p.kind == "control-human"} >= {"one-black"}
+    for r in results:
+        _accounted(r)
+        assert r.duplicates == r.counts()[DUPLICATE_PUZZLE]
+    assert results[1].puzzles == [] and results[1].duplicates == len(results[0].puzzles)
+    assert results[2].counts()[DUPLICATE_PUZZLE] >= 1  # one: it stays with the concept
     assert len({(p.fen, tuple(p.solution)) for p in puzzles}) == len(puzzles)
-    assert {p.kind for p in puzzles} <= {"concept", "control-human"}
     for p in puzzles:
         assert p.verified and p.network_move == p.solution[0]
         assert p.difficulty_detail.get("weak_network") and p.difficulty_detail["weak_prob"] is not None
+        assert p.filters["values"]["weak_prob"] < 0.5 <= 1 and p.difficulty >= 0.1
+    report = acceptance_report(results)
+    assert report.columns == [("fixed-a", "concept"), ("fixed-b", "concept"), ("us_can_capture_queen", "control-human")]
+    rows = dict(report.rows)
+    assert rows["puzzles"] == [str(len(r.puzzles)) for r in results] and rows["prototypes"] == ["8"] * 3
+    assert len(report.notes) == 1 and "too few to compare" in report.notes[0]  # fewer than 5 control puzzles
+
+
+def test_acceptance_report_sets_concepts_and_controls_side_by_side():
+    def result(name, kind, puzzles, reasons, unchecked=0):
+        rejected = [Rejection(f"p{k}", k, f"{c}: …", c) for k, c in enumerate(reasons)]
+        return MineResult(name, kind, puzzles=[object()] * puzzles, rejected=rejected, positions=1000,
+                          prototypes=puzzles + len(rejected) + unchecked, unchecked=unchecked)
+
+    fork = result("fork", "concept", 6, [RECAPTURE] * 3 + [NOT_UNIQUE] * 10 + [TOO_EASY], unchecked=5)
+    rnd = result("random-fork-seed0", "control-random", 2, [RECAPTURE] * 20 + [DUPLICATE_POSITION])
+    report = acceptance_report([fork, rnd])
+    rows = dict(report.rows)
+    assert [label for label, _ in report.rows][2:-3] == list(REJECTION_REASONS)
+    assert rows[RECAPTURE] == ["3", "20"] and rows[NOT_UNIQUE] == ["10", "0"] and rows["not examined (max reached)"] == ["5", "0"]
+    assert rows["acceptance"] == ["6/20 = 30.0%", "2/23 = 8.7%"]
+    assert report.notes == ["control random-fork-seed0: 2 puzzle(s) of 23 examined prototypes, fewer than 5: too few to compare "
+                            "with the concepts"]
+    assert acceptance_report([fork], min_control=5).notes == ["no control was mined: the concepts' acceptance has nothing to compare with"]
+    assert acceptance_report([fork, result("r", "control-random", 5, [])]).notes == []
+    text = report.text()
+    assert "random-fork-seed0" in text and "(control-random)" in text and "6/20 = 30.0%" in text and report.notes[0] in text
+    assert fork.summary() == ("fork (concept): 1000 positions → 25 prototypes → 6 puzzles, 6 of 20 examined (30.0%); rejected: "
+                              "recapture 3, not unique 10, too easy 1; 5 not examined (max_puzzles reached)")
+    with pytest.raises(ValueError, match="unknown rejection category"):
+        Rejection("p", 1, "why", "")
 
 
 def test_cli_mine(corpus, tmp_path):
@@ -201,11 +357,22 @@ def test_cli_mine(corpus, tmp_path):
     v = np.random.default_rng(3).standard_normal(2048)
     np.save(tmp_path / "dir.npy", v)
     env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
-    r = invoke("puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
-                "--dataset", str(ds), "--collection", "c", "--top", "0.1", "--nodes", str(NODES), "--control", "random",
-                "--network", str(net), env=env)
+    args = ["puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
+            "--dataset", str(ds), "--top", "0.1", "--nodes", str(NODES), "--control", "random", "--network", str(net)]
+    r = invoke(*args, "--collection", "c", env=env)
     assert r.exit_code == 0, r.stderr
-    assert "dir" in r.stdout and "random-dir-seed0" in r.stdout
+    assert "dir" in r.stdout and "random-dir-seed0" in r.stdout and "(control-random)" in r.stdout
+    for label in ("prototypes", *REJECTION_REASONS, "puzzles", "acceptance"):
+        assert label in r.stdout, label
+    assert "too few to compare" in r.stdout and "solver kept at +2.00" in r.stdout
+    r = invoke(*args, "--collection", "off", "--min-advantage", "0", "--keep-recaptures", "--check-evasion-max", "0",
+               "--weak-max-prob", "0", "--min-difficulty", "0", "--decided-cp", "0", env=env)
+    assert r.exit_code == 0, r.stderr
+    assert "no advantage floor" in r.stdout
+    db = sqlite_db(tmp_path, "cli.sqlite")
+    with db.session() as s:
+        for p in collection_puzzles(s, "off"):
+            assert p.verify_settings["min_advantage_cp"] == 0 and p.filters["settings"] == MineFilters.off().as_dict()
     r = invoke("puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
                 "--dataset", str(ds), "--collection", "c", "--control", "bogus", env=env)
     assert r.exit_code == 2

@@ -1,5 +1,7 @@
 """The verifier on hand-made positions: one winning move, two winning moves, several mates, and a
-network that disagrees with Stockfish (lichess-puzzler's criterion, small node counts)."""
+network that disagrees with Stockfish (lichess-puzzler's criterion, small node counts); on real-game
+only moves that merely hold the balance (refused unless the advantage floor is off); and the test of
+a game decided before the move."""
 
 from __future__ import annotations
 
@@ -7,20 +9,38 @@ import chess
 import chess.engine
 import pytest
 from test_puzzles_common import (
+    EQUAL_ONLY_MOVES,
+    FORCED_FINISH,
     FORK,
     MATE_IN_2,
+    MATE_IN_2_SECOND_NOT_UNIQUE,
     MATES,
     MATES_BUT_ALL_WIN,
     NODES,
     ONE_WINNER,
     TWO_WINNERS,
+    WON_BEFORE,
+    invoke,
+    lichess_positions,
     network_or_skip,
+    sqlite_db,
     stockfish_or_skip,
 )
 
-from conceptchess.puzzles.verify import VerifySettings, check_line, find_line, fmt_score, judge, win_chances
+from conceptchess.puzzles.verify import (
+    NOT_UNIQUE,
+    NOT_WINNING,
+    VerifySettings,
+    already_decided,
+    check_line,
+    find_line,
+    fmt_score,
+    judge,
+    win_chances,
+)
 
 S = VerifySettings(nodes=NODES)
+REAL_NODES = 150_000  # the node count at which the real-game only moves below were accepted before the advantage floor
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +146,114 @@ def test_pool_runs_two_processes_in_order():
         assert pool.workers == 2 and pool.settings()["threads"] == 1
         verdicts = list(pool.map(lambda e, f: find_line(e, chess.Board(f), S), fens))
     assert [v.accepted for v in verdicts] == [True, False, True, True]
+
+
+def _board(record: dict) -> chess.Board:
+    b = chess.Board()
+    for u in record["moves"]:
+        b.push_uci(u)
+    return b
+
+
+@pytest.fixture(scope="module")
+def equal_only_moves():
+    """The real-game positions of EQUAL_ONLY_MOVES, with their games' moves as history."""
+    recs = lichess_positions([(site, ply) for site, ply, *_ in EQUAL_ONLY_MOVES])
+    boards = [_board(r) for r in recs]
+    assert [b.fen() for b in boards] == [fen for _, _, fen, _, _ in EQUAL_ONLY_MOVES]
+    return boards
+
+
+def test_the_advantage_floor_is_lichess_puzzlers_and_recorded():
+    assert VerifySettings().min_advantage_cp == 200 and VerifySettings().as_dict()["min_advantage_cp"] == 200
+    assert VerifySettings(min_advantage_cp=None).min_advantage_cp == 0 == VerifySettings(min_advantage_cp=0).as_dict()["min_advantage_cp"]
+
+
+@pytest.mark.parametrize("k", range(len(EQUAL_ONLY_MOVES)))
+def test_real_game_only_moves_that_do_not_win_are_refused_unless_the_floor_is_off(sf, equal_only_moves, k):
+    _, _, _, uci, score = EQUAL_ONLY_MOVES[k]
+    b, move = equal_only_moves[k], chess.Move.from_uci(uci)
+    floor, off = VerifySettings(nodes=REAL_NODES), VerifySettings(nodes=REAL_NODES, min_advantage_cp=0)
+    v = find_line(sf, b, floor, network_move=move)
+    assert not v.accepted and v.category == NOT_WINNING
+    assert v.reason == f"not winning enough: {b.san(move)} {score} < +2.00" and v.settings["min_advantage_cp"] == 200
+    accepted = find_line(sf, b, off, network_move=move)
+    assert accepted.accepted and accepted.solution[0] == uci and fmt_score(accepted.first.best_score) == score, accepted.reason
+    assert accepted.settings["min_advantage_cp"] == 0
+    refused = check_line(sf, b, [uci], floor)
+    assert not refused.accepted and refused.category == NOT_WINNING and f"({score} < +2.00)" in refused.reason
+    assert check_line(sf, b, [uci], off).accepted
+
+
+def test_cli_verify_applies_the_advantage_floor(equal_only_moves, tmp_path):
+    from conceptchess.puzzles.records import add_to_collection
+    from conceptchess.store.puzzles import Puzzle
+
+    stockfish_or_skip()
+    db = sqlite_db(tmp_path, "cli.sqlite")
+    with db.begin() as s:
+        add_to_collection(s, "equal", [Puzzle(id=f"eq{k}", fen=b.fen(), start_fen=chess.STARTING_FEN, leading_moves=[m.uci() for m in b.move_stack],
+                                              solution=[uci], side_to_solve="white", kind="imported", themes=[])
+                                       for k, (b, (_, _, _, uci, _)) in enumerate(zip(equal_only_moves, EQUAL_ONLY_MOVES, strict=True))])
+    env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
+    r = invoke("puzzles", "verify", "--collection", "equal", "--nodes", str(REAL_NODES), env=env)
+    assert r.exit_code == 0, r.stderr
+    assert "0 accepted, 3 rejected of 3 (not winning enough 3)" in r.stdout and "+2.00" in r.stdout
+    with db.session() as s:
+        assert [(p.verified, p.verify_settings["min_advantage_cp"]) for p in s.query(Puzzle).order_by(Puzzle.id)] == [(False, 200)] * 3
+    r = invoke("puzzles", "verify", "--collection", "equal", "--nodes", str(REAL_NODES), "--min-advantage", "0", env=env)
+    assert r.exit_code == 0, r.stderr
+    assert "3 accepted, 0 rejected of 3" in r.stdout and "no advantage floor" in r.stdout
+    with db.session() as s:
+        assert [(p.verified, p.verify_settings["min_advantage_cp"]) for p in s.query(Puzzle).order_by(Puzzle.id)] == [(True, 0)] * 3
+    assert invoke("puzzles", "verify", "--collection", "equal", "--min-advantage", "-1", env=env).exit_code == 2
+
+
+def test_a_mate_line_with_an_ambiguous_later_move_is_refused_whole(sf):
+    b = chess.Board(MATE_IN_2_SECOND_NOT_UNIQUE)
+    v = find_line(sf, b, S)
+    first, second = v.steps
+    assert first.best.uci() == "e2e8" and first.unique and first.best_score.mate() == 2 and first.gap > 0.7
+    # after Re8+ Qxe8: three mates in one, and a knight promotion that wins as well
+    assert second.best_score.mate() == 1 and {m.uci() for m in second.accepted} == {"e1e8", "d7e8q", "d7e8r"}
+    assert second.second.uci() == "d7e8n" and win_chances(second.second_score) > 0.6 and not second.unique
+    assert not v.accepted and v.category == NOT_UNIQUE and v.reason.startswith("mate line: solver move 2 is not unique")
+    assert v.solution[:2] == ["e2e8", "d8e8"]  # what was judged, not a one-move puzzle Re8+
+    refused = check_line(sf, b, ["e2e8", "d8e8", "e1e8"], S)
+    assert not refused.accepted and refused.reason.startswith("move 2 (Rxe8#): no unique move")
+    assert find_line(sf, chess.Board(MATE_IN_2), S).accepted  # the same mate with one way to finish it
+
+
+def test_a_final_forced_move_is_dropped(sf):
+    b = chess.Board(FORCED_FINISH)
+    b.push_uci("d5f6")
+    b.push(sf.analyse(b, chess.engine.Limit(nodes=NODES), game=object())["pv"][0])
+    assert b.peek().uci() == "f3g2" and [m.uci() for m in b.legal_moves] == ["h1g2"]  # Bxg2+: Kxg2 is forced
+    v = find_line(sf, chess.Board(FORCED_FINISH), S)
+    assert v.accepted and v.solution == ["d5f6"] and v.reason.endswith("final forced move dropped (1)")
+    assert len(v.steps) == 1 and v.alternatives() == [[]]
+
+
+def test_a_game_decided_before_the_move(sf):
+    record = lichess_positions([WON_BEFORE[:2]])[0]
+    b = _board(record)
+    assert b.fen() == WON_BEFORE[2]
+    v = find_line(sf, b, S, network_move=chess.Move.from_uci(WON_BEFORE[3]))
+    assert v.accepted and v.first.best_score.score() >= 500, v.reason  # Bxf3 is the only move …
+    d = already_decided(sf, b, v, S)
+    assert d.decided and d.before_move == "f1f3" and d.before_cp >= 500 and d.reason.startswith("won before Rxf3+")  # … of a won game
+    assert d.as_dict()["threshold_cp"] == 500 and not already_decided(sf, b, v, S, threshold_cp=2000).decided
+    # Black's blunder Qd4 made the puzzle: before it, White was lost
+    blunder = chess.Board("3q2k1/ppp2pp1/7p/8/8/5N2/PPP2PPP/6K1 b - - 0 20")
+    blunder.push_uci("d8d4")
+    v = find_line(sf, blunder, S)
+    d = already_decided(sf, blunder, v, S)
+    assert v.accepted and not d.decided and d.before_cp <= -500 and d.before_move == "d8d4"
+    d = already_decided(sf, chess.Board(ONE_WINNER), find_line(sf, chess.Board(ONE_WINNER), S), S)
+    assert not d.decided and d.before_cp is None  # no move stack: nothing to look back at
+    # the two tests on the position itself (no accepted line can fail them at the default gap)
+    lost = chess.Board("7r/8/8/3q4/4k3/8/8/K7 w - - 0 1")
+    d = already_decided(sf, lost, find_line(sf, lost, S), S)
+    assert d.decided and d.reason.startswith("lost whatever is played")
+    d = already_decided(sf, chess.Board(MATES_BUT_ALL_WIN), find_line(sf, chess.Board(MATES_BUT_ALL_WIN), S), S)
+    assert d.decided and d.reason.startswith("won whatever is played")

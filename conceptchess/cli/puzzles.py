@@ -10,10 +10,15 @@ import typer
 from rich.table import Table
 
 from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
+from conceptchess.puzzles.mine import MineFilters
+from conceptchess.puzzles.verify import MIN_ADVANTAGE_CP
 
 app = typer.Typer(help="Puzzles: mine them from concepts, import Lichess puzzles, verify, export PGN.", no_args_is_help=True)
 
 DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
+MIN_ADVANTAGE_HELP = ("Every solver move must keep at least this many centipawns for the solver, unless it mates "
+                      "(lichess-puzzler: 200; 0 turns it off)")
+FILTERS = MineFilters()  # the defaults of the filter options
 
 
 def _tracker(bar, description: str):
@@ -43,22 +48,25 @@ def verify(collection: str = typer.Option(..., "--collection", "-c", help="Colle
            output: Path | None = typer.Option(None, "--output", "-o", help="Also write puzzle_id,accepted,reason to this CSV"),
            network: Path | None = typer.Option(None, "--network", help="Also require this network's move to be an accepted first move"),
            weak_network: Path | None = typer.Option(None, "--weak-network", help="Checkpoint for the difficulty estimate"),
+           min_advantage: int = typer.Option(MIN_ADVANTAGE_CP, "--min-advantage", min=0, metavar="CP", help=MIN_ADVANTAGE_HELP),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
-    """Check that each puzzle's solution is the only good line (Stockfish MultiPV 2, lichess-puzzler's criterion)."""
+    """Check that each puzzle's solution is the only good line (Stockfish MultiPV 2, lichess-puzzler's criterion)
+    and keeps the solver winning."""
     from conceptchess.puzzles.audit import verify_collection, write_audit_csv
     from conceptchess.puzzles.verify import VerifySettings
     from conceptchess.store import connect
 
     database = connect(db)
     with stage_bar(transient=False) as progress:
-        rows = verify_collection(database, collection, VerifySettings(nodes=nodes), workers=workers, network=network,
-                                 weak_network=weak_network, progress=_tracker(progress, f"verifying {collection}"))
-    t = Table("puzzle", "verdict", "reason", title=f"{collection}: Stockfish {nodes:,} nodes per check")
+        rows = verify_collection(database, collection, VerifySettings(nodes=nodes, min_advantage_cp=min_advantage), workers=workers,
+                                 network=network, weak_network=weak_network, progress=_tracker(progress, f"verifying {collection}"))
+    t = Table("puzzle", "verdict", "reason", title=f"{collection}: Stockfish {nodes:,} nodes per check, {_floor(min_advantage)}")
     for r in rows:
         t.add_row(r.puzzle_id, "[green]accepted[/green]" if r.accepted else "[red]rejected[/red]", r.reason)
     console.print(t)
     ok = sum(r.accepted for r in rows)
-    console.print(f"{ok} accepted, {len(rows) - ok} rejected of {len(rows)}")
+    why = Counter(r.category for r in rows if not r.accepted)
+    console.print(f"{ok} accepted, {len(rows) - ok} rejected of {len(rows)}" + (f" ({', '.join(f'{k} {v}' for k, v in why.items())})" if why else ""))
     if output is not None:
         console.print(f"wrote {write_audit_csv(rows, output)}")
 
@@ -80,11 +88,26 @@ def mine(direction: Path = typer.Option(..., "--direction", help="Concept direct
          nodes: int = typer.Option(1_000_000, "--nodes", min=1, help="Stockfish nodes per check"),
          workers: int = typer.Option(2, "--workers", min=1, help="Stockfish processes (one thread each)"),
          network: Path | None = typer.Option(None, "--network", help="Network file (default: the store's)"),
-         weak_network: Path | None = typer.Option(None, "--weak-network", help="Checkpoint for difficulty (default: the series' weakest)"),
+         weak_network: Path | None = typer.Option(None, "--weak-network",
+                                                  help="Checkpoint for difficulty and the weak-network filter (default: the series' weakest)"),
+         min_advantage: int = typer.Option(MIN_ADVANTAGE_CP, "--min-advantage", min=0, metavar="CP", help=MIN_ADVANTAGE_HELP),
+         keep_recaptures: bool = typer.Option(False, "--keep-recaptures", help="Keep network moves that take back on the last capture's square"),
+         check_evasion_max: int = typer.Option(FILTERS.check_evasion_max_legal, "--check-evasion-max", min=0, metavar="N",
+                                               help="Drop check evasions with at most N legal moves (0: keep them)"),
+         weak_max_prob: float = typer.Option(FILTERS.weak_max_prob, "--weak-max-prob", min=0.0, max=1.0, metavar="P",
+                                             help="Drop first moves the weak network plays with probability >= P (0: keep them)"),
+         min_difficulty: float = typer.Option(FILTERS.min_difficulty, "--min-difficulty", min=0.0, max=1.0, metavar="D",
+                                              help="Drop puzzles whose difficulty estimate is below D (0: keep them)"),
+         decided_cp: int = typer.Option(FILTERS.decided_cp, "--decided-cp", min=0, metavar="CP",
+                                        help="Drop positions decided before the move: won or lost by CP whatever is played, or the solver "
+                                             "already CP ahead before the opponent's last move (0: keep them)"),
          db: str | None = typer.Option(None, "--db", help=DB_HELP)):
-    """Rank positions by concept score, keep the top 2.5% and turn those with a unique network move into puzzles."""
+    """Rank positions by concept score, keep the top 2.5% and turn those with a unique, winning network move into puzzles.
+
+    Trivial puzzles are dropped (each filter has an option that turns it off) and every rejected prototype is counted
+    by reason, concepts and controls side by side."""
     from conceptchess.activations import ActivationStore
-    from conceptchess.puzzles.mine import Direction, HumanConcept, mine_many
+    from conceptchess.puzzles.mine import Direction, HumanConcept, acceptance_report, mine_many
     from conceptchess.puzzles.verify import VerifySettings
     from conceptchess.store import connect
 
@@ -99,16 +122,25 @@ def mine(direction: Path = typer.Option(..., "--direction", help="Concept direct
         else:
             raise typer.BadParameter(f"unknown control {c!r}: use 'random' or 'human:CONCEPT'", param_hint="--control")
     store = ActivationStore(activations)
+    filters = MineFilters(recaptures=not keep_recaptures, check_evasion_max_legal=check_evasion_max, weak_max_prob=weak_max_prob,
+                          min_difficulty=min_difficulty, decided_cp=decided_cp)
     with stage_bar(transient=False) as progress:
         results = mine_many(database, collection, [concept, *extra], store, dataset, network=network, top=top,
-                            max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes), workers=workers,
-                            weak_network=weak_network or True, seed=seed, progress_for=lambda label: _tracker(progress, label))
-    t = Table("concept", "kind", "positions", "prototypes", "puzzles", "rejected (top reasons)")
-    for r in results:
-        reasons = Counter(x.reason.split(":")[0] for x in r.rejected).most_common(3)
-        t.add_row(r.concept, r.kind, str(r.positions), str(r.prototypes), str(len(r.puzzles)),
-                  "; ".join(f"{k} ×{v}" for k, v in reasons))
+                            max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes, min_advantage_cp=min_advantage),
+                            workers=workers, weak_network=weak_network or True, seed=seed, filters=filters,
+                            progress_for=lambda label: _tracker(progress, label))
+    report = acceptance_report(results)
+    t = Table("", *(f"{name}\n({kind})" for name, kind in report.columns),
+              title=f"{collection}: prototypes by outcome, Stockfish {nodes:,} nodes per check, {_floor(min_advantage)}")
+    for label, cells in report.rows:
+        t.add_row(label, *cells, style="bold" if label in ("puzzles", "acceptance") else None)
     console.print(t)
+    for note in report.notes:
+        console.print(f"[yellow]{note}[/yellow]")
+
+
+def _floor(min_advantage: int) -> str:
+    return f"solver kept at {min_advantage / 100:+.2f} or mating" if min_advantage else "no advantage floor"
 
 
 @app.command()

@@ -1,13 +1,14 @@
 """Verify the stored puzzles of a collection (imported or mined) and record each verdict.
 
 Every puzzle's solution is re-checked with :func:`~conceptchess.puzzles.verify.check_line` on
-``workers`` Stockfish processes; its verification columns, themes (now with the score) and
-difficulty (depth and length signals, plus a weak network's when given) are updated, one
-transaction per puzzle, so an interrupted run keeps what it finished.
+``workers`` Stockfish processes (each solver move the only good one, and winning by at least
+``settings.min_advantage_cp`` unless it mates); its verification columns (the settings included),
+themes (now with the score) and difficulty (depth and length signals, plus a weak network's when
+given) are updated, one transaction per puzzle, so an interrupted run keeps what it finished.
 
 >>> rows = verify_collection(db, "lichess-sample", VerifySettings(nodes=200_000))   # doctest: +SKIP
 >>> rows[0]
-AuditRow(puzzle_id='00sHx', accepted=True, reason='ok: …')
+AuditRow(puzzle_id='00sHx', accepted=True, reason='ok: …', category='accepted')
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from conceptchess.puzzles.difficulty import checkpoint_label, estimate, policy_r
 from conceptchess.puzzles.engine_pool import StockfishPool
 from conceptchess.puzzles.records import collection_puzzles, puzzle_board
 from conceptchess.puzzles.themes import tag
-from conceptchess.puzzles.verify import VerifySettings, check_line
+from conceptchess.puzzles.verify import ACCEPTED, VerifySettings, check_line
 from conceptchess.store.base import utcnow
 from conceptchess.store.puzzles import Puzzle
 
@@ -36,6 +37,7 @@ class AuditRow:
     puzzle_id: str
     accepted: bool
     reason: str
+    category: str = ACCEPTED  # verify's category of a rejected solution (VERDICT_CATEGORIES)
 
 
 def _policy(engine, boards: list[chess.Board]):
@@ -84,7 +86,7 @@ def verify_collection(db, collection: str, settings: VerifySettings = VerifySett
                 row.themes = tag(chess.Board(p.fen), p.solution, verdict.final_score if verdict.accepted else None)
                 if step is not None:
                     row.difficulty, row.difficulty_detail = diff, detail
-            rows.append(AuditRow(p.id, verdict.accepted, verdict.reason))
+            rows.append(AuditRow(p.id, verdict.accepted, verdict.reason, verdict.category))
             if progress:
                 progress(k, len(items))
     return rows

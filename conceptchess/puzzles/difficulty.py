@@ -13,6 +13,12 @@ Three signals, each scaled to [0, 1] (higher = harder):
 ``difficulty = 0.4·(1 - p) + 0.1·rank + 0.35·depth + 0.15·length`` (weights renormalised over the
 signals present). A prior, to be refitted against Lichess ratings or measured solve rates.
 
+Mining drops a puzzle that teaches nothing (:class:`~conceptchess.puzzles.mine.MineFilters`): the weak
+network already plays its first move with probability ≥ :data:`TRIVIAL_WEAK_PROB` (0.5), or the estimate
+is under :data:`MIN_DIFFICULTY` (0.1) — e.g. a one-move puzzle that Stockfish finds from depth 2
+with no weak network to ask ((0.35·0.1) / 0.5 = 0.07), or one the weak network plays at p = 0.9 and
+Stockfish from depth 1 (0.04 + 0 + 0.0175 = 0.0575).
+
 >>> round(estimate(weak_prob=0.5, weak_rank=2, legal=30, depth_found=10, solver_moves=2)[0], 3)
 0.445
 """
@@ -26,6 +32,8 @@ from pathlib import Path
 
 WEIGHTS = {"weak_prob": 0.4, "weak_rank": 0.1, "depth": 0.35, "length": 0.15}
 MAX_DEPTH = 20
+TRIVIAL_WEAK_PROB = 0.5  # the weak network's probability of the first move from which a puzzle is trivial
+MIN_DIFFICULTY = 0.1  # estimates below this are trivial puzzles
 
 
 def estimate(*, weak_prob: float | None = None, weak_rank: int | None = None, legal: int | None = None,

@@ -6,14 +6,22 @@ A concept is given as a direction over one tap's flattened activations (a probe 
 or — for controls — as a random direction of matched sparsity (:meth:`Direction.random_control`) or
 a human concept of the library (:class:`HumanConcept`, scored from the board).
 
-For each prototype (best score first; duplicate positions dropped) the network picks its move;
-Stockfish (``workers`` single-threaded processes) checks it is the only good move and extends the
-line (:func:`~conceptchess.puzzles.verify.find_line`). Accepted lines are tagged
-(:mod:`~conceptchess.puzzles.themes`) and given a difficulty estimate
-(:mod:`~conceptchess.puzzles.difficulty`).
+For each prototype (best score first) the network picks its move. Duplicate positions, finished
+games and trivial candidates (:class:`MineFilters`: plain recaptures, check evasions with few legal
+moves, moves the weak network already plays) are dropped; Stockfish (``workers`` single-threaded
+processes) checks that the move is the only good one, keeps the solver winning, and extends the line
+(:func:`~conceptchess.puzzles.verify.find_line`); positions already decided and puzzles too easy by
+the difficulty estimate (:mod:`~conceptchess.puzzles.difficulty`) are dropped after it. Accepted
+lines are tagged (:mod:`~conceptchess.puzzles.themes`). Controls go through the same steps; every
+prototype that is no puzzle is counted under one of :data:`REJECTION_REASONS`, and
+:func:`acceptance_report` sets concepts and controls side by side. A control with fewer than
+:data:`MIN_CONTROL_PUZZLES` (5) puzzles is too few to compare with: an acceptance rate counted from
+under five puzzles has a relative standard error above 1/√5 ≈ 45%.
 
 >>> d = Direction.load("probes/fork_block3.npy", tap="block3", name="fork")      # doctest: +SKIP
 >>> result = mine(d, ActivationStore("acts/"), "positions/", max_puzzles=20)    # doctest: +SKIP
+>>> print(result.summary())                                                      # doctest: +SKIP
+fork (concept): 4000 positions → 100 prototypes → 6 puzzles, 6 of 100 examined (6.0%); rejected: recapture 31, …
 >>> with db.begin() as s: add_to_collection(s, "fork", result.puzzles)         # doctest: +SKIP
 """
 
@@ -22,22 +30,37 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import chess
 import numpy as np
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.puzzles.difficulty import checkpoint_label, estimate, policy_rank, weakest_checkpoint
+from conceptchess.puzzles.difficulty import MIN_DIFFICULTY, TRIVIAL_WEAK_PROB, checkpoint_label, estimate, policy_rank, weakest_checkpoint
 from conceptchess.puzzles.engine_pool import StockfishPool
 from conceptchess.puzzles.records import GENERATOR_VERSION, make_puzzle_id, side_name
 from conceptchess.puzzles.themes import tag
-from conceptchess.puzzles.verify import Verdict, VerifySettings, find_line
+from conceptchess.puzzles.verify import (
+    DECIDED_CP,
+    GAME_OVER,
+    MATE_NOT_FORCED,
+    NETWORK_DISAGREES,
+    NOT_UNIQUE,
+    NOT_WINNING,
+    ONE_LEGAL_MOVE,
+    Decided,
+    Verdict,
+    VerifySettings,
+    already_decided,
+    find_line,
+)
 from conceptchess.store.puzzles import Puzzle
 
 TOP = 0.025  # Schut et al.: the top 2.5% of positions by concept score are the prototypes
+MIN_CONTROL_PUZZLES = 5  # fewer control puzzles than this: too few to compare acceptance with (module docstring)
 
 
 def _load_array(path: str | os.PathLike, what: str) -> np.ndarray:
@@ -171,28 +194,168 @@ class HumanConcept:
         return np.asarray(label(boards, [self.name])[self.name], dtype=np.float64)
 
 
+# Why a prototype is not a puzzle, in the order the checks meet it; it is counted under the first it
+# fails. The Stockfish verdicts in between are verify's categories.
+DUPLICATE_POSITION = "duplicate position"
+RECAPTURE = "recapture"
+CHECK_EVASION = "check evasion"
+WEAK_PLAYS_IT = "weak network plays it"
+ALREADY_DECIDED = "already decided"
+TOO_EASY = "too easy"
+DUPLICATE_PUZZLE = "duplicate puzzle"
+REJECTION_REASONS = (DUPLICATE_POSITION, GAME_OVER, RECAPTURE, CHECK_EVASION, WEAK_PLAYS_IT, ONE_LEGAL_MOVE, NETWORK_DISAGREES,
+                     NOT_UNIQUE, NOT_WINNING, MATE_NOT_FORCED, ALREADY_DECIDED, TOO_EASY, DUPLICATE_PUZZLE)
+
+
+@dataclass(frozen=True)
+class MineFilters:
+    """Filters for trivial puzzles, all on by default; ``False``/0 turns one off.
+
+    - ``recaptures``: the network's move takes back on the square where the opponent's last move
+      captured (a plain exchange; checked before Stockfish, so it needs the move stack).
+    - ``check_evasion_max_legal`` (3): the side to move is in check with at most this many legal moves.
+    - ``weak_max_prob`` (0.5): the weak network (``weak_network`` of :func:`mine`, by default the
+      series' weakest checkpoint) already plays the first move with at least this probability.
+      Without a weak network this filter cannot run (each puzzle's record then has ``weak_network: None``).
+    - ``min_difficulty`` (0.1): the difficulty estimate (:mod:`~conceptchess.puzzles.difficulty`) is
+      below this.
+    - ``decided_cp`` (500): the game was decided before the move
+      (:func:`~conceptchess.puzzles.verify.already_decided`: won or lost by this many centipawns
+      whatever is played, or the solver already this far ahead before the opponent's last move).
+
+    The first three run before Stockfish; the last two on the lines Stockfish accepted.
+    """
+
+    recaptures: bool = True
+    check_evasion_max_legal: int = 3
+    weak_max_prob: float = TRIVIAL_WEAK_PROB
+    min_difficulty: float = MIN_DIFFICULTY
+    decided_cp: int = DECIDED_CP
+
+    @classmethod
+    def off(cls) -> "MineFilters":
+        """Every filter off (puzzles as the verifier alone accepts them)."""
+        return cls(False, 0, 0.0, 0.0, 0)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
 @dataclass
 class Rejection:
+    """A prototype that is no puzzle: ``category`` is one of :data:`REJECTION_REASONS`, ``reason`` the detail."""
+
     position: object
     rank: int
     reason: str
+    category: str
+
+    def __post_init__(self):
+        if self.category not in REJECTION_REASONS:
+            raise ValueError(f"unknown rejection category {self.category!r}")
 
 
 @dataclass
 class MineResult:
+    """What mining one concept gave: its puzzles, and every other prototype with the reason it is none.
+
+    ``prototypes`` = puzzles + rejected + ``unchecked`` (candidates left when ``max_puzzles`` was reached).
+    """
+
     concept: str
     kind: str
     puzzles: list[Puzzle] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     positions: int = 0
     prototypes: int = 0
-    candidates: int = 0  # prototypes left after dropping duplicate positions, finished games and recaptures
+    candidates: int = 0  # prototypes sent to Stockfish (after duplicates, finished games and the board filters)
+    unchecked: int = 0  # candidates left unjudged once max_puzzles were accepted
     duplicates: int = 0  # puzzles left out because the collection already had their position and line
     settings: dict = field(default_factory=dict)
 
+    def counts(self) -> dict[str, int]:
+        """Rejected prototypes by reason, every reason of :data:`REJECTION_REASONS` in order (zeros too)."""
+        c = Counter(r.category for r in self.rejected)
+        return {reason: c[reason] for reason in REJECTION_REASONS}
+
+    @property
+    def examined(self) -> int:
+        """Prototypes that got a verdict (all of them unless ``max_puzzles`` stopped the run)."""
+        return self.prototypes - self.unchecked
+
+    @property
+    def acceptance(self) -> float | None:
+        """Puzzles per examined prototype (None when none was examined)."""
+        return len(self.puzzles) / self.examined if self.examined else None
+
     def summary(self) -> str:
-        return (f"{self.concept}: {self.positions} positions → {self.prototypes} prototypes → {self.candidates} candidates → "
-                f"{len(self.puzzles)} puzzles ({len(self.rejected)} rejected)")
+        """One line: the funnel, the acceptance and the rejections by reason.
+
+        >>> MineResult("fork", "concept", positions=400, prototypes=10, unchecked=2,
+        ...            rejected=[Rejection("a", 1, "…", "recapture")] * 8).summary()
+        'fork (concept): 400 positions → 10 prototypes → 0 puzzles, 0 of 8 examined (0.0%); rejected: recapture 8; 2 not examined (max_puzzles reached)'
+        """
+        acc = f"{self.acceptance:.1%}" if self.acceptance is not None else "–"
+        out = (f"{self.concept} ({self.kind}): {self.positions} positions → {self.prototypes} prototypes → {len(self.puzzles)} puzzles, "
+               f"{len(self.puzzles)} of {self.examined} examined ({acc})")
+        reasons = [f"{k} {v}" for k, v in self.counts().items() if v]
+        if reasons:
+            out += "; rejected: " + ", ".join(reasons)
+        if self.unchecked:
+            out += f"; {self.unchecked} not examined (max_puzzles reached)"
+        return out
+
+
+@dataclass
+class AcceptanceReport:
+    """Concepts and controls side by side (a value for the CLI and for people).
+
+    ``columns``: (name, kind) of each mined concept or control; ``rows``: (label, one cell per
+    column) — positions, prototypes, each rejection reason, unexamined, puzzles, acceptance;
+    ``notes``: what cannot be compared, e.g. a control with fewer than :data:`MIN_CONTROL_PUZZLES`.
+    """
+
+    columns: list[tuple[str, str]]
+    rows: list[tuple[str, list[str]]]
+    notes: list[str]
+
+    def text(self) -> str:
+        width = max([len(r[0]) for r in self.rows] + [8])
+        cols = [max(len(n), len(k) + 2, *(len(r[1][j]) for r in self.rows)) for j, (n, k) in enumerate(self.columns)]
+        lines = [" " * width + "  " + "  ".join(n.rjust(w) for (n, _), w in zip(self.columns, cols, strict=True)),
+                 " " * width + "  " + "  ".join(f"({k})".rjust(w) for (_, k), w in zip(self.columns, cols, strict=True))]
+        lines += [label.ljust(width) + "  " + "  ".join(c.rjust(w) for c, w in zip(cells, cols, strict=True)) for label, cells in self.rows]
+        return "\n".join(lines + self.notes)
+
+
+def acceptance_report(results: list[MineResult], min_control: int | None = None) -> AcceptanceReport:
+    """Concept and control acceptance side by side, with the counts behind it.
+
+    A control with fewer than ``min_control`` (default :data:`MIN_CONTROL_PUZZLES`) puzzles is too
+    few to compare with: the notes say so, as they do when no control or no concept was mined.
+    """
+    min_control = MIN_CONTROL_PUZZLES if min_control is None else min_control
+    columns = [(r.concept, r.kind) for r in results]
+    rows: list[tuple[str, list[str]]] = [("positions", [str(r.positions) for r in results]),
+                                         ("prototypes", [str(r.prototypes) for r in results])]
+    counts = [r.counts() for r in results]
+    rows += [(reason, [str(c[reason]) for c in counts]) for reason in REJECTION_REASONS]
+    rows.append(("not examined (max reached)", [str(r.unchecked) for r in results]))
+    rows.append(("puzzles", [str(len(r.puzzles)) for r in results]))
+    rows.append(("acceptance", [f"{len(r.puzzles)}/{r.examined} = {r.acceptance:.1%}" if r.acceptance is not None else "–"
+                                for r in results]))
+    concepts = [r for r in results if not r.kind.startswith("control")]
+    controls = [r for r in results if r.kind.startswith("control")]
+    notes = []
+    if concepts and not controls:
+        notes.append("no control was mined: the concepts' acceptance has nothing to compare with")
+    if controls and not concepts:
+        notes.append("no concept was mined: the controls have nothing to be compared with")
+    for r in controls:
+        if concepts and len(r.puzzles) < min_control:
+            notes.append(f"control {r.concept}: {len(r.puzzles)} puzzle(s) of {r.examined} examined prototypes, fewer than "
+                         f"{min_control}: too few to compare with the concepts")
+    return AcceptanceReport(columns, rows, notes)
 
 
 def rank_positions(scores: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -230,21 +393,24 @@ def _source(manifest: dict, meta: dict) -> tuple[str, str | None]:
 def mine(concept: Direction | HumanConcept, store, dataset: str | os.PathLike, *, network: str | os.PathLike | None = None,
          top: float = TOP, max_puzzles: int | None = None, settings: VerifySettings = VerifySettings(), workers: int = 2,
          weak_network: str | os.PathLike | None | bool = True, seed: int = 0, pool: StockfishPool | None = None,
-         engine=None, allow_recaptures: bool = False, progress: Callable[[int, int], None] | None = None) -> MineResult:
+         engine=None, allow_recaptures: bool = False, filters: MineFilters = MineFilters(),
+         progress: Callable[[int, int], None] | None = None) -> MineResult:
     """Mine puzzles for one concept over a positions dataset and its activation store.
 
     ``network``: the network file (default: the store's). ``weak_network``: a checkpoint file for the
-    difficulty estimate, ``True`` for the series' weakest (:func:`weakest_checkpoint`), ``False``/None
-    for none. ``max_puzzles``: stop once that many are accepted. ``pool``/``engine``: an open
-    :class:`StockfishPool` / :class:`~conceptchess.engine.Engine` to reuse. ``allow_recaptures``:
-    keep prototypes whose network move merely takes back on the square of the opponent's last
-    capture (an exchange, not a puzzle; skipped by default before Stockfish is asked).
-    ``progress(done, total)`` counts candidates checked.
+    difficulty estimate and the weak-network filter, ``True`` for the series' weakest
+    (:func:`weakest_checkpoint`), ``False``/None for none. ``max_puzzles``: stop once that many are
+    accepted. ``pool``/``engine``: an open :class:`StockfishPool` / :class:`~conceptchess.engine.Engine`
+    to reuse. ``filters``: the trivial-puzzle filters (:class:`MineFilters`); ``allow_recaptures``
+    turns the recapture filter off (kept for older callers). ``progress(done, total)`` counts
+    candidates checked by Stockfish.
     """
     from conceptchess.datasets import dataset_sha256, iter_dataset, read_manifest
     from conceptchess.engine import Engine
     from conceptchess.positions import histories_of
 
+    if allow_recaptures:
+        filters = replace(filters, recaptures=False)
     ds_sha = dataset_sha256(dataset)
     if store.manifest.get("dataset_sha256") and store.manifest["dataset_sha256"] != ds_sha:
         raise ConceptChessError(f"{store.path} was extracted from another dataset than {dataset}")
@@ -261,7 +427,7 @@ def mine(concept: Direction | HumanConcept, store, dataset: str | os.PathLike, *
     n_proto = prototype_count(len(scores), top)
     protos = order[:n_proto]
     result = MineResult(concept.name, concept.kind, positions=len(scores), prototypes=n_proto,
-                        settings={**settings.as_dict(), "top": top, "seed": seed})
+                        settings={**settings.as_dict(), "top": top, "seed": seed, "filters": filters.as_dict()})
     rank_of = {int(i): r + 1 for r, i in enumerate(order[:n_proto])}
     wanted = {ids[i]: int(i) for i in protos}
     specs = {}
@@ -269,7 +435,11 @@ def mine(concept: Direction | HumanConcept, store, dataset: str | os.PathLike, *
         if spec.id in wanted:
             specs[wanted[spec.id]] = spec
     manifest = read_manifest(dataset)
-    candidates, seen = [], set()
+
+    def reject(i: int, spec, category: str, reason: str) -> None:
+        result.rejected.append(Rejection(spec.id, rank_of[i], reason, category))
+
+    candidates, seen = [], {}
     for i in protos:
         spec = specs.get(int(i))
         if spec is None:
@@ -277,76 +447,129 @@ def mine(concept: Direction | HumanConcept, store, dataset: str | os.PathLike, *
         board = spec.board(f"{dataset}: id={spec.id}")
         key = (board.board_fen(), board.turn, board.castling_rights, board.ep_square)
         if key in seen:
+            reject(int(i), spec, DUPLICATE_POSITION, f"duplicate position: the same as prototype {seen[key]!r}")
             continue
-        seen.add(key)
+        seen[key] = spec.id
         if board.is_game_over(claim_draw=False):
-            result.rejected.append(Rejection(spec.id, rank_of[int(i)], "game over"))
+            reject(int(i), spec, GAME_OVER, f"game over ({board.outcome().termination.name.lower().replace('_', ' ')})")
             continue
         candidates.append((int(i), spec, board))
     if not candidates:
         return result
     hist, _ = histories_of([c[1] for c in candidates])
     evals = engine.evaluate(hist, [c[2] for c in candidates])
-    if not allow_recaptures:
-        kept = []
-        for c, ev in zip(candidates, evals, strict=True):
-            if _recaptures(c[2], ev.best_move()):
-                result.rejected.append(Rejection(c[1].id, rank_of[c[0]], f"recapture: the network plays {c[2].san(ev.best_move())}"))
-            else:
-                kept.append((c, ev))
-        candidates, evals = [k[0] for k in kept], [k[1] for k in kept]
-    result.candidates = len(candidates)
-    if not candidates:
+    weak = _weak_evals(weak_network, net_path, candidates, evals)
+    checks = []
+    for k, ((i, spec, board), ev) in enumerate(zip(candidates, evals, strict=True)):
+        move = ev.best_move()
+        why = _board_filter(board, move, weak[k] if weak else None, weak.label if weak else None, filters)
+        if why:
+            reject(i, spec, *why)
+        else:
+            checks.append(((i, spec, board), ev, weak[k] if weak else None))
+    result.candidates = len(checks)
+    if not checks:
         return result
     own_pool = pool is None
     pool = pool or StockfishPool(workers)
-    accepted: list[tuple[int, object, chess.Board, object, Verdict]] = []
     engine_name, engine_settings = pool.name, pool.settings()
+    accepted = 0
     try:
         result.settings.update(engine_settings)
-        items = list(zip(candidates, evals, strict=True))
         if progress:
-            progress(0, len(items))
-        jobs = pool.map(lambda sf, item: find_line(sf, item[0][2], settings, item[1].best_move()), items)
-        for done, ((i, spec, board), ev) in enumerate(items, start=1):
-            verdict = next(jobs)
-            if verdict.accepted:
-                accepted.append((i, spec, board, ev, verdict))
-            else:
-                result.rejected.append(Rejection(spec.id, rank_of[i], verdict.reason))
+            progress(0, len(checks))
+
+        def judge_line(sf, item):
+            (_, _, board), ev, _ = item
+            verdict = find_line(sf, board, settings, ev.best_move())
+            decided = already_decided(sf, board, verdict, settings, filters.decided_cp) if verdict.accepted and filters.decided_cp else None
+            return verdict, decided
+
+        run = _Run(concept, filters, manifest, ds_sha, net.sha256, net_path, engine_name, engine_settings,
+                   weak.label if weak else None)
+        jobs = pool.map(judge_line, checks)
+        done = 0
+        for ((i, spec, board), ev, wp), (verdict, decided) in zip(checks, jobs):
+            done += 1
+            puzzle = _puzzle(run, spec, board, ev, wp, verdict, decided, rank_of[i], float(scores[i]),
+                             lambda category, reason: reject(i, spec, category, reason))  # noqa: B023 (called at once)
+            if puzzle is not None:
+                result.puzzles.append(puzzle)
+                accepted += 1
             if progress:
-                progress(done, len(items))
-            if max_puzzles is not None and len(accepted) >= max_puzzles:
+                progress(done, len(checks))
+            if max_puzzles is not None and accepted >= max_puzzles:
                 break
+        result.unchecked = len(checks) - done
         jobs.close()
     finally:
         if own_pool:
             pool.close()
-    weak = _weak_evals(weak_network, net_path, accepted)
-    for k, (i, spec, board, ev, verdict) in enumerate(accepted):
-        first = chess.Move.from_uci(verdict.solution[0])
-        p_net = float(ev.policy[ev.moves.index(first)])
-        wp = weak[k] if weak else None
-        diff, detail = estimate(weak_prob=wp[0] if wp else None, weak_rank=wp[1] if wp else None, legal=wp[2] if wp else None,
-                                depth_found=verdict.first.depth_found if verdict.first.best == first else None,
-                                solver_moves=verdict.solver_moves)
-        if weak:
-            detail["weak_network"] = weak.label
-        src, game = _source(manifest, spec.meta)
-        start = spec.start()
-        result.puzzles.append(Puzzle(
-            id=make_puzzle_id(board.fen(), verdict.solution[0], concept.sha256, net.sha256),
-            fen=board.fen(), start_fen=start.fen(), leading_moves=list(spec.moves), solution=verdict.solution,
-            side_to_solve=side_name(board.turn), kind=concept.kind, source=src, source_game=game,
-            source_position=str(spec.id), dataset_sha256=ds_sha, network_sha256=net.sha256,
-            checkpoint=checkpoint_label(net_path), tap=concept.tap, concept=concept.name, direction_sha256=concept.sha256,
-            concept_score=float(scores[i]), concept_rank=rank_of[i], network_move=first.uci(), network_policy=p_net,
-            seed=concept.seed, verify_engine=engine_name, verified_at=_now(),
-            **{**verdict.columns(), "verify_settings": {**verdict.settings, **engine_settings}},
-            themes=tag(board, verdict.solution, verdict.final_score), difficulty=diff, difficulty_detail=detail,
-            generator_version=GENERATOR_VERSION,
-        ))
     return result
+
+
+def _board_filter(board: chess.Board, move: chess.Move, weak, weak_label: str | None, filters: MineFilters) -> tuple[str, str] | None:
+    """(category, reason) of the first board filter the network's ``move`` fails, before Stockfish."""
+    if filters.recaptures and _recaptures(board, move):
+        return RECAPTURE, f"recapture: the network plays {board.san(move)}, taking back on {chess.square_name(move.to_square)}"
+    legal = board.legal_moves.count()
+    if filters.check_evasion_max_legal and board.is_check() and legal <= filters.check_evasion_max_legal:
+        return CHECK_EVASION, f"check evasion: {board.san(move)} with {legal} legal move(s) (≤ {filters.check_evasion_max_legal})"
+    if filters.weak_max_prob and weak is not None and weak[0] >= filters.weak_max_prob:
+        return WEAK_PLAYS_IT, f"weak network plays it: {weak_label} plays {board.san(move)} with p = {weak[0]:.2f} (≥ {filters.weak_max_prob})"
+    return None
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every puzzle of one mining run shares."""
+
+    concept: object
+    filters: MineFilters
+    manifest: dict
+    dataset_sha256: str
+    network_sha256: str
+    network_path: str
+    engine_name: str
+    engine_settings: dict
+    weak_label: str | None
+
+
+def _puzzle(run: _Run, spec, board: chess.Board, ev, wp, verdict: Verdict, decided: Decided | None, rank: int, score: float,
+            reject: Callable[[str, str], None]) -> Puzzle | None:
+    """The puzzle of an examined candidate, or None after ``reject(category, reason)``."""
+    if not verdict.accepted:
+        reject(verdict.category, verdict.reason)
+        return None
+    if decided is not None and decided.decided:
+        reject(ALREADY_DECIDED, f"already decided: {decided.reason}")
+        return None
+    first = chess.Move.from_uci(verdict.solution[0])
+    diff, detail = estimate(weak_prob=wp[0] if wp else None, weak_rank=wp[1] if wp else None, legal=wp[2] if wp else None,
+                            depth_found=verdict.first.depth_found if verdict.first.best == first else None,
+                            solver_moves=verdict.solver_moves)
+    if run.filters.min_difficulty and diff < run.filters.min_difficulty:
+        reject(TOO_EASY, f"too easy: difficulty {diff:.3f} < {run.filters.min_difficulty}")
+        return None
+    if wp:
+        detail["weak_network"] = run.weak_label
+    concept = run.concept
+    src, game = _source(run.manifest, spec.meta)
+    values = {"legal_moves": board.legal_moves.count(), "in_check": board.is_check(), "recapture": _recaptures(board, first),
+              "weak_network": run.weak_label, "weak_prob": wp[0] if wp else None, "difficulty": round(diff, 4),
+              "decided": decided.as_dict() if decided is not None else None}
+    return Puzzle(
+        id=make_puzzle_id(board.fen(), verdict.solution[0], concept.sha256, run.network_sha256),
+        fen=board.fen(), start_fen=spec.start().fen(), leading_moves=list(spec.moves), solution=verdict.solution,
+        side_to_solve=side_name(board.turn), kind=concept.kind, source=src, source_game=game,
+        source_position=str(spec.id), dataset_sha256=run.dataset_sha256, network_sha256=run.network_sha256,
+        checkpoint=checkpoint_label(run.network_path), tap=concept.tap, concept=concept.name, direction_sha256=concept.sha256,
+        concept_score=score, concept_rank=rank, network_move=first.uci(),
+        network_policy=float(ev.policy[ev.moves.index(first)]), seed=concept.seed, verify_engine=run.engine_name, verified_at=_now(),
+        **{**verdict.columns(), "verify_settings": {**verdict.settings, **run.engine_settings}},
+        themes=tag(board, verdict.solution, verdict.final_score), difficulty=diff, difficulty_detail=detail,
+        filters={"settings": run.filters.as_dict(), "values": values}, generator_version=GENERATOR_VERSION,
+    )
 
 
 def _recaptures(board: chess.Board, move: chess.Move | None) -> bool:
@@ -365,22 +588,22 @@ class _WeakEvals(list):
     label: str = ""
 
 
-def _weak_evals(weak_network, net_path: str, accepted) -> _WeakEvals | None:
-    """(probability, rank, legal moves) of each accepted puzzle's first move under the weak checkpoint."""
+def _weak_evals(weak_network, net_path: str, candidates, evals) -> _WeakEvals | None:
+    """(probability, rank, legal moves) of each candidate's network move under the weak checkpoint."""
     from conceptchess.engine import Engine
     from conceptchess.positions import histories_of
 
-    if not accepted or weak_network is False or weak_network is None:
+    if not candidates or weak_network is False or weak_network is None:
         return None
     path = weakest_checkpoint(net_path) if weak_network is True else Path(weak_network)
     if path is None:
         return None
     eng = Engine(path, device="cpu", threads=1)
-    hist, boards = histories_of([a[1] for a in accepted])
+    hist, boards = histories_of([c[1] for c in candidates])
     out = _WeakEvals()
     out.label = checkpoint_label(path)
-    for (*_, verdict), wev in zip(accepted, eng.evaluate(hist, boards), strict=True):
-        out.append(policy_rank(wev.moves, wev.policy, chess.Move.from_uci(verdict.solution[0])))
+    for ev, wev in zip(evals, eng.evaluate(hist, boards), strict=True):
+        out.append(policy_rank(wev.moves, wev.policy, ev.best_move()))
     return out
 
 
@@ -392,21 +615,24 @@ def _now():
 
 def mine_many(db, collection: str, concepts: list, store, dataset, *, network=None, top: float = TOP,
               max_puzzles: int | None = None, settings: VerifySettings = VerifySettings(), workers: int = 2,
-              weak_network=True, seed: int = 0,
+              weak_network=True, seed: int = 0, filters: MineFilters = MineFilters(), engine=None,
               progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> list[MineResult]:
     """Mine each concept (directions and controls) with one Stockfish pool and one network, storing
-    each concept's puzzles in ``collection`` in its own transaction as soon as it is done."""
+    each concept's puzzles in ``collection`` in its own transaction as soon as it is done. Controls
+    go through the same ``filters``; :func:`acceptance_report` puts the results side by side.
+    ``engine``: an open :class:`~conceptchess.engine.Engine` to use instead of ``network``."""
     from conceptchess.engine import Engine
     from conceptchess.puzzles.records import add_to_collection
 
-    net, _ = _network_for(store, network)
-    engine = Engine(net, device="cpu", threads=1)
+    if engine is None:
+        net, _ = _network_for(store, network)
+        engine = Engine(net, device="cpu", threads=1)
     results = []
     with StockfishPool(workers) as pool:
         for concept in concepts:
             progress = progress_for(f"mining {concept.name}") if progress_for else None
             res = mine(concept, store, dataset, top=top, max_puzzles=max_puzzles, settings=settings, weak_network=weak_network,
-                       seed=seed, pool=pool, engine=engine, progress=progress)
+                       seed=seed, pool=pool, engine=engine, filters=filters, progress=progress)
             with db.begin() as s:
                 res.puzzles = _new_positions(s, collection, res)
                 add_to_collection(s, collection, res.puzzles)
@@ -428,7 +654,7 @@ def _new_positions(session, collection: str, res: MineResult) -> list[Puzzle]:
         other = have.get((p.fen, tuple(p.solution)))
         if other is not None and other != p.id:
             res.duplicates += 1
-            res.rejected.append(Rejection(p.source_position, p.concept_rank or 0, f"duplicate of puzzle {other}"))
+            res.rejected.append(Rejection(p.source_position, p.concept_rank or 0, f"duplicate of puzzle {other}", DUPLICATE_PUZZLE))
             continue
         keep.append(p)
     return keep

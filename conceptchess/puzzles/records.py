@@ -19,7 +19,7 @@ import conceptchess
 from conceptchess.errors import ConceptChessError
 from conceptchess.store.puzzles import Collection, CollectionPuzzle, Puzzle
 
-GENERATOR_VERSION = f"conceptchess {conceptchess.__version__} puzzles/1"
+GENERATOR_VERSION = f"conceptchess {conceptchess.__version__} puzzles/2"  # 2: min advantage, mate lines whole, trivial-puzzle filters
 _NAME = re.compile(r"^[^\x00-\x1f]{1,200}$")
 
 

@@ -8,14 +8,33 @@ Mates in one are handled as mates: every checkmating move is accepted (Lichess a
 move), and the position qualifies when the best move that does not mate leaves at most 0.6 win
 chances (lichess-puzzler's ``is_valid_mate_in_one``).
 
+The solver must also stay winning: the best move at every solver move keeps at least
+``min_advantage_cp`` (default +200 cp, lichess-puzzler's ``cook_advantage``: "Not winning enough"
+below ``Cp(200)``); a forced mate is exempt. So an only move that merely holds an equal or lost
+position (a defensive recapture at +0.26 or −0.15) is no puzzle. ``min_advantage_cp=0`` turns the
+floor off.
+
 Two uses:
 
 - :func:`find_line` (mining): from a position, the network's move must be the only good move
   (Stockfish and the network agree), then the line is extended — Stockfish's best reply, then the
-  solver's move while it stays unique — and stops at the first ambiguous solver move; the line
-  always ends on a solver move.
+  solver's best move — following lichess-puzzler's generator (``generator/generator.py`` of
+  github.com/ornicar/lichess-puzzler):
+
+  - a *mate line* (the first move mates in at most ``max_moves``; its ``cook_mate``) must stay
+    unique and mating at every solver move until checkmate, else it is rejected whole — not cut
+    short into a non-mating puzzle;
+  - an *advantage line* (its ``cook_advantage``) stops before the first solver move that is not
+    unique, and is rejected whole when a later solver move falls below ``min_advantage_cp``; a
+    final solver move that was the only legal move (it just completes the material already won)
+    is dropped with the reply before it, repeatedly ("Remove final only-move") — unless it mates.
+
+  The line always ends on a solver move.
 - :func:`check_line` (imported or stored puzzles): every solver move of a given solution must be the
-  only good move (or a mating move); the opponent's moves are taken as given.
+  only good move (or a mating move) and keep the advantage; the opponent's moves are taken as given.
+
+:func:`already_decided` tells a position whose outcome no longer hangs on the solver's move (used by
+mining to drop such puzzles).
 
 Each search starts from a cleared hash (``ucinewgame``) with a node limit and ``Threads=1``, so a
 verdict does not depend on what the process searched before: the same position and settings give
@@ -24,7 +43,7 @@ the same verdict.
 >>> with StockfishPool(1) as pool:                                  # doctest: +SKIP
 ...     v = find_line(pool.engines[0], chess.Board("6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1"), VerifySettings(nodes=50_000))
 >>> v.accepted, v.solution, v.reason                                # doctest: +SKIP
-(True, ['a1a8'], 'ok: mate — Ra8# (#1)')
+(True, ['a1a8'], 'ok: mate Ra8# (#1)')
 """
 
 from __future__ import annotations
@@ -39,6 +58,20 @@ WIN_CHANCE_K = 0.00368208
 LICHESS_GAP = 0.7
 LICHESS_NODES = 25_000_000  # lichess-puzzler's node limit per check (its pair_limit)
 MATE_IN_ONE_THRESHOLD = 0.6  # lichess-puzzler: with several mates in one, the best non-mate must be below this
+MIN_ADVANTAGE_CP = 200  # lichess-puzzler's cook_advantage: "Not winning enough" below Cp(200)
+DECIDED_CP = 500  # already_decided: ±5 pawns, where a move no longer changes the result
+
+# Why a line is refused (Verdict.category); an accepted one says ACCEPTED.
+ACCEPTED = "accepted"
+GAME_OVER = "game over"
+ONE_LEGAL_MOVE = "only one legal move"
+BAD_SOLUTION = "bad solution"
+NETWORK_DISAGREES = "network disagrees"
+NOT_UNIQUE = "not unique"
+NOT_WINNING = "not winning enough"
+MATE_NOT_FORCED = "mate not forced"
+WRONG_MOVE = "wrong move"  # check_line: the given move is not Stockfish's only good move
+VERDICT_CATEGORIES = (GAME_OVER, ONE_LEGAL_MOVE, BAD_SOLUTION, NETWORK_DISAGREES, NOT_UNIQUE, NOT_WINNING, MATE_NOT_FORCED, WRONG_MOVE)
 
 
 def win_chances(score: chess.engine.Score) -> float:
@@ -68,21 +101,26 @@ def fmt_score(score: chess.engine.Score | None) -> str:
 class VerifySettings:
     """How hard Stockfish looks. ``nodes`` per MultiPV-2 check of a solver move (lichess-puzzler: 25M);
     ``reply_nodes`` per opponent reply while extending a line (default: ``nodes``); ``gap`` the
-    win-chance margin; ``max_moves`` solver moves at most; ``min_advantage_cp``: when set, the best
-    move must keep at least this advantage (lichess-puzzler's advantage puzzles use 200), which drops
-    defensive only-moves."""
+    win-chance margin; ``max_moves`` solver moves at most; ``min_advantage_cp``: the best move at
+    every solver move must keep at least this advantage for the solver (lichess-puzzler: 200; a
+    forced mate is exempt), which drops equal and defensive only-moves — 0 (or None) turns it off."""
 
     nodes: int = 1_000_000
     reply_nodes: int | None = None
     gap: float = LICHESS_GAP
     max_moves: int = 8
-    min_advantage_cp: int | None = None
+    min_advantage_cp: int | None = MIN_ADVANTAGE_CP
+
+    def __post_init__(self):
+        object.__setattr__(self, "min_advantage_cp", int(self.min_advantage_cp or 0))
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["reply_nodes"] = self.reply_nodes or self.nodes
         d["multipv"] = 2
-        d["criterion"] = "lichess-puzzler: wc(best) > wc(second) + gap, wc(cp) = 2/(1+exp(-0.00368208 cp)) - 1; mates as mates"
+        d["criterion"] = ("lichess-puzzler: wc(best) > wc(second) + gap, wc(cp) = 2/(1+exp(-0.00368208 cp)) - 1; mates as mates; "
+                          "best >= min_advantage_cp at every solver move unless it mates (0: no floor); "
+                          "mate lines unique to the mate or rejected; a final only-legal move dropped")
         return d
 
 
@@ -99,6 +137,7 @@ class Step:
     depth: int = 0
     nodes: int = 0
     depth_found: int | None = None  # first depth from which the final best move stayed best
+    legal: int = 0  # legal moves in the position
 
     @property
     def mate(self) -> bool:
@@ -124,7 +163,8 @@ class Step:
 
 @dataclass
 class Verdict:
-    """The outcome of :func:`find_line` or :func:`check_line`."""
+    """The outcome of :func:`find_line` or :func:`check_line`; ``category`` is one of
+    :data:`VERDICT_CATEGORIES` for a refused line, :data:`ACCEPTED` otherwise."""
 
     accepted: bool
     reason: str
@@ -132,6 +172,7 @@ class Verdict:
     steps: list[Step] = field(default_factory=list)  # one per solver move judged
     checkmate: bool = False  # the line ends in checkmate
     settings: dict = field(default_factory=dict)
+    category: str = ACCEPTED
 
     @property
     def first(self) -> Step | None:
@@ -219,7 +260,7 @@ def judge(sf: chess.engine.SimpleEngine, board: chess.Board, settings: VerifySet
             break
         depth_found = d
     return Step(best, best_score, second, second_score, unique, accepted, int(lines[0].get("depth", 0)),
-                int(lines[0].get("nodes", 0)), depth_found)
+                int(lines[0].get("nodes", 0)), depth_found, len(legal))
 
 
 def _gives_checkmate(board: chess.Board, move: chess.Move) -> bool:
@@ -228,10 +269,6 @@ def _gives_checkmate(board: chess.Board, move: chess.Move) -> bool:
         return board.is_checkmate()
     finally:
         board.pop()
-
-
-def _accepts(sf, board: chess.Board, step: Step, move: chess.Move, settings: VerifySettings) -> bool:
-    return step.unique and move in step.accepted
 
 
 def _best_reply(sf, board: chess.Board, settings: VerifySettings) -> chess.Move:
@@ -243,18 +280,27 @@ def _best_reply(sf, board: chess.Board, settings: VerifySettings) -> chess.Move:
 
 def _too_little(step: Step, settings: VerifySettings) -> bool:
     mate = step.best_score.mate()
-    if settings.min_advantage_cp is None or (mate is not None and mate > 0):
+    if not settings.min_advantage_cp or (mate is not None and mate > 0):
         return False
     cp = step.best_score.score()
     return cp is None or cp < settings.min_advantage_cp
 
 
-def _opening_problem(board: chess.Board) -> str | None:
+def _floor(settings: VerifySettings) -> str:
+    return f"{settings.min_advantage_cp / 100:+.2f}"
+
+
+def _opening_problem(board: chess.Board) -> tuple[str, str] | None:
     if board.is_game_over(claim_draw=False):
-        return f"game over ({board.outcome().termination.name.lower().replace('_', ' ')})"
+        return GAME_OVER, f"game over ({board.outcome().termination.name.lower().replace('_', ' ')})"
     if board.legal_moves.count() == 1:
-        return "only one legal move"
+        return ONE_LEGAL_MOVE, "only one legal move"
     return None
+
+
+def _mate_in(step: Step) -> int | None:
+    mate = step.best_score.mate()
+    return mate if mate is not None and mate > 0 else None
 
 
 def find_line(sf: chess.engine.SimpleEngine, board: chess.Board, settings: VerifySettings = VerifySettings(),
@@ -263,63 +309,83 @@ def find_line(sf: chess.engine.SimpleEngine, board: chess.Board, settings: Verif
 
     ``network_move``: the network's choice; the puzzle is refused unless it is the only good move
     (or any checkmating move in a mate in one). Without it, Stockfish's best move starts the line.
+    The line follows lichess-puzzler's generator (module docstring): a mate line is unique to the
+    mate or rejected whole; an advantage line stops before the first ambiguous solver move, keeps
+    ``min_advantage_cp`` throughout, and loses a final only-legal move.
     """
     b = board.copy()
-    problem = _opening_problem(b)
     sett = settings.as_dict()
+    problem = _opening_problem(b)
     if problem:
-        return Verdict(False, problem, settings=sett)
+        return Verdict(False, problem[1], settings=sett, category=problem[0])
+
+    def refuse(category: str, reason: str, steps: list[Step]) -> Verdict:
+        return Verdict(False, reason, [m.uci() for m in line], steps, settings=sett, category=category)
+
     line: list[chess.Move] = []
-    steps: list[Step] = []
-    while True:
-        step = judge(sf, b, settings)
-        if not steps:
-            if not step.unique:
-                return Verdict(False, f"no unique move: {step.describe(b)}", steps=[step], settings=sett)
-            if _too_little(step, settings):
-                return Verdict(False, f"not winning enough: {b.san(step.best)} {fmt_score(step.best_score)} < "
-                                      f"{settings.min_advantage_cp / 100:+.2f}", steps=[step], settings=sett)
-            move = step.best
-            if network_move is not None:
-                if not _accepts(sf, b, step, network_move, settings):
-                    return Verdict(False, f"network plays {b.san(network_move)}, Stockfish's only good move is "
-                                          f"{b.san(step.best)} ({fmt_score(step.best_score)})", steps=[step], settings=sett)
-                move = network_move
-        else:
-            if not step.unique or _too_little(step, settings):
-                line.pop()  # drop the opponent's reply: the line ends on a solver move
-                break
-            move = step.best
-        steps.append(step)
-        line.append(move)
-        b.push(move)
-        if b.is_game_over(claim_draw=False) or len(steps) >= settings.max_moves:
-            break
+    first = judge(sf, b, settings)
+    if not first.unique:
+        return refuse(NOT_UNIQUE, f"no unique move: {first.describe(b)}", [first])
+    if _too_little(first, settings):
+        return refuse(NOT_WINNING, f"not winning enough: {b.san(first.best)} {fmt_score(first.best_score)} < {_floor(settings)}",
+                      [first])
+    move = first.best
+    if network_move is not None:
+        if network_move not in first.accepted:
+            return refuse(NETWORK_DISAGREES, f"network plays {b.san(network_move)}, Stockfish's only good move is "
+                                             f"{b.san(first.best)} ({fmt_score(first.best_score)})", [first])
+        move = network_move
+    mate_line = _mate_in(first) is not None and _mate_in(first) <= settings.max_moves
+    steps = [first]
+    line.append(move)
+    b.push(move)
+    while not b.is_game_over(claim_draw=False) and len(steps) < settings.max_moves:
         reply = _best_reply(sf, b, settings)
-        line.append(reply)
         b.push(reply)
         if b.is_game_over(claim_draw=False) or b.is_repetition(2):
-            line.pop()
+            b.pop()
             break
+        step = judge(sf, b, settings)
+        k = len(steps) + 1
+        if mate_line and not step.unique:
+            line.append(reply)
+            return refuse(NOT_UNIQUE, f"mate line: solver move {k} is not unique: {step.describe(b)}", steps + [step])
+        if mate_line and _mate_in(step) is None:
+            line.append(reply)
+            return refuse(MATE_NOT_FORCED, f"mate line: solver move {k} no longer mates: {b.san(step.best)} "
+                                           f"({fmt_score(step.best_score)})", steps + [step])
+        if not step.unique:
+            b.pop()  # the line ends on the solver move before
+            break
+        if _too_little(step, settings):
+            line.append(reply)
+            return refuse(NOT_WINNING, f"not winning enough at solver move {k}: {b.san(step.best)} {fmt_score(step.best_score)} "
+                                       f"< {_floor(settings)}", steps + [step])
+        line += [reply, step.best]
+        steps.append(step)
+        b.push(step.best)
+    checkmate = b.is_checkmate()
+    if mate_line and not checkmate:
+        return refuse(MATE_NOT_FORCED, f"mate line: no checkmate after {len(steps)} solver move(s) "
+                                       f"(first move {fmt_score(first.best_score)})", steps)
+    dropped = 0
+    while not checkmate and len(steps) > 1 and steps[-1].legal == 1:
+        del line[-2:]  # lichess-puzzler: "Remove final only-move" (with the reply that forced it)
+        steps.pop()
+        dropped += 1
     solution = [m.uci() for m in line]
-    checkmate = _ends_in_checkmate(board, solution)
-    first = steps[0]
     what = "mate" if checkmate else "only move"
     reason = f"ok: {what} {board.san(line[0])}"
     reason += f" ({fmt_score(first.best_score)})" if first.second is None or first.mate else f"; {first.describe(board)}"
+    if dropped:
+        reason += f"; final forced move{'s' if dropped > 1 else ''} dropped ({dropped})"
     return Verdict(True, reason, solution, steps, checkmate, sett)
-
-
-def _ends_in_checkmate(board: chess.Board, solution: list[str]) -> bool:
-    b = board.copy(stack=False)
-    for u in solution:
-        b.push_uci(u)
-    return b.is_checkmate()
 
 
 def check_line(sf: chess.engine.SimpleEngine, board: chess.Board, solution: list[str],
                settings: VerifySettings = VerifySettings(), network_move: chess.Move | None = None) -> Verdict:
-    """Verify a given solution from ``board``: each solver move must be the only good move (or mate).
+    """Verify a given solution from ``board``: each solver move must be the only good move (or mate)
+    and keep ``min_advantage_cp`` unless it mates; one failing move rejects the whole solution.
 
     ``network_move``, when given, must be an accepted first move too.
     """
@@ -327,34 +393,101 @@ def check_line(sf: chess.engine.SimpleEngine, board: chess.Board, solution: list
     sett = settings.as_dict()
     problem = _opening_problem(b)
     if problem:
-        return Verdict(False, problem, list(solution), settings=sett)
+        return Verdict(False, problem[1], list(solution), settings=sett, category=problem[0])
     if not solution or len(solution) % 2 == 0:
-        return Verdict(False, f"a solution must end on a solver move ({len(solution)} moves given)", list(solution), settings=sett)
+        return Verdict(False, f"a solution must end on a solver move ({len(solution)} moves given)", list(solution), settings=sett,
+                       category=BAD_SOLUTION)
     steps: list[Step] = []
     for ply, uci in enumerate(solution):
         try:
             move = b.parse_uci(uci)
         except ValueError:
-            return Verdict(False, f"move {ply + 1} {uci!r} is illegal", list(solution), steps, settings=sett)
+            return Verdict(False, f"move {ply + 1} {uci!r} is illegal", list(solution), steps, settings=sett, category=BAD_SOLUTION)
         if ply % 2 == 0:
             k = ply // 2 + 1
             step = judge(sf, b, settings)
             steps.append(step)
             if not step.unique:
                 return Verdict(False, f"move {k} ({b.san(move)}): no unique move: {step.describe(b)}", list(solution), steps,
-                               settings=sett)
-            if not _accepts(sf, b, step, move, settings):
+                               settings=sett, category=NOT_UNIQUE)
+            if move not in step.accepted:
                 return Verdict(False, f"move {k} ({b.san(move)}): Stockfish's only good move is {b.san(step.best)} "
-                                      f"({fmt_score(step.best_score)})", list(solution), steps, settings=sett)
+                                      f"({fmt_score(step.best_score)})", list(solution), steps, settings=sett, category=WRONG_MOVE)
             if _too_little(step, settings):
-                return Verdict(False, f"move {k} ({b.san(move)}): not winning enough ({fmt_score(step.best_score)})",
-                               list(solution), steps, settings=sett)
-            if ply == 0 and network_move is not None and not _accepts(sf, b, step, network_move, settings):
+                return Verdict(False, f"move {k} ({b.san(move)}): not winning enough ({fmt_score(step.best_score)} < "
+                                      f"{_floor(settings)})", list(solution), steps, settings=sett, category=NOT_WINNING)
+            if ply == 0 and network_move is not None and network_move not in step.accepted:
                 return Verdict(False, f"network plays {b.san(network_move)}, not an accepted move ({b.san(move)})",
-                               list(solution), steps, settings=sett)
+                               list(solution), steps, settings=sett, category=NETWORK_DISAGREES)
         b.push(move)
     checkmate = b.is_checkmate()
     first = steps[0]
     n = (len(solution) + 1) // 2
     reason = f"ok: mate in {n} ({board.san(chess.Move.from_uci(solution[0]))})" if checkmate else f"ok: {first.describe(board)}"
     return Verdict(True, reason, list(solution), steps, checkmate, sett)
+
+
+@dataclass(frozen=True)
+class Decided:
+    """:func:`already_decided`'s answer: ``decided`` with a ``reason``, and the numbers it compared
+    (centipawns from the solver's side; a mate counts as ±100,000)."""
+
+    decided: bool
+    reason: str
+    threshold_cp: int
+    best_cp: int | None  # the solver's best move now
+    second_cp: int | None  # its second-best move now
+    before_cp: int | None  # before the opponent's last move, against its best play (None: no move stack)
+    before_move: str | None  # that last move (UCI)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _cp(score: chess.engine.Score) -> int:
+    return int(score.score(mate_score=100_000))
+
+
+def already_decided(sf: chess.engine.SimpleEngine, board: chess.Board, verdict: Verdict, settings: VerifySettings = VerifySettings(),
+                    threshold_cp: int = DECIDED_CP) -> Decided:
+    """Was the game decided before the solver's move, whatever was played among the top moves?
+
+    Decided (``threshold_cp`` = 500 by default, mates counting as ±100,000) when
+
+    - *lost*: the solver's best move (``verdict.first``) scores ≤ −500 — whatever is played; or
+    - *won anyway*: the second-best move still scores ≥ +500; or
+    - *won before*: ``board`` has the opponent's last move in its move stack, and the position
+      before it, searched with ``settings.reply_nodes`` (single PV, the opponent to move), already
+      scores ≥ +500 for the solver — against the opponent's best move the solver was winning
+      anyway, so the opponent's move created no puzzle. lichess-puzzler skips such positions ("Too
+      much of a winning position to start with", at ``prev_score > Cp(300)``) unless they hold a
+      mate; likewise a line that ends in checkmate is exempt here.
+
+    With the default uniqueness gap of 0.7 win chances no accepted line is *lost* or *won anyway*
+    (its best move would need more than wc(+500) + 0.7 = 1.43 of them, or its second less than
+    −1.43): those two catch only lines accepted with a narrower ``gap``. *Won before* is the test
+    that drops real positions, such as a check evasion in a game already won.
+    """
+    step = verdict.first
+    best_cp = _cp(step.best_score) if step is not None else None
+    second_cp = _cp(step.second_score) if step is not None and step.second_score is not None else None
+
+    def decided(reason: str, before_cp=None, before_move=None) -> Decided:
+        return Decided(True, reason, threshold_cp, best_cp, second_cp, before_cp, before_move)
+
+    if best_cp is not None and best_cp <= -threshold_cp:
+        return decided(f"lost whatever is played: best {fmt_score(step.best_score)} ≤ {-threshold_cp / 100:+.2f}")
+    if second_cp is not None and second_cp >= threshold_cp:
+        return decided(f"won whatever is played: second best {fmt_score(step.second_score)} ≥ {threshold_cp / 100:+.2f}")
+    before_cp = before_move = None
+    if board.move_stack and not verdict.checkmate:
+        b = board.copy()
+        last = b.pop()
+        before_move = last.uci()
+        info = sf.analyse(b, chess.engine.Limit(nodes=settings.reply_nodes or settings.nodes), game=object())
+        score = info["score"].pov(board.turn)
+        before_cp = _cp(score)
+        if before_cp >= threshold_cp:
+            return decided(f"won before {b.san(last)}: {fmt_score(score)} ≥ {threshold_cp / 100:+.2f} against best play",
+                           before_cp, before_move)
+    return Decided(False, "open before the move", threshold_cp, best_cp, second_cp, before_cp, before_move)

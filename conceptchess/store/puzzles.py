@@ -1,10 +1,11 @@
-"""Puzzles, collections and expert evaluation (migration ``0002_puzzles``).
+"""Puzzles, collections and expert evaluation (migrations ``0002_puzzles``, ``0003_puzzle_filters``).
 
 - :class:`Puzzle`: a position shown to a solver and its solution line (UCI, solver move first and
   last), where it came from (Lichess, a game, self-play), its provenance (network sha256, checkpoint,
   tap, concept or direction, concept score), its verification (engine, settings, best and
   second-best evaluation, win-chance gap, every other accepted move), themes and a difficulty
-  estimate made before anyone solves it.
+  estimate made before anyone solves it; for a mined puzzle, the trivial-puzzle filters it passed
+  (``filters``: their settings and the puzzle's numbers).
 - :class:`Collection` and :class:`CollectionPuzzle`: named, ordered sets of puzzles.
 - :class:`Expert`, :class:`EvalSession` (expert × phase × collection, blinded or not, order seed)
   and :class:`Answer` (one per session and puzzle: a unique constraint refuses a second one).
@@ -77,6 +78,7 @@ class Puzzle(Base):
     source_themes: Mapped[list | None] = mapped_column(JSON)  # e.g. Lichess's own themes
     difficulty: Mapped[float | None] = mapped_column(Float)  # 0 (easy) … 1 (hard), before anyone solves it
     difficulty_detail: Mapped[dict | None] = mapped_column(JSON)
+    filters: Mapped[dict | None] = mapped_column(JSON)  # mined: {"settings": MineFilters, "values": what they compared}
     rating: Mapped[int | None] = mapped_column(Integer)  # Lichess
     rating_deviation: Mapped[int | None] = mapped_column(Integer)
     popularity: Mapped[int | None] = mapped_column(Integer)
