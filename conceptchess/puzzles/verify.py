@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, field
 import chess
 import chess.engine
 
+from conceptchess.chessfacts import gives_checkmate
+
 WIN_CHANCE_K = 0.00368208
 LICHESS_GAP = 0.7
 LICHESS_NODES = 25_000_000  # lichess-puzzler's node limit per check (its pair_limit)
@@ -237,8 +239,8 @@ def judge(sf: chess.engine.SimpleEngine, board: chess.Board, settings: VerifySet
     second = lines[1]["pv"][0] if len(lines) > 1 else None
     second_score = lines[1]["score"].pov(pov) if len(lines) > 1 else None
     legal = list(board.legal_moves)
-    if best_score.mate() == 1 or _gives_checkmate(board, best):
-        mating = [m for m in legal if _gives_checkmate(board, m)]
+    if best_score.mate() == 1 or gives_checkmate(board, best):
+        mating = [m for m in legal if gives_checkmate(board, m)]
         accepted = [best] + [m for m in mating if m != best]
         others = [m for m in legal if m not in mating]
         if not others:
@@ -261,14 +263,6 @@ def judge(sf: chess.engine.SimpleEngine, board: chess.Board, settings: VerifySet
         depth_found = d
     return Step(best, best_score, second, second_score, unique, accepted, int(lines[0].get("depth", 0)),
                 int(lines[0].get("nodes", 0)), depth_found, len(legal))
-
-
-def _gives_checkmate(board: chess.Board, move: chess.Move) -> bool:
-    board.push(move)
-    try:
-        return board.is_checkmate()
-    finally:
-        board.pop()
 
 
 def _best_reply(sf, board: chess.Board, settings: VerifySettings) -> chess.Move:
