@@ -19,6 +19,7 @@ import numpy as np
 
 from conceptchess.concepts.context import PositionContext
 from conceptchess.concepts.registry import Selection, select
+from conceptchess.concepts.stockfish import StockfishEval
 from conceptchess.errors import PositionError
 
 
@@ -66,8 +67,6 @@ def label_selection(boards: Sequence[chess.Board], sel: Selection, *, engine=Non
         for j, c in enumerate(sel.python_chess):
             out[c.name] = table[:, j].astype(c.dtype)
     if sel.stockfish:
-        from conceptchess.concepts.stockfish import StockfishEval
-
         own = engine is None
         sf = StockfishEval() if own else engine
         try:

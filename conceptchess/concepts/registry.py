@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import chess
 
+from conceptchess.concepts.context import PositionContext
 from conceptchess.errors import ConceptChessError
 
 ConceptType = Literal["binary", "scalar", "categorical"]
@@ -83,11 +84,10 @@ class Concept:
         2
         """
         if self.source != "python-chess":
-            from conceptchess.concepts.labeling import label
-
-            return label([board], [self.name])[self.name][0].item()
-        from conceptchess.concepts.context import PositionContext
-
+            one_board = BACKENDS.get(self.source)
+            if one_board is None:
+                raise ConceptUnavailableError(f"concept {self.name!r}: no {self.source} backend is loaded")
+            return float(self.function(one_board(board)))
         return self.function(PositionContext(board))
 
 
@@ -101,6 +101,10 @@ IN_CHECK_NOTE = "; when the side to move is in check, only moves that add a chec
 
 #: Every concept, by name, in registration order (families as imported by ``concepts/__init__``).
 CONCEPTS: dict[str, Concept] = {}
+
+#: For each non-python-chess source, what its concepts' ``function`` reads of one board (e.g. the Stockfish
+#: term table), registered by the module that provides the source, so the registry imports none of them.
+BACKENDS: dict[str, Callable[[chess.Board], Any]] = {}
 
 
 def register(name: str, definition: str, type: ConceptType, frame: Frame, family: str,

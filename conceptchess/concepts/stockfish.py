@@ -35,7 +35,7 @@ from pathlib import Path
 
 import chess
 
-from conceptchess.concepts.registry import CONCEPTS, ConceptUnavailableError, register
+from conceptchess.concepts.registry import BACKENDS, CONCEPTS, ConceptUnavailableError, register
 from conceptchess.errors import ConceptChessError
 
 FAMILY = "stockfish"
@@ -249,3 +249,15 @@ register("sf_classical_eval", "Stockfish 15.1 classical evaluation (phase-tapere
 register("sf_final_eval", "Stockfish 15.1 final evaluation with NNUE off (classical, damped by the 50-move counter), pawns, "
          "White's view; NaN in check", "scalar", "white", FAMILY, lambda terms: terms["sf_final_eval"], source="stockfish")
 assert [n for n, c in CONCEPTS.items() if c.source == "stockfish"] == concept_names()
+
+
+def _terms_of_one(board: chess.Board) -> dict[str, float]:
+    """The term table of one board with a Stockfish process of its own (``CONCEPTS[name](board)``; :func:`label` batches)."""
+    sf = StockfishEval()
+    try:
+        return sf.terms(board)
+    finally:
+        sf.close()
+
+
+BACKENDS["stockfish"] = _terms_of_one
