@@ -31,10 +31,10 @@ import chess.pgn
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_write_text
-from conceptchess.puzzles.records import blind_order, collection_puzzles
+from conceptchess.puzzles.records import PuzzleRecord, blind_order, collection_puzzles
 from conceptchess.puzzles.verify import fmt_score
 from conceptchess.store import ROOT
-from conceptchess.store.puzzles import Puzzle
+from conceptchess.study import ArgumentError
 
 PUZZLES_DIR = ROOT / "puzzles"
 PROVENANCE_TAGS = ("PuzzleId", "Kind", "Concept", "Network", "Checkpoint", "Tap", "ConceptScore", "Themes", "Difficulty")
@@ -67,7 +67,7 @@ def _score(cp: int | None, mate: int | None) -> str:
     return "?"
 
 
-def _last_move_note(p: Puzzle) -> str:
+def _last_move_note(p: PuzzleRecord) -> str:
     side = "White" if p.side_to_solve == "white" else "Black"
     note = f"{side} to play."
     if p.start_fen and p.leading_moves:
@@ -80,7 +80,7 @@ def _last_move_note(p: Puzzle) -> str:
     return note
 
 
-def puzzle_game(p: Puzzle, event: str, round_: int | None = None, blind: bool = False) -> chess.pgn.Game:
+def puzzle_game(p: PuzzleRecord, event: str, round_: int | None = None, blind: bool = False) -> chess.pgn.Game:
     """One puzzle as a python-chess game (see the module docstring for what a blinded one omits)."""
     board = chess.Board(p.fen)
     game = chess.pgn.Game()
@@ -168,7 +168,7 @@ def export_collection(db, collection: str, path: str | os.PathLike | None = None
     the position. ``verified_only``: leave out puzzles whose latest verification rejected them.
     """
     if seed is not None and not blind:
-        raise ConceptChessError("--seed orders a blinded export; add --blind")
+        raise ArgumentError("{seed} orders a blinded export; add {blind}", seed="seed", blind="blind=True")
     with db.session() as s:
         puzzles = collection_puzzles(s, collection)
     if verified_only:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
+
 import chess
 import chess.pgn
 import pytest
@@ -9,23 +11,23 @@ from test_puzzles_common import imported_db, invoke
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.export import PROVENANCE_TAGS, default_path, export_collection, read_pgn_puzzles
-from conceptchess.puzzles.records import add_to_collection, blind_order, collection_puzzles, make_puzzle_id
+from conceptchess.puzzles.records import PuzzleRecord, add_to_collection, blind_order, collection_puzzles, make_puzzle_id, update_puzzle
 from conceptchess.store.puzzles import Puzzle
 
 
-def mined(i: int, kind: str = "concept", concept: str = "fork-dir") -> Puzzle:
-    """A stored puzzle as mining makes it (provenance and verification filled in by hand)."""
+def mined(i: int, kind: str = "concept", concept: str = "fork-dir") -> PuzzleRecord:
+    """A puzzle as mining makes it (provenance and verification filled in by hand)."""
     fens = ["r3k3/pp3ppp/8/1N6/8/8/PPP2PPP/6K1 w - - 0 1", "6k1/ppp2pp1/7p/8/3q4/5N2/PPP2PPP/6K1 w - - 0 1",
             "7k/3pp1pp/8/8/8/8/3qrPPP/RR4K1 w - - 0 1", "3qr1k1/5ppp/8/8/8/8/4RPPP/4R1K1 w - - 0 1"]
     sols = [["b5c7", "e8d7", "c7a8"], ["f3d4"], ["a1a8"], ["e2e8", "d8e8", "e1e8"]]
     alts = [[[], []], [[]], [["b1b8"]], [[], []]]
     fen, sol = fens[i % 4], sols[i % 4]
-    return Puzzle(id=make_puzzle_id(fen, sol[0], concept, i), fen=fen, start_fen=fen, leading_moves=[], solution=sol,
-                  side_to_solve="white", kind=kind, source="game", source_game=f"lichess.pgn#game{i}", network_sha256="ab" * 32,
-                  checkpoint="cc-6x32@178", tap="block5", concept=concept, concept_score=3.25 + i, concept_rank=i + 1,
-                  network_move=sol[0], network_policy=0.42, verified=True, verify_reason="ok", best_move=sol[0], best_cp=512,
-                  second_move=None, second_cp=None, win_chance_gap=0.91, accepted_moves=alts[i % 4],
-                  themes=["fork", "short"], difficulty=0.375, verify_settings={"nodes": 1000})
+    return PuzzleRecord(id=make_puzzle_id(fen, sol[0], concept, i), fen=fen, start_fen=fen, leading_moves=[], solution=sol,
+                        side_to_solve="white", kind=kind, source="game", source_game=f"lichess.pgn#game{i}", network_sha256="ab" * 32,
+                        checkpoint="cc-6x32@178", tap="block5", concept=concept, concept_score=3.25 + i, concept_rank=i + 1,
+                        network_move=sol[0], network_policy=0.42, verified=True, verify_reason="ok", best_move=sol[0], best_cp=512,
+                        second_move=None, second_cp=None, win_chance_gap=0.91, accepted_moves=alts[i % 4],
+                        themes=["fork", "short"], difficulty=0.375, verify_settings={"nodes": 1000})
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def test_round_trip(db, tmp_path):
         assert h["SetUp"] == "1" and h["FEN"] == p.fen and g.board().fen() == p.fen
         assert h["Event"] == "mixed" and h["PuzzleId"] == p.id and h["Kind"] == p.kind
         assert set(PROVENANCE_TAGS) <= set(h)
-        assert [m.uci() for m in g.mainline_moves()] == p.solution
+        assert tuple(m.uci() for m in g.mainline_moves()) == p.solution
         assert h["Themes"] == " ".join(p.themes)
         assert not g.errors
         if p.kind != "imported":
@@ -64,6 +66,24 @@ def test_round_trip(db, tmp_path):
     lichess_game = next(g for g in games if g.headers["PuzzleId"] == "cc0Fk")
     assert lichess_game.comment == "White to play. Last move: 21...h6."
     assert not list(res.path.parent.glob(".*.part"))
+
+
+def test_a_stored_record_reads_back_the_same(db):
+    """Records become rows only when stored; read back, each is the record it was (its stored time aside)."""
+    assert {f.name for f in fields(PuzzleRecord)} == set(Puzzle.__table__.columns.keys())
+    given = [mined(0), mined(1), mined(2, "control-random", "random-fork-dir-seed0"), mined(3, "control-human", "us_forks_available")]
+    with db.session() as s:
+        back = {p.id: p for p in collection_puzzles(s, "mixed")}
+    for p in given:
+        assert back[p.id].created_at is not None and replace(back[p.id], created_at=None) == p
+        assert p.accepted_moves == tuple(tuple(a) for a in [[[], []], [[]], [["b1b8"]], [[], []]][given.index(p)])
+    with db.begin() as s:
+        update_puzzle(s, replace(given[0], difficulty=0.5, themes=("fork",)))
+        with pytest.raises(ConceptChessError, match="stored with another position or solution"):
+            update_puzzle(s, replace(given[0], solution=("b5a7",)))
+    with db.session() as s:
+        p = next(p for p in collection_puzzles(s, "mixed") if p.id == given[0].id)
+    assert (p.difficulty, p.themes, p.concept_score) == (0.5, ("fork",), 3.25)
 
 
 def test_blinded_export_hides_concepts_and_solutions(db, tmp_path):
@@ -87,7 +107,7 @@ def test_blinded_export_hides_concepts_and_solutions(db, tmp_path):
 def test_export_errors(db, tmp_path):
     with pytest.raises(ConceptChessError, match="no collection named 'nope'"):
         export_collection(db, "nope", tmp_path / "x.pgn")
-    with pytest.raises(ConceptChessError, match="add --blind"):
+    with pytest.raises(ConceptChessError, match="^seed orders a blinded export; add blind=True$"):
         export_collection(db, "mixed", tmp_path / "x.pgn", seed=3)
     assert default_path("my set", blind=True, seed=4).name == "my-set-blind-seed4.pgn"
     assert default_path("my set").parent.name == "puzzles"
@@ -101,5 +121,9 @@ def test_cli_export(db, tmp_path):
     assert "blinded, order seed 5" in r.stdout
     with open(out) as f:
         assert chess.pgn.read_game(f).headers["OrderSeed"] == "5"
+    r = invoke("puzzles", "export", "--collection", "mixed", "--seed", "5", "-o", str(out), env=env)
+    assert r.exit_code == 2 and r.stderr.strip() == "error: --seed orders a blinded export; add --blind"
     r = invoke("puzzles", "list", "--collection", "mixed", env=env)
     assert r.exit_code == 0 and "cc0Fk" in r.stdout
+    r = invoke("puzzles", "list", env=env)
+    assert r.exit_code == 0 and "mixed" in r.stdout and " 11 " in r.stdout

@@ -24,12 +24,12 @@ def test_rows_become_puzzles_shown_after_the_opponents_move():
     p = ps["cc0Fk"]
     start = chess.Board("r3k3/pp3ppp/8/1N6/8/8/PPP2PPP/6K1 b - - 0 21")
     start.push_uci("h7h6")
-    assert p.fen == start.fen() and p.start_fen.startswith("r3k3/pp3ppp/") and p.leading_moves == ["h7h6"]
-    assert p.solution == ["b5c7", "e8d7", "c7a8"] and p.side_to_solve == "white"
+    assert p.fen == start.fen() and p.start_fen.startswith("r3k3/pp3ppp/") and p.leading_moves == ("h7h6",)
+    assert p.solution == ("b5c7", "e8d7", "c7a8") and p.side_to_solve == "white"
     assert (p.rating, p.rating_deviation, p.popularity, p.nb_plays) == (1105, 80, 90, 903)
     assert p.source == "lichess" and p.kind == "imported" and p.source_game.endswith("#41")
     assert "fork" in p.source_themes and "fork" in p.themes
-    assert ps["cc0Sm"].opening_tags == ["Italian_Game", "Italian_Game_Other_variations"]
+    assert ps["cc0Sm"].opening_tags == ("Italian_Game", "Italian_Game_Other_variations")
     # our geometric tags agree with the themes the rows carry, apart from the score-based ones
     for q in ps.values():
         mine = set(q.themes) - {"crushing", "advantage", "equality"}

@@ -27,8 +27,10 @@ from test_puzzles_common import (
     stockfish_or_skip,
 )
 
+from conceptchess.directions import ConceptDirection
 from conceptchess.errors import ConceptChessError
-from conceptchess.puzzles.mine import (
+from conceptchess.puzzles.acceptance import MineResult, acceptance_report
+from conceptchess.puzzles.filters import (
     ALREADY_DECIDED,
     CHECK_EVASION,
     DUPLICATE_POSITION,
@@ -37,17 +39,10 @@ from conceptchess.puzzles.mine import (
     REJECTION_REASONS,
     TOO_EASY,
     WEAK_PLAYS_IT,
-    Direction,
-    HumanConcept,
     MineFilters,
-    MineResult,
     Rejection,
-    acceptance_report,
-    mine,
-    mine_many,
-    prototype_count,
-    rank_positions,
 )
+from conceptchess.puzzles.mine import Direction, HumanConcept, mine, mine_many, prototype_count, puzzle_kind, rank_positions
 from conceptchess.puzzles.records import collection_puzzles
 from conceptchess.puzzles.verify import NETWORK_DISAGREES, NOT_UNIQUE, NOT_WINNING, VerifySettings
 
@@ -148,25 +143,33 @@ def test_direction_scores_are_standardised_dot_products(corpus, tmp_path):
     np.save(tmp_path / "v.npy", v)
     np.save(tmp_path / "m.npy", mean)
     np.save(tmp_path / "s.npy", scale)
-    d = Direction.load(tmp_path / "v.npy", "block0", mean=tmp_path / "m.npy", scale=tmp_path / "s.npy")
-    assert d.name == "v" and d.nonzeros == np.count_nonzero(v)
+    d = ConceptDirection.load(tmp_path / "v.npy", "block0", mean=tmp_path / "m.npy", scale=tmp_path / "s.npy")
+    assert d.name == "v" and d.nonzeros == np.count_nonzero(v) and d.kind == "probe" and puzzle_kind(d) == "concept"
     np.testing.assert_allclose(d.scores(store), ((x - mean) / scale) @ v, rtol=1e-4, atol=1e-3)
     np.savez(tmp_path / "p.npz", coef=v, mean=mean, std=scale)
-    np.testing.assert_allclose(Direction.load(tmp_path / "p.npz", "block0").scores(store), d.scores(store), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(ConceptDirection.load(tmp_path / "p.npz", "block0").scores(store), d.scores(store), rtol=1e-5, atol=1e-4)
     with pytest.raises(ConceptChessError, match=r"has 5 values; tap block0 .* = 2048 per position"):
-        Direction("d", "block0", np.ones(5)).scores(store)
+        ConceptDirection("d", "block0", np.ones(5)).scores(store)
     with pytest.raises(ConceptChessError, match="tap 'block3' is not in this store"):
-        Direction("d", "block3", np.ones(5)).scores(store)
+        ConceptDirection("d", "block3", np.ones(5)).scores(store)
     with pytest.raises(ConceptChessError, match="not all zeros"):
-        Direction("d", "block0", np.zeros(5))
+        ConceptDirection("d", "block0", np.zeros(5))
+    with pytest.raises(ConceptChessError, match="reads mean-pooled activations; .* is full-pooled"):
+        ConceptDirection("d", "block0", v, pooling="mean").scores(store)
+    with pytest.raises(ConceptChessError, match="reads network 000000000000…; the activations of .* are network"):
+        ConceptDirection("d", "block0", v, network_sha256="0" * 64).scores(store)
+    same = ConceptDirection("d", "block0", v, mean, scale, pooling="full", network_sha256=store.manifest["net_sha256"])
+    np.testing.assert_array_equal(same.scores(store), d.scores(store))
+    assert Direction is ConceptDirection  # the name puzzles/demo.py still uses
 
 
 def test_random_control_matches_sparsity():
     v = np.zeros(100, np.float32)
     v[[3, 50, 97]] = [1.0, -2.0, 0.5]
-    d = Direction("c", "block0", v, mean=np.ones(100), scale=2 * np.ones(100))
+    d = ConceptDirection("c", "block0", v, mean=np.ones(100), scale=2 * np.ones(100), pooling="mean")
     r = d.random_control(7)
-    assert r.kind == "control-random" and r.seed == 7 and r.nonzeros == 3
+    assert r.kind == "random-control" and puzzle_kind(r) == "control-random" and r.seed == 7 and r.nonzeros == 3
+    assert r.name == "random-c-seed7" and r.pooling == "mean" and r.provenance == {"control_of": "c", "control_of_sha256": d.sha256}
     assert np.linalg.norm(r.vector) == pytest.approx(np.linalg.norm(v))
     assert np.array_equal(r.mean, d.mean) and np.array_equal(r.scale, d.scale) and r.sha256 != d.sha256
     np.testing.assert_array_equal(d.random_control(7).vector, r.vector)
@@ -204,7 +207,7 @@ def test_mine_turns_unique_network_moves_into_puzzles(corpus):
     _accounted(res)
     one, mates = res.puzzles
     assert one.solution[0] == "f3d4" and one.concept_rank == 1 and one.concept_score == 40 and one.kind == "concept"
-    assert mates.solution == ["b1b8"] and mates.accepted_moves == [["a1a8"]] and mates.network_move == "b1b8"
+    assert mates.solution == ("b1b8",) and mates.accepted_moves == (("a1a8",),) and mates.network_move == "b1b8"
     assert mates.network_policy == pytest.approx(0.5) and "mateIn1" in mates.themes
     for p in res.puzzles:
         assert p.verified and p.network_sha256 == store.manifest["net_sha256"] and p.checkpoint and p.tap == "block0"
@@ -376,3 +379,82 @@ def test_cli_mine(corpus, tmp_path):
     r = invoke("puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
                 "--dataset", str(ds), "--collection", "c", "--control", "bogus", env=env)
     assert r.exit_code == 2
+
+
+def _stored_probe(db, store, vector_path: Path, concept: str, tap: str) -> int:
+    """A probe run of one concept at one tap of the store's network, stored as a sweep stores it; its id."""
+    from conceptchess.store.models import Dataset, Network
+    from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
+
+    with db.begin() as s:
+        ds = Dataset(sha256=store.manifest["dataset_sha256"], path="positions")
+        net = Network(sha256=store.manifest["net_sha256"], kind="lc0-weights", path=store.manifest.get("net_path"))
+        s.add_all([ds, net])
+        s.flush()
+        run = ProbeRun(key="ab" * 32, dataset_id=ds.id, seed=0, settings={"pool": store.pool}, versions={}, status="complete")
+        s.add(run)
+        s.flush()
+        s.add(ProbeRunNetwork(run_id=run.id, network_id=net.id, position=0, role="probed", label="cc-6x32 final"))
+        s.add(ProbeResult(run_id=run.id, network_id=net.id, tap=tap, concept=concept, metric="r2", status="ok", score=0.9,
+                          intercept=0.25, vector_path=str(vector_path), nonzero=2048, features=2048))
+        s.add(ProbeResult(run_id=run.id, network_id=net.id, tap="input", concept=concept, metric="r2", status="ok", score=0.1,
+                          vector_path=str(vector_path)))
+        return run.id
+
+
+def test_cli_mine_a_stored_probe_gives_the_puzzles_of_its_vector_file(corpus, tmp_path):
+    """``--direction RUN:CONCEPT:TAP`` mines the same puzzles as the probe's .npy given with ``--tap``."""
+    from dataclasses import replace
+
+    stockfish_or_skip()
+    ds, store, net = corpus
+    x = np.asarray(store["block0"], dtype=np.float64).reshape(len(store), -1)
+    target = np.zeros(len(store))
+    target[:6] = np.arange(6, 0, -1)  # the hand-made positions first
+    v = np.linalg.lstsq(x, target, rcond=None)[0]
+    np.save(tmp_path / "fork.npy", v)
+    db = sqlite_db(tmp_path, "probes.sqlite")
+    run = _stored_probe(db, store, tmp_path / "fork.npy", "us_forks_available", "block0")
+    common = ["--activations", str(store.path), "--dataset", str(ds), "--top", "0.13", "--nodes", str(NODES), "--network", str(net),
+              "--collection", "c"]
+    by_ref = invoke("puzzles", "mine", "--direction", f"{run}:us_forks_available:block0", *common, "--db", db.url)
+    assert by_ref.exit_code == 0, by_ref.stderr
+    by_file = invoke("puzzles", "mine", "--direction", str(tmp_path / "fork.npy"), "--tap", "block0", *common,
+                     "--db", sqlite_db(tmp_path, "files.sqlite").url)
+    assert by_file.exit_code == 0, by_file.stderr
+
+    def puzzles(name: str):
+        with sqlite_db(tmp_path, name).session() as s:
+            return collection_puzzles(s, "c")
+
+    def same(p):  # the concept's name and the times aside
+        return replace(p, concept=None, verified_at=None, created_at=None)
+
+    got, want = puzzles("probes.sqlite"), puzzles("files.sqlite")
+    assert got and [same(p) for p in got] == [same(p) for p in want]
+    assert {p.concept for p in got} == {"us_forks_available-probe-block0"} and {p.concept for p in want} == {"fork"}
+    assert [p.concept_rank for p in got] == sorted(p.concept_rank for p in got) and all(p.tap == "block0" for p in got)
+
+
+@pytest.mark.parametrize("direction, extra, message", [
+    ("9:us_forks_available:block0", [], "error: no probe run '9' (runs: 1)"),
+    ("1:us_fork_available:block0", [], "error: probe run 1 has no probe of concept 'us_fork_available' (closest: us_forks_available; "
+                                       "concepts: us_forks_available)"),
+    ("1:us_forks_available:block9", [], "error: probe run 1 probed us_forks_available at taps block0, input, not 'block9'"),
+    ("1:us_forks_available:block0", ["--tap", "block3"], "error: --tap block3 contradicts --direction 1:us_forks_available:block0, "
+                                                        "a probe at block0"),
+    ("1:us_forks_available:block0", ["--mean", "m.npy"], "error: --mean cannot go with a stored probe "
+                                                        "(--direction 1:us_forks_available:block0): it carries its own standardisation"),
+    ("nothing.npy", [], "error: --direction nothing.npy: no such file, and no stored probe RUN:CONCEPT:TAP"),
+])
+def test_cli_mine_refuses_unknown_or_contradicting_directions(corpus, tmp_path, direction, extra, message):
+    ds, store, _ = corpus
+    np.save(tmp_path / "v.npy", np.ones(2048))
+    db = sqlite_db(tmp_path)
+    _stored_probe(db, store, tmp_path / "v.npy", "us_forks_available", "block0")
+    r = invoke("puzzles", "mine", "--direction", direction, *extra, "--activations", str(store.path), "--dataset", str(ds),
+               "--collection", "c", "--db", db.url)
+    assert r.exit_code == 2 and r.stderr.strip() == message
+    with db.session() as s:
+        with pytest.raises(ConceptChessError, match="no collection"):
+            collection_puzzles(s, "c")

@@ -186,13 +186,13 @@ def test_real_game_only_moves_that_do_not_win_are_refused_unless_the_floor_is_of
 
 
 def test_cli_verify_applies_the_advantage_floor(equal_only_moves, tmp_path):
-    from conceptchess.puzzles.records import add_to_collection
+    from conceptchess.puzzles.records import PuzzleRecord, add_to_collection
     from conceptchess.store.puzzles import Puzzle
 
     stockfish_or_skip()
     db = sqlite_db(tmp_path, "cli.sqlite")
     with db.begin() as s:
-        add_to_collection(s, "equal", [Puzzle(id=f"eq{k}", fen=b.fen(), start_fen=chess.STARTING_FEN, leading_moves=[m.uci() for m in b.move_stack],
+        add_to_collection(s, "equal", [PuzzleRecord(id=f"eq{k}", fen=b.fen(), start_fen=chess.STARTING_FEN, leading_moves=[m.uci() for m in b.move_stack],
                                               solution=[uci], side_to_solve="white", kind="imported", themes=[])
                                        for k, (b, (_, _, _, uci, _)) in enumerate(zip(equal_only_moves, EQUAL_ONLY_MOVES, strict=True))])
     env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}

@@ -9,9 +9,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
-from conceptchess.puzzles.mine import MineFilters
+from conceptchess.cli.common import console, fail, guarded, stage_bar, stage_callback
+from conceptchess.puzzles.filters import MineFilters
 from conceptchess.puzzles.verify import MIN_ADVANTAGE_CP
+from conceptchess.study import ArgumentError
 
 app = typer.Typer(help="Puzzles: mine them from concepts, import Lichess puzzles, verify, export PGN.", no_args_is_help=True)
 
@@ -19,6 +20,8 @@ DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)
 MIN_ADVANTAGE_HELP = ("Every solver move must keep at least this many centipawns for the solver, unless it mates "
                       "(lichess-puzzler: 200; 0 turns it off)")
 FILTERS = MineFilters()  # the defaults of the filter options
+# the library's arguments as this group's options, in the messages that name them
+OPTIONS = {"seed": "--seed", "blind": "--blind"}
 
 
 def _tracker(bar, description: str):
@@ -52,7 +55,7 @@ def verify(collection: str = typer.Option(..., "--collection", "-c", help="Colle
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Check that each puzzle's solution is the only good line (Stockfish MultiPV 2, lichess-puzzler's criterion)
     and keeps the solver winning."""
-    from conceptchess.puzzles.audit import verify_collection, write_audit_csv
+    from conceptchess.puzzles.verdicts import verify_collection, write_verdicts_csv
     from conceptchess.puzzles.verify import VerifySettings
     from conceptchess.store import connect
 
@@ -68,19 +71,21 @@ def verify(collection: str = typer.Option(..., "--collection", "-c", help="Colle
     why = Counter(r.category for r in rows if not r.accepted)
     console.print(f"{ok} accepted, {len(rows) - ok} rejected of {len(rows)}" + (f" ({', '.join(f'{k} {v}' for k, v in why.items())})" if why else ""))
     if output is not None:
-        console.print(f"wrote {write_audit_csv(rows, output)}")
+        console.print(f"wrote {write_verdicts_csv(rows, output)}")
 
 
 @app.command()
 @guarded
-def mine(direction: Path = typer.Option(..., "--direction", help="Concept direction: .npy over the tap's flattened activations (or .npz)"),
-         tap: str = typer.Option(..., "--tap", help="Tap the direction reads (e.g. block3)"),
+def mine(direction: str = typer.Option(..., "--direction",
+                                       help="Concept direction: a stored probe RUN:CONCEPT:TAP (a probe run's id or key prefix), a "
+                                            "direction saved as .npz, or a .npy vector over the tap's flattened activations (with --tap)"),
+         tap: str | None = typer.Option(None, "--tap", help="Tap a bare vector reads (e.g. block3); stored probes and saved directions know theirs"),
          activations: Path = typer.Option(..., "--activations", help="Activation store holding that tap"),
          dataset: Path = typer.Option(..., "--dataset", help="The positions dataset the store was extracted from"),
          collection: str = typer.Option(..., "--collection", "-c", help="Collection to add the puzzles to"),
-         name: str | None = typer.Option(None, "--name", help="Concept name (default: the direction file's name)"),
-         mean: Path | None = typer.Option(None, "--mean", help="Standardisation mean (.npy)"),
-         scale: Path | None = typer.Option(None, "--scale", help="Standardisation scale (.npy)"),
+         name: str | None = typer.Option(None, "--name", help="Concept name (default: the direction file's name, or CONCEPT-probe-TAP)"),
+         mean: Path | None = typer.Option(None, "--mean", help="Standardisation mean (.npy) of a bare vector"),
+         scale: Path | None = typer.Option(None, "--scale", help="Standardisation scale (.npy) of a bare vector"),
          top: float = typer.Option(0.025, "--top", help="Fraction of positions kept as prototypes"),
          max_puzzles: int | None = typer.Option(None, "--max", help="Stop after this many puzzles per concept or control"),
          controls: list[str] = typer.Option([], "--control", help="'random' (matched sparsity) or 'human:CONCEPT'; repeatable"),
@@ -107,12 +112,14 @@ def mine(direction: Path = typer.Option(..., "--direction", help="Concept direct
     Trivial puzzles are dropped (each filter has an option that turns it off) and every rejected prototype is counted
     by reason, concepts and controls side by side."""
     from conceptchess.activations import ActivationStore
-    from conceptchess.puzzles.mine import Direction, HumanConcept, acceptance_report, mine_many
+    from conceptchess.puzzles.acceptance import acceptance_report
+    from conceptchess.puzzles.mine import HumanConcept, mine_many
     from conceptchess.puzzles.verify import VerifySettings
     from conceptchess.store import connect
 
     database = connect(db)
-    concept = Direction.load(direction, tap, name, mean, scale)
+    store = ActivationStore(activations)
+    concept = _direction(database, direction, tap, name, mean, scale, store.manifest.get("net_sha256"))
     extra = []
     for c in controls:
         if c == "random":
@@ -121,7 +128,6 @@ def mine(direction: Path = typer.Option(..., "--direction", help="Concept direct
             extra.append(HumanConcept(c.split(":", 1)[1]))
         else:
             raise typer.BadParameter(f"unknown control {c!r}: use 'random' or 'human:CONCEPT'", param_hint="--control")
-    store = ActivationStore(activations)
     filters = MineFilters(recaptures=not keep_recaptures, check_evasion_max_legal=check_evasion_max, weak_max_prob=weak_max_prob,
                           min_difficulty=min_difficulty, decided_cp=decided_cp)
     with stage_bar(transient=False) as progress:
@@ -137,6 +143,30 @@ def mine(direction: Path = typer.Option(..., "--direction", help="Concept direct
     console.print(t)
     for note in report.notes:
         console.print(f"[yellow]{note}[/yellow]")
+
+
+def _direction(database, text: str, tap: str | None, name: str | None, mean: Path | None, scale: Path | None,
+               network_sha256: str | None):
+    """The direction ``--direction`` names: a file, else a stored probe RUN:CONCEPT:TAP of the activations'
+    network; options that contradict it are refused."""
+    from dataclasses import replace
+
+    from conceptchess.directions import ConceptDirection
+    from conceptchess.store.directions import ProbeRef, probe_direction
+
+    ref = None if Path(text).exists() else ProbeRef.parse(text)
+    if ref is None:
+        if not Path(text).exists():
+            fail(f"--direction {text}: no such file, and no stored probe RUN:CONCEPT:TAP")
+        return ConceptDirection.load(text, tap, name, mean, scale)
+    given = [opt for opt, value in (("--mean", mean), ("--scale", scale)) if value is not None]
+    if given:
+        fail(f"{' and '.join(given)} cannot go with a stored probe (--direction {text}): it carries its own standardisation")
+    if tap is not None and tap != ref.tap:
+        fail(f"--tap {tap} contradicts --direction {text}, a probe at {ref.tap}")
+    with database.session() as s:
+        d = probe_direction(s, ref.run, ref.concept, ref.tap, network=network_sha256)
+    return replace(d, name=name) if name else d
 
 
 def _floor(min_advantage: int) -> str:
@@ -155,7 +185,10 @@ def export(collection: str = typer.Option(..., "--collection", "-c", help="Colle
     from conceptchess.export import export_collection
     from conceptchess.store import connect
 
-    res = export_collection(connect(db), collection, output, blind=blind, seed=seed, verified_only=verified_only)
+    try:
+        res = export_collection(connect(db), collection, output, blind=blind, seed=seed, verified_only=verified_only)
+    except ArgumentError as e:
+        fail(e.naming(OPTIONS))
     what = f"blinded, order seed {res.seed}" if res.blind else "with solutions"
     console.print(f"wrote {res.puzzles} puzzle(s) ({what}) to {res.path}")
 
@@ -165,24 +198,19 @@ def export(collection: str = typer.Option(..., "--collection", "-c", help="Colle
 def list_(collection: str | None = typer.Option(None, "--collection", "-c", help="List this collection's puzzles"),
           db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """List collections, or the puzzles of one."""
-    from sqlalchemy import func, select
-
-    from conceptchess.puzzles.records import collection_puzzles
+    from conceptchess.puzzles.records import collection_puzzles, collection_sizes
     from conceptchess.store import connect
-    from conceptchess.store.puzzles import Collection, CollectionPuzzle
 
     database = connect(db)
     with database.session() as s:
         if collection is None:
             t = Table("collection", "puzzles", "created")
-            q = (select(Collection.name, func.count(CollectionPuzzle.puzzle_id), Collection.created_at)
-                 .outerjoin(CollectionPuzzle, CollectionPuzzle.collection_id == Collection.id).group_by(Collection.id).order_by(Collection.name))
-            for name, n, created in s.execute(q):
+            for name, n, created in collection_sizes(s):
                 t.add_row(name, str(n), f"{created:%Y-%m-%d %H:%M}")
         else:
             t = Table("id", "kind", "concept", "to play", "solution", "themes", "verified", "difficulty", title=collection)
             for p in collection_puzzles(s, collection):
-                t.add_row(p.id, p.kind, p.concept or "", p.side_to_solve, " ".join(p.solution), " ".join(p.themes or []),
+                t.add_row(p.id, p.kind, p.concept or "", p.side_to_solve, " ".join(p.solution), " ".join(p.themes),
                           {True: "yes", False: "no", None: "–"}[p.verified], "–" if p.difficulty is None else f"{p.difficulty:.2f}")
     console.print(t)
 

@@ -4,14 +4,18 @@
   win-chance criterion) and line extension; :mod:`~conceptchess.puzzles.engine_pool` — single-threaded
   Stockfish processes shared by worker threads.
 - :mod:`~conceptchess.puzzles.mine` — concept scores over an activation store → top 2.5% prototypes →
-  puzzles; random-direction and human-concept controls.
-- :mod:`~conceptchess.puzzles.lichess` — Lichess puzzle CSV import; :mod:`~conceptchess.puzzles.audit`
+  puzzles; random-direction and human-concept controls. :mod:`~conceptchess.puzzles.filters` — the
+  trivial-puzzle filters and the reasons a prototype is rejected; :mod:`~conceptchess.puzzles.acceptance`
+  — what mining gave, concepts and controls side by side.
+- :mod:`~conceptchess.puzzles.lichess` — Lichess puzzle CSV import; :mod:`~conceptchess.puzzles.verdicts`
   — verify a stored collection and record the verdicts.
 - :mod:`~conceptchess.puzzles.themes` — Lichess theme names from board geometry;
   :mod:`~conceptchess.puzzles.difficulty` — a difficulty estimate before anyone solves it.
-- :mod:`~conceptchess.puzzles.records` — ids, collections, boards, blinded order;
-  :mod:`~conceptchess.puzzles.demo` — the puzzle part of ``make demo``.
+- :mod:`~conceptchess.puzzles.records` — the puzzle value (:class:`~conceptchess.puzzles.records.PuzzleRecord`),
+  ids, boards, blinded order, and collections in the database; :mod:`~conceptchess.puzzles.demo` — the
+  puzzle part of ``make demo``.
 
-PGN export is :mod:`conceptchess.export`; expert evaluation is :mod:`conceptchess.evaluation`; the
-tables are :mod:`conceptchess.store.puzzles`.
+The concept directions mined are :mod:`conceptchess.directions` (stored probes:
+:mod:`conceptchess.store.directions`); PGN export is :mod:`conceptchess.export`; expert studies are
+:mod:`conceptchess.study`; the tables are :mod:`conceptchess.store.puzzles`.
 """

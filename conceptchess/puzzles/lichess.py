@@ -24,9 +24,8 @@ from pathlib import Path
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.positions import parse_fen, parse_moves
-from conceptchess.puzzles.records import GENERATOR_VERSION, add_to_collection, side_name
+from conceptchess.puzzles.records import GENERATOR_VERSION, PuzzleRecord, add_to_collection, side_name
 from conceptchess.puzzles.themes import tag
-from conceptchess.store.puzzles import Puzzle
 
 REQUIRED = ("PuzzleId", "FEN", "Moves")
 OPTIONAL = ("Rating", "RatingDeviation", "Popularity", "NbPlays", "Themes", "GameUrl", "OpeningTags")
@@ -54,8 +53,8 @@ def _int(value: str | None, where: str, column: str) -> int | None:
         raise ConceptChessError(f"{where}: {column} {value!r} is not a whole number") from None
 
 
-def row_to_puzzle(row: dict, where: str) -> Puzzle:
-    """One CSV row (a dict by column name) as an unsaved :class:`Puzzle`."""
+def row_to_puzzle(row: dict, where: str) -> PuzzleRecord:
+    """One CSV row (a dict by column name) as a puzzle (not stored)."""
     pid = (row.get("PuzzleId") or "").strip()
     if not _ID.match(pid):
         raise ConceptChessError(f"{where}: PuzzleId {pid!r} must be 1–32 letters, digits, '_' or '-'")
@@ -72,7 +71,7 @@ def row_to_puzzle(row: dict, where: str) -> Puzzle:
     solution = [m.uci() for m in moves[1:]]
     themes_src = (row.get("Themes") or "").split()
     opening = (row.get("OpeningTags") or "").split()
-    return Puzzle(
+    return PuzzleRecord(
         id=pid, fen=shown.fen(), start_fen=start.fen(), leading_moves=[moves[0].uci()], solution=solution,
         side_to_solve=side_name(shown.turn), kind="imported", source="lichess",
         source_game=(row.get("GameUrl") or "").strip() or None,
@@ -83,12 +82,12 @@ def row_to_puzzle(row: dict, where: str) -> Puzzle:
     )
 
 
-def read_lichess_csv(path: str | os.PathLike, limit: int | None = None) -> list[Puzzle]:
-    """Every row of a Lichess puzzle CSV as unsaved puzzles; a bad row raises a one-line error naming file:line."""
+def read_lichess_csv(path: str | os.PathLike, limit: int | None = None) -> list[PuzzleRecord]:
+    """Every row of a Lichess puzzle CSV as puzzles (not stored); a bad row raises a one-line error naming file:line."""
     path = Path(path)
     if not path.is_file():
         raise ConceptChessError(f"{path}: no such file")
-    out: list[Puzzle] = []
+    out: list[PuzzleRecord] = []
     seen: dict[str, int] = {}
     with _open_text(path) as f:
         try:

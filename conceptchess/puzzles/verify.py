@@ -198,7 +198,7 @@ class Verdict:
         return out
 
     def columns(self) -> dict:
-        """The verification columns of a :class:`~conceptchess.store.puzzles.Puzzle`."""
+        """The verification fields of a :class:`~conceptchess.puzzles.records.PuzzleRecord` (and columns of its stored row)."""
         s = self.first
         d = {"verified": self.accepted, "verify_reason": self.reason, "verify_settings": self.settings,
              "accepted_moves": self.alternatives() if self.accepted else None}

@@ -10,6 +10,10 @@
 - :class:`Expert`, :class:`EvalSession` (expert × phase × collection, blinded or not, order seed)
   and :class:`Answer` (one per session and puzzle: a unique constraint refuses a second one).
 
+These are storage: the puzzle value that mining, import, verification, export and studies pass around
+is :class:`~conceptchess.puzzles.records.PuzzleRecord`, made into a row only when it is stored
+(:func:`~conceptchess.puzzles.records.add_to_collection`) and read back as records.
+
 >>> with db.begin() as s:                                   # doctest: +SKIP
 ...     s.add(Puzzle(id="00sHx", fen=..., solution=["e2e4"], side_to_solve="white", kind="imported"))
 """

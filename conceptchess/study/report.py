@@ -25,13 +25,14 @@ from sqlalchemy import select
 from conceptchess.bootstrap import draw_clusters
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_path
+from conceptchess.puzzles.records import PuzzleRecord
 from conceptchess.store import ROOT
 from conceptchess.store.puzzles import PHASES, Answer, EvalSession, Expert, Puzzle
 
 REPORT_PREFIX = ROOT / "puzzles" / "eval-report"
 
 
-def group_of(p: Puzzle) -> str:
+def group_of(p: PuzzleRecord) -> str:
     """The row label of a puzzle in the report: its concept, or the control it belongs to."""
     if p.kind == "concept":
         return p.concept or "concept"
@@ -178,7 +179,7 @@ def _answers(db) -> list[_Graded]:
     with db.session() as s:
         q = (select(Answer, EvalSession, Expert, Puzzle).join(EvalSession, Answer.session_id == EvalSession.id)
              .join(Expert, EvalSession.expert_id == Expert.id).join(Puzzle, Answer.puzzle_id == Puzzle.id))
-        return [_Graded(e.name, sess.phase, group_of(p), p.kind, bool(a.first_move_correct), a.line_correct, a.seconds,
+        return [_Graded(e.name, sess.phase, group_of(PuzzleRecord.of(p)), p.kind, bool(a.first_move_correct), a.line_correct, a.seconds,
                         a.confidence) for a, sess, e, p in s.execute(q)]
 
 

@@ -35,8 +35,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.puzzles.records import blind_order, collection_puzzles, find_collection
-from conceptchess.store.puzzles import PHASES, Answer, Collection, EvalSession, Expert, Puzzle
+from conceptchess.puzzles.records import PuzzleRecord, blind_order, collection_puzzles, find_collection, stored_puzzle, stored_puzzles
+from conceptchess.store.puzzles import PHASES, Answer, Collection, EvalSession, Expert
 from conceptchess.study import ArgumentError
 from conceptchess.study.grading import AnswerKey, answer_moves, grade
 
@@ -93,7 +93,7 @@ class SessionPuzzle:
     leading_moves: tuple[str, ...] = ()  # UCI, the last one the opponent's move that led to the position shown
 
     @classmethod
-    def of(cls, p: Puzzle) -> SessionPuzzle:
+    def of(cls, p: PuzzleRecord) -> SessionPuzzle:
         return cls(p.id, AnswerKey.of(p), p.start_fen, tuple(p.leading_moves or ()))
 
     def last_move(self) -> str | None:
@@ -185,7 +185,7 @@ def pending(db, session_id: int) -> tuple[ExpertSession, list[SessionPuzzle], in
         sess = _session_row(s, session_id)
         done = set(s.scalars(select(Answer.puzzle_id).where(Answer.session_id == sess.id)))
         order = list(sess.puzzle_order)
-        puzzles = {p.id: p for p in s.scalars(select(Puzzle).where(Puzzle.id.in_(order)))}
+        puzzles = stored_puzzles(s, order)
         todo = [SessionPuzzle.of(puzzles[i]) for i in order if i not in done and i in puzzles]
         return ExpertSession.of(sess, sess.expert.name, sess.collection.name, len(done)), todo, len(order)
 
@@ -206,7 +206,7 @@ def add_answer(s: Session, session_id: int, puzzle_id: str, move: str, line: str
     pre = f"{where}: " if where else ""
     _check_numbers(seconds, confidence, where)
     sess = _session_row(s, session_id, pre)
-    puzzle = s.get(Puzzle, str(puzzle_id))
+    puzzle = stored_puzzle(s, puzzle_id)
     if puzzle is None:
         raise ConceptChessError(f"{pre}no puzzle {puzzle_id!r}")
     if puzzle.id not in sess.puzzle_order:

@@ -1,14 +1,14 @@
-"""Verify the stored puzzles of a collection (imported or mined) and record each verdict.
+"""Verdicts on stored puzzles: verify every puzzle of a collection (imported or mined) and record each verdict.
 
 Every puzzle's solution is re-checked with :func:`~conceptchess.puzzles.verify.check_line` on
 ``workers`` Stockfish processes (each solver move the only good one, and winning by at least
-``settings.min_advantage_cp`` unless it mates); its verification columns (the settings included),
+``settings.min_advantage_cp`` unless it mates); its verification fields (the settings included),
 themes (now with the score) and difficulty (depth and length signals, plus a weak network's when
 given) are updated, one transaction per puzzle, so an interrupted run keeps what it finished.
 
 >>> rows = verify_collection(db, "lichess-sample", VerifySettings(nodes=200_000))   # doctest: +SKIP
->>> rows[0]
-AuditRow(puzzle_id='00sHx', accepted=True, reason='ok: …', category='accepted')
+>>> rows[0]                                                                         # doctest: +SKIP
+StoredVerdict(puzzle_id='00sHx', accepted=True, reason='ok: …', category='accepted')
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import chess
@@ -25,15 +25,16 @@ from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_open
 from conceptchess.puzzles.difficulty import checkpoint_label, estimate, policy_rank
 from conceptchess.puzzles.engine_pool import StockfishPool
-from conceptchess.puzzles.records import collection_puzzles, puzzle_board
+from conceptchess.puzzles.records import collection_puzzles, puzzle_board, update_puzzle
 from conceptchess.puzzles.themes import tag
 from conceptchess.puzzles.verify import ACCEPTED, VerifySettings, check_line
 from conceptchess.store.base import utcnow
-from conceptchess.store.puzzles import Puzzle
 
 
-@dataclass
-class AuditRow:
+@dataclass(frozen=True)
+class StoredVerdict:
+    """The verdict on one stored puzzle."""
+
     puzzle_id: str
     accepted: bool
     reason: str
@@ -46,7 +47,7 @@ def _policy(engine, boards: list[chess.Board]):
 
 def verify_collection(db, collection: str, settings: VerifySettings = VerifySettings(), *, workers: int = 2,
                       network: str | os.PathLike | None = None, weak_network: str | os.PathLike | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> list[AuditRow]:
+                      progress: Callable[[int, int], None] | None = None) -> list[StoredVerdict]:
     """Check every puzzle of ``collection``; ``network``: also require the network's move to be accepted."""
     from conceptchess.engine import Engine
 
@@ -59,7 +60,7 @@ def verify_collection(db, collection: str, settings: VerifySettings = VerifySett
     weak = Engine(weak_network, device="cpu", threads=1) if weak_network else None
     net_moves = [ev.best_move() if ev is not None else None for ev in _policy(net, boards)]
     weak_evs = _policy(weak, boards)
-    rows: list[AuditRow] = []
+    rows: list[StoredVerdict] = []
     if progress:
         progress(0, len(puzzles))
     with StockfishPool(workers) as pool:
@@ -75,24 +76,22 @@ def verify_collection(db, collection: str, settings: VerifySettings = VerifySett
                                     solver_moves=(len(p.solution) + 1) // 2)
             if wp:
                 detail["weak_network"] = checkpoint_label(weak_network)
+            settings_used = {**verdict.settings, **pool.settings(),
+                             **({"network": str(network), "network_move": nm.uci()} if nm is not None else {})}
+            checked = replace(p, **{**verdict.columns(), "verify_engine": pool.name, "verify_settings": settings_used,
+                                    "verified_at": utcnow(),
+                                    "themes": tag(chess.Board(p.fen), p.solution, verdict.final_score if verdict.accepted else None)})
+            if step is not None:
+                checked = replace(checked, difficulty=diff, difficulty_detail=detail)
             with db.begin() as s:
-                row = s.get(Puzzle, p.id)
-                for key, value in verdict.columns().items():
-                    setattr(row, key, value)
-                row.verify_engine = pool.name
-                row.verify_settings = {**verdict.settings, **pool.settings(),
-                                       **({"network": str(network), "network_move": nm.uci()} if nm is not None else {})}
-                row.verified_at = utcnow()
-                row.themes = tag(chess.Board(p.fen), p.solution, verdict.final_score if verdict.accepted else None)
-                if step is not None:
-                    row.difficulty, row.difficulty_detail = diff, detail
-            rows.append(AuditRow(p.id, verdict.accepted, verdict.reason, verdict.category))
+                update_puzzle(s, checked)
+            rows.append(StoredVerdict(p.id, verdict.accepted, verdict.reason, verdict.category))
             if progress:
                 progress(k, len(items))
     return rows
 
 
-def write_audit_csv(rows: list[AuditRow], path: str | os.PathLike) -> Path:
+def write_verdicts_csv(rows: list[StoredVerdict], path: str | os.PathLike) -> Path:
     """``puzzle_id, accepted, reason`` per puzzle, written to a temporary file and renamed."""
     path = Path(path)
     with atomic_open(path, "w", newline="") as f:
@@ -108,4 +107,4 @@ def verified_ids(db, collection: str) -> list[str]:
         return [p.id for p in collection_puzzles(s, collection) if p.verified]
 
 
-__all__ = ["AuditRow", "verify_collection", "write_audit_csv", "verified_ids"]
+__all__ = ["StoredVerdict", "verify_collection", "write_verdicts_csv", "verified_ids"]
