@@ -1,26 +1,38 @@
-"""Helpers shared by the benchmark scripts: where the real data is, and game positions from it."""
+"""Helpers shared by the benchmark scripts: where the real data is, and game positions from it.
+
+The shared data is ``../shared/data`` beside the project, or ``$CONCEPTCHESS_TEST_DATA``
+(:func:`conceptchess.paths.test_data_dir`). A benchmark
+that needs it and does not find it stops with a one-line message and exit status 1 (``make bench``
+stops there): a benchmark that "skips" with status 0 is a figure silently lost.
+
+>>> boards = game_positions(DATA / "pgn" / "lichess_2021-10_games_a.pgn", 100)   # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
+import chess
 import chess.pgn
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
+from conceptchess.paths import test_data_dir
+
+DATA = test_data_dir()
+GAMES = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
 
 
-def need(path: Path) -> Path:
+def need(path: Path, what: str = "the shared test data") -> Path:
+    """``path``, or exit with status 1 and a message saying what is missing and where it was looked for."""
     if not path.exists():
-        print(f"skipped: {path} not found (set CONCEPTCHESS_TEST_DATA or provide ../shared/data)")
-        sys.exit(0)
+        sys.exit(f"error: {path} not found: this benchmark needs {what} "
+                 "(set CONCEPTCHESS_TEST_DATA or provide ../shared/data); nothing was measured")
     return path
 
 
-def read_games(limit: int | None = None):
-    with open(need(DATA / "pgn" / "lichess_2021-10_games_a.pgn")) as f:
+def read_games(limit: int | None = None, path: Path = GAMES):
+    """The first ``limit`` games (all if None) of a PGN file (default: the shared Lichess games)."""
+    with open(need(path), encoding="utf-8", errors="replace") as f:
         n = 0
         while limit is None or n < limit:
             game = chess.pgn.read_game(f)
@@ -28,3 +40,17 @@ def read_games(limit: int | None = None):
                 return
             n += 1
             yield game
+
+
+def game_positions(path: Path = GAMES, limit: int = 5000) -> list[chess.Board]:
+    """Every position (after each ply, game ends included) of the file's first games, up to ``limit``;
+    boards without their move stacks."""
+    boards: list[chess.Board] = []
+    for game in read_games(path=path):
+        b = game.board()
+        for move in game.mainline_moves():
+            b.push(move)
+            boards.append(b.copy(stack=False))
+            if len(boards) >= limit:
+                return boards
+    return boards

@@ -1,15 +1,19 @@
-"""Puzzle verification throughput: puzzles verified per minute, next to lichess-puzzler's setting.
+"""Puzzle verification: our node budget against lichess-puzzler's, both measured on the same puzzles.
 
-Verifies the Lichess-format sample (tests/data/lichess_puzzles.csv, 7 puzzles; repeated) with
-``check_line`` — one Stockfish 15.1 MultiPV-2 search per solver move — on ``--workers``
-single-threaded Stockfish processes, at each ``--nodes`` budget. lichess-puzzler searches 25M nodes
-per check (its ``pair_limit``); its cost here is extrapolated from the measured nodes per second.
+Verifies the first ``--puzzles`` puzzles of a Lichess-format CSV (default: the project's own sample,
+tests/data/lichess_puzzles.csv; ``--csv`` for others, e.g. the shared
+``$CONCEPTCHESS_TEST_DATA/puzzles/lichess_puzzles_1499.csv``) with ``check_line`` — lichess-puzzler's
+criterion, one Stockfish 15.1 MultiPV-2 search per solver move — twice in the same run: at our default
+node budget (``VerifySettings().nodes``, or ``--nodes``) and at lichess-puzzler's own budget (25M nodes
+per check, its ``pair_limit``), on ``--workers`` single-threaded Stockfish processes (default one).
 
-    python benchmarks/puzzle_verify.py [--nodes 100000 1000000] [--workers 2] [--repeat 3]
+    python benchmarks/puzzle_verify.py [--puzzles 4] [--nodes N] [--workers 1] [--csv FILE]
 
-Prints, per node budget: puzzles/min, checks/min, seconds per check, the effective nodes/s of one
-process (short searches and mates included), the load average (the machine is shared); then
-Stockfish's own nodes/s on a long search and, from it, the lichess-puzzler line.
+Prints, for both budgets: acceptance (accepted/total), seconds, puzzles/min, checks and seconds per
+check, the effective nodes/s of one process; then the puzzles the two judge differently, and the
+speed ratio — at equal acceptance when both accept the same puzzles, and otherwise said to be not at
+equal acceptance, with the ratio over the puzzles both judge alike beside it. At 25M nodes a check
+takes about half a minute on an idle core: the default four puzzles (five checks) take a few minutes.
 """
 
 from __future__ import annotations
@@ -18,74 +22,117 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import chess
+from _common import need
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from conceptchess.errors import ConceptChessError
+from conceptchess.paths import ROOT
+from conceptchess.puzzles.engine_pool import StockfishPool
+from conceptchess.puzzles.lichess import read_lichess_csv
+from conceptchess.puzzles.verify import LICHESS_NODES, Verdict, VerifySettings, check_line
 
-from conceptchess.puzzles.engine_pool import StockfishPool  # noqa: E402
-from conceptchess.puzzles.lichess import read_lichess_csv  # noqa: E402
-from conceptchess.puzzles.verify import LICHESS_NODES, VerifySettings, check_line  # noqa: E402
+
+@dataclass
+class Timed:
+    verdict: Verdict
+    seconds: float  # wall time of this puzzle's checks on its worker
 
 
-def run(puzzles, nodes: int, workers: int) -> dict:
+@dataclass
+class Run:
+    """One budget over all the puzzles."""
+
+    nodes: int
+    results: list[Timed]
+    wall: float
+    workers: int
+
+    @property
+    def accepted(self) -> int:
+        return sum(r.verdict.accepted for r in self.results)
+
+    @property
+    def checks(self) -> int:
+        return sum(len(r.verdict.steps) for r in self.results)
+
+    @property
+    def puzzles_per_min(self) -> float:
+        return 60 * len(self.results) / self.wall
+
+    def row(self, name: str) -> str:
+        searched = sum(s.nodes for r in self.results for s in r.verdict.steps)
+        busy = self.wall * self.workers
+        return (f"{name:<26} {self.nodes:>12,} {f'{self.accepted}/{len(self.results)}':>9} {self.wall:>8.1f} "
+                f"{self.puzzles_per_min:>12.2f} {self.checks:>7} {busy / max(self.checks, 1):>8.2f} {searched / busy:>12,.0f}")
+
+
+def verify(puzzles, nodes: int, workers: int, hash_mb: int) -> Run:
     settings = VerifySettings(nodes=nodes)
-    with StockfishPool(workers) as pool:
+
+    def one(sf, p) -> Timed:
         t = time.perf_counter()
-        verdicts = list(pool.map(lambda sf, p: check_line(sf, chess.Board(p.fen), p.solution, settings), puzzles))
+        v = check_line(sf, chess.Board(p.fen), p.solution, settings)
+        return Timed(v, time.perf_counter() - t)
+
+    with StockfishPool(workers, hash_mb=hash_mb) as pool:
+        t = time.perf_counter()
+        results = list(pool.map(one, puzzles))
         wall = time.perf_counter() - t
-    checks = sum(len(v.steps) for v in verdicts)
-    searched = sum(s.nodes for v in verdicts for s in v.steps)
-    return {"nodes": nodes, "puzzles": len(puzzles), "accepted": sum(v.accepted for v in verdicts), "checks": checks,
-            "wall": wall, "puzzles_per_min": 60 * len(puzzles) / wall, "checks_per_min": 60 * checks / wall,
-            "s_per_check": wall * workers / checks, "nps_per_process": searched / (wall * workers)}
+    return Run(nodes, results, wall, workers)
 
 
-def raw_nps(workers: int, nodes: int = 3_000_000) -> float:
-    """Stockfish's own nodes/s for one long search per process, all processes at once (a middlegame)."""
-    import chess.engine
+def compare(puzzles, ours: Run, theirs: Run) -> None:
+    differ = [(p, a.verdict, b.verdict) for p, a, b in zip(puzzles, ours.results, theirs.results, strict=True)
+              if a.verdict.accepted != b.verdict.accepted]
+    for p, a, b in differ:
+        print(f"  {p.id}: ours {'accepts' if a.accepted else 'rejects'} ({a.reason}); "
+              f"lichess-puzzler's budget {'accepts' if b.accepted else 'rejects'} ({b.reason})")
+    ratio = ours.puzzles_per_min / theirs.puzzles_per_min
+    if not differ:
+        print(f"at equal acceptance ({ours.accepted}/{len(puzzles)} accepted by both, the same puzzles): {ours.nodes:,} nodes per check "
+              f"verifies {ratio:.1f}× as many puzzles per minute as lichess-puzzler's {theirs.nodes:,}")
+        return
+    print(f"acceptance DIFFERS: ours {ours.accepted}/{len(puzzles)}, lichess-puzzler's budget {theirs.accepted}/{len(puzzles)} "
+          f"({len(differ)} puzzle(s) judged differently, listed above): the overall {ratio:.1f}× as many puzzles per minute is NOT "
+          "a comparison at equal acceptance")
+    same = [i for i, (a, b) in enumerate(zip(ours.results, theirs.results)) if a.verdict.accepted == b.verdict.accepted]
+    if same:
+        mine = sum(ours.results[i].seconds for i in same)
+        theirs_s = sum(theirs.results[i].seconds for i in same)
+        print(f"on the {len(same)} puzzle(s) both judge alike: {60 * len(same) / mine:.2f} against {60 * len(same) / theirs_s:.2f} "
+              f"puzzles per minute of one process, {theirs_s / mine:.1f}×")
 
-    board = chess.Board("r1bq1rk1/pp2bppp/2n1pn2/3p4/2PP4/2N2N2/PP2BPPP/R2QKB1R w KQ - 0 9")
-    with StockfishPool(workers) as pool:
-        infos = list(pool.map(lambda sf, _: sf.analyse(board, chess.engine.Limit(nodes=nodes), game=object()), range(workers)))
-    return sum(i.get("nps", 0) for i in infos) / len(infos)
 
-
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nodes", type=int, nargs="+", default=[100_000, 1_000_000])
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--repeat", type=int, default=3, help="verify the sample this many times")
+    ap.add_argument("--puzzles", type=int, default=4, help="how many puzzles (the first of the file)")
+    ap.add_argument("--nodes", type=int, default=VerifySettings().nodes, help="our nodes per check (default: VerifySettings' default)")
+    ap.add_argument("--lichess-nodes", type=int, default=LICHESS_NODES, help="lichess-puzzler's nodes per check (its pair_limit)")
+    ap.add_argument("--workers", type=int, default=1, help="Stockfish processes (Threads=1 each)")
+    ap.add_argument("--hash-mb", type=int, default=16, help="Stockfish hash per process, the same for both budgets")
     ap.add_argument("--csv", type=Path, default=ROOT / "tests" / "data" / "lichess_puzzles.csv")
     args = ap.parse_args()
     try:
-        sample = read_lichess_csv(args.csv)
-        StockfishPool(1).close()
-    except Exception as e:  # noqa: BLE001 - no Stockfish or no sample: say so and stop
-        print(f"skipped: {e}")
-        return
-    puzzles = sample * args.repeat
-    print(f"{len(puzzles)} puzzles ({len(sample)} distinct, {sum((len(p.solution) + 1) // 2 for p in sample)} solver moves), "
-          f"{args.workers} Stockfish process(es), Threads=1 each; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"{'nodes/check':>12} {'puzzles/min':>12} {'checks/min':>11} {'s/check':>8} {'nps/process':>12} accepted")
-    last = None
-    for n in args.nodes:
-        r = run(puzzles, n, args.workers)
-        last = r
-        print(f"{n:>12,} {r['puzzles_per_min']:>12.1f} {r['checks_per_min']:>11.1f} {r['s_per_check']:>8.3f} "
-              f"{r['nps_per_process']:>12,.0f} {r['accepted']}/{r['puzzles']}")
-    nps = raw_nps(args.workers)
-    print(f"Stockfish's own speed, {args.workers} processes searching at once: {nps:,.0f} nodes/s per process")
-    s_check = LICHESS_NODES / nps
-    per_puzzle = last["checks"] / last["puzzles"]
-    ppm = 60 * args.workers / (s_check * per_puzzle)
-    print(f"{LICHESS_NODES:>12,} {ppm:>12.2f} {60 * args.workers / s_check:>11.2f} {s_check:>8.1f} "
-          f"{'(extrapolated)':>12} lichess-puzzler's setting: {LICHESS_NODES:,} nodes per check ≈ {s_check:.0f} s per check here")
-    print(f"ratio: at {last['nodes']:,} nodes/check we verify {last['puzzles_per_min'] / ppm:.0f}× more puzzles per minute "
-          f"than at lichess-puzzler's {LICHESS_NODES:,}")
+        puzzles = read_lichess_csv(need(args.csv, f"the puzzle file {args.csv.name}"), limit=args.puzzles)
+        if not puzzles:
+            raise ConceptChessError(f"{args.csv}: no puzzles")
+        print(f"{len(puzzles)} puzzles from {args.csv.name} ({', '.join(p.id for p in puzzles)}; "
+              f"{sum((len(p.solution) + 1) // 2 for p in puzzles)} solver moves); {args.workers} Stockfish process(es), Threads=1, "
+              f"Hash {args.hash_mb} MB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        ours = verify(puzzles, args.nodes, args.workers, args.hash_mb)
+        theirs = verify(puzzles, args.lichess_nodes, args.workers, args.hash_mb)
+    except ConceptChessError as e:  # no Stockfish, a bad file: say so, and fail
+        print(f"error: {e}; nothing was measured", file=sys.stderr)
+        return 1
+    print(f"{'':<26} {'nodes/check':>12} {'accepted':>9} {'seconds':>8} {'puzzles/min':>12} {'checks':>7} {'s/check':>8} {'nps/process':>12}")
+    print(ours.row("ours (default budget)"))
+    print(theirs.row("lichess-puzzler's budget"))
+    compare(puzzles, ours, theirs)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,12 +1,20 @@
-"""The demo job: until the probing pipeline lands, evaluate a few well-known positions."""
+"""What ``make demo`` runs on (``conceptchess demo``): the network and a few well-known positions to
+evaluate first. The stages themselves — evaluation, a probe sweep over the checkpoint series in
+``engines/``, puzzles mined with the sweep's probe vectors (:mod:`conceptchess.puzzles.demo`) — are
+driven by :mod:`conceptchess.cli.demo`.
+
+>>> path, why = find_demo_network()                  # doctest: +SKIP
+>>> path.name, why                                    # doctest: +SKIP
+('cc-6x32-step001000.pb.gz', "the project's default network")
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.networks import default_network
+from conceptchess.paths import test_data_dir
 
 DEMO_POSITIONS = [
     ("start position", None, []),
@@ -22,8 +30,7 @@ def find_demo_network() -> tuple[Path, str]:
     net = default_network()
     if net is not None:
         return net, "the project's default network"
-    data = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
-    maia = data / "weights" / "maia-1900.pb.gz"
+    maia = test_data_dir() / "weights" / "maia-1900.pb.gz"
     if maia.exists():
         return maia, "no network in engines/ yet, so the shared test data's Maia-1900"
     raise ConceptChessError("no network found: engines/ is empty, $CONCEPTCHESS_NET is unset and ../shared/data is absent")

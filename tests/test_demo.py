@@ -1,0 +1,119 @@
+"""The demo's concept directions are the sweep's stored probe vectors, applied to the held-out test games.
+
+A small sweep (the project's final checkpoint in engines/, 600 positions of the shared Lichess games,
+mean-pooled activations) is run into a temporary database; the directions read back must score the
+held-out positions exactly as the stored probes did (their test score is recomputed from the concept
+labels), carry the training games' standardisation, and leave every training game out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from conceptchess.activations import extract_activations
+from conceptchess.concepts import label
+from conceptchess.datasets import iter_dataset, positions_path
+from conceptchess.games import Sampling, pgn_dataset
+from conceptchess.networks import default_network
+from conceptchess.probing import SweepRequest, plan_sweep, run_sweep
+from conceptchess.probing.sources import Activations, net_info
+from conceptchess.puzzles.demo import probe_directions
+from conceptchess.store import connect
+from conceptchess.store.probes import ProbeResult
+
+CONCEPTS = ("them_hanging_pieces", "us_forks_available")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, lichess_pgn):
+    tmp = tmp_path_factory.mktemp("demo")
+    net = default_network()
+    if net is None or not net.is_file():
+        pytest.skip("no network in engines/")
+    ds = tmp / "positions"
+    pgn_dataset([lichess_pgn], ds, sampling=Sampling(skip_plies=8, every=3, max_positions=600, seed=0))
+    url = f"sqlite:///{tmp / 'db.sqlite'}"
+    plan = plan_sweep(SweepRequest(dataset=ds, nets=[net], concepts=list(CONCEPTS), controls=False, seed=0, threads=1, pool="mean",
+                                   results=tmp / "results"))
+    run_id = run_sweep(plan, db_url=url)
+    found = probe_directions(connect(url), run_id, CONCEPTS, work_dir=tmp / "work")
+    return tmp, url, plan, run_id, found
+
+
+def test_held_out_positions_are_the_test_games(sweep):
+    _, _, plan, _, found = sweep
+    held = [spec.id for spec in iter_dataset(found.held_out)]
+    assert held == [plan.ids[i] for i in sorted(plan.split.test)]
+    assert found.held_out_positions == found.held_out_test_positions == found.test_positions == len(held)
+    assert found.run_positions == 600
+    with open(positions_path(plan.dataset)) as f:
+        game = {d["id"]: d["game"] for d in map(json.loads, f)}
+    train_games = {game[plan.ids[i]] for i in plan.split.train}
+    assert train_games and not train_games & {game[i] for i in held}
+
+
+def test_a_larger_pool_leaves_out_every_training_and_validation_game(sweep, lichess_pgn):
+    tmp, url, plan, run_id, _ = sweep
+    more = tmp / "more-positions"
+    pgn_dataset([lichess_pgn], more, sampling=Sampling(skip_plies=8, every=3, max_positions=900, seed=0))
+    found = probe_directions(connect(url), run_id, CONCEPTS, positions=more, work_dir=tmp / "work")
+    with open(positions_path(more)) as f:
+        pool = [json.loads(line) for line in f]
+    with open(positions_path(plan.dataset)) as f:
+        game = {d["id"]: d["game"] for d in map(json.loads, f)}
+    fitted = {game[plan.ids[i]] for i in (*plan.split.train, *plan.split.val)}
+    held = [spec.id for spec in iter_dataset(found.held_out)]
+    assert held == [r["id"] for r in pool if r["game"] not in fitted]
+    assert {plan.ids[i] for i in plan.split.test} < set(held)  # every test position, and positions of further games
+    assert found.held_out_positions == len(held) and found.held_out_test_positions == found.test_positions == len(plan.split.test)
+
+
+def test_directions_reproduce_the_stored_probes_on_the_held_out_games(sweep):
+    tmp, url, plan, run_id, found = sweep
+    assert [d.concept for d in found.directions] == list(CONCEPTS) and not found.skipped
+    with connect(url).session() as s:
+        stored = {(r.concept, r.tap): r for r in s.execute(select(ProbeResult).where(ProbeResult.run_id == run_id)).scalars()}
+    boards = [spec.board() for spec in iter_dataset(found.held_out)]
+    labels = label(boards, list(CONCEPTS))
+    acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, "mean", plan.results, [])
+    sha = net_info(found.directions[0].network_path).sha256
+    for d in found.directions:
+        row = stored[(d.concept, d.tap)]
+        block_scores = [r.score for (c, t), r in stored.items() if c == d.concept and t.startswith("block") and r.score is not None]
+        assert d.score == pytest.approx(row.score) == pytest.approx(max(block_scores))
+        assert d.direction.name == f"{d.concept}-probe-{d.tap}" and d.direction.tap == d.tap
+        # the training games' standardisation, computed here with numpy from the sweep's own activations
+        X, _ = acts.load(sha, d.tap)
+        train = X[plan.split.train].astype(np.float64)
+        np.testing.assert_allclose(d.direction.mean, train.mean(0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(d.direction.scale, train.std(0), rtol=1e-4)
+        # the stored raw vector, expressed in that space
+        raw = np.load(row.vector_path)
+        np.testing.assert_allclose(d.direction.vector / d.direction.scale, raw, rtol=1e-5, atol=1e-8)
+        # score + the stored intercept = the probe's prediction: its R² on the held-out games is the stored test score
+        store = extract_activations(d.network_path, found.held_out, tmp / f"held-{d.tap}", [d.tap], pool="mean", device="cpu", threads=1)
+        pred = d.direction.scores(store) + float(d.direction.mean.astype(np.float64) @ raw) + row.intercept
+        y = np.asarray(labels[d.concept], dtype=np.float64)
+        r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+        assert r2 == pytest.approx(row.score, abs=2e-3)
+
+
+def test_random_control_has_the_probes_sparsity_and_standardisation(sweep):
+    d = sweep[4].directions[0].direction
+    c = d.random_control(0)
+    assert c.nonzeros == d.nonzeros and c.kind != d.kind
+    assert np.array_equal(c.mean, d.mean) and np.array_equal(c.scale, d.scale)
+    assert not np.array_equal(c.vector, d.vector)
+    assert np.linalg.norm(c.vector) == pytest.approx(np.linalg.norm(d.vector), rel=1e-5)
+
+
+def test_unknown_run_is_a_one_line_error(sweep):
+    from conceptchess.errors import ConceptChessError
+
+    with pytest.raises(ConceptChessError, match="no probe run 999"):
+        probe_directions(connect(sweep[1]), 999, CONCEPTS, work_dir=Path(sweep[0]) / "work")
