@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import shutil
 import sys
 import tempfile
@@ -48,13 +47,13 @@ import numpy as np
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.store_arrays import ChunkedArray, ChunkWriter, chunk_is_valid
+from conceptchess.taps import INPUT, check, order, parse
 
 FORMAT = "conceptchess-activations"
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
 IDS_FILE = "ids.jsonl"
 LOCK_FILE = ".lock"
-INPUT_TAP = "input"
 POOLS = ("full", "mean")
 DTYPES = ("float16", "float32")
 DEFAULT_CHUNK_SIZE = 4096
@@ -151,8 +150,7 @@ class ActivationStore:
         return self.taps
 
     def _check(self, tap: str) -> str:
-        if tap not in self:
-            raise ConceptChessError(f"tap {tap!r} is not in this store (taps: {', '.join(self.taps)})")
+        check([tap], self.taps, "this store")
         return tap
 
     def __getitem__(self, tap: str) -> ChunkedArray:
@@ -174,25 +172,11 @@ class ActivationStore:
 
 
 # -- extraction ------------------------------------------------------------------------------------
-def _block_index(tap: str) -> int:
-    m = re.fullmatch(r"block(\d+)", tap)
-    return int(m.group(1)) if m else -1
-
-
 def _resolve_taps(taps, engine) -> list[str]:
     """Validated taps in canonical order (``input`` first, then blocks by index); default: all."""
-    if taps is None:
-        taps = [INPUT_TAP] + list(engine.taps)
-    if isinstance(taps, str):
-        taps = [t for t in (s.strip() for s in taps.split(",")) if t]
-    taps = list(taps)
-    if not taps:
-        raise ConceptChessError("no taps given (e.g. input,block0,block3)")
-    dupes = sorted({t for t in taps if taps.count(t) > 1})
-    if dupes:
-        raise ConceptChessError(f"tap {dupes[0]!r} is given twice")
-    engine.check_taps([t for t in taps if t != INPUT_TAP])
-    return sorted(taps, key=lambda t: (t != INPUT_TAP, _block_index(t), t))
+    taps = [INPUT] + list(engine.taps) if taps is None else parse(taps, duplicates="refuse")
+    engine.check_taps([t for t in taps if t != INPUT])
+    return order(taps)
 
 
 def _pooled(x: np.ndarray, pool: str) -> np.ndarray:
@@ -202,9 +186,9 @@ def _pooled(x: np.ndarray, pool: str) -> np.ndarray:
 
 def _tap_shapes(engine, taps: list[str], pool: str) -> dict[str, list[int]]:
     """Per-position shape of each tap after pooling, from a dummy batch of two positions."""
-    blocks = [t for t in taps if t != INPUT_TAP]
+    blocks = [t for t in taps if t != INPUT]
     raw = engine.run_planes(np.zeros((2, 112, 8, 8), np.float32), blocks) if blocks else {}
-    raw[INPUT_TAP] = np.zeros((2, 112, 8, 8), np.float32)
+    raw[INPUT] = np.zeros((2, 112, 8, 8), np.float32)
     shapes = {}
     for t in taps:
         a = raw[t]
@@ -395,11 +379,11 @@ def _run(engine, store: Path, manifest: dict, specs: Iterator, batch_size: int, 
             pending = pool_.submit(histories, nxt) if nxt else None
             writers = {t: ChunkWriter(store / t / chunk_name(i), (lengths[i],) + shapes[t], dtype) for t in need}
             try:
-                blocks = [t for t in need if t != INPUT_TAP]
+                blocks = [t for t in need if t != INPUT]
                 for s in range(0, lengths[i], batch_size):
                     planes = encode(hist[s : s + batch_size])
                     raw = engine.run_planes(planes, blocks) if blocks else {}
-                    raw[INPUT_TAP] = planes
+                    raw[INPUT] = planes
                     for t in need:
                         writers[t].write(s, _pooled(raw[t], pool))
                     done += len(planes)

@@ -23,9 +23,11 @@ from pathlib import Path
 import onnx
 from google.protobuf.message import DecodeError
 
+from conceptchess.checkpoints import DEFAULT_SERIES
 from conceptchess.errors import NetworkFormatError
 from conceptchess.lc0.onnx_io import export_onnx, tap_lc0_onnx
 from conceptchess.lc0.weights import NetSpec, parse_net, spec_and_state
+from conceptchess.taps import block_taps
 
 ENV_DEFAULT_NET = "CONCEPTCHESS_NET"
 
@@ -45,7 +47,8 @@ class Network:
 
     @property
     def taps(self) -> list[str]:
-        return [f"block{i}" for i in range(self.blocks)]
+        """The block taps its ONNX graph outputs (``input`` is not an output: see :func:`conceptchess.taps.network_taps`)."""
+        return block_taps(self.blocks)
 
     @cached_property
     def onnx_model(self) -> onnx.ModelProto:
@@ -121,6 +124,5 @@ def default_network() -> Path | None:
     env = os.environ.get(ENV_DEFAULT_NET)
     if env:
         return Path(env)
-    engines = Path(__file__).resolve().parent.parent / "engines"
-    nets = sorted(engines.glob("*.pb.gz"))
+    nets = sorted(DEFAULT_SERIES.glob("*.pb.gz"))
     return nets[-1] if nets else None

@@ -28,6 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from conceptchess import __version__
+from conceptchess.checkpoints import checkpoint_name, series_sidecars, write_sidecar
 from conceptchess.datasets import dataset_sha256, iter_dataset
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_write_bytes
@@ -231,10 +232,6 @@ def _versions() -> dict:
             "python-chess": chess.__version__, "python": platform.python_version()}
 
 
-def checkpoint_name(run: str, step: int) -> str:
-    return f"{run}-step{step:06d}.pb.gz"
-
-
 class Trainer:
     """One training run writing into ``out_dir``; ``run()`` is resumable."""
 
@@ -309,7 +306,7 @@ class Trainer:
                 "heldout_value_loss": held.get("value"), "heldout_accuracy": held.get("accuracy"),
                 "train_positions": int(len(self.train_idx)), "heldout_positions": int(len(self.held_idx)),
                 "architecture": self.cfg.spec().describe(), "teacher": self.cfg.teacher, "versions": _versions()}
-        atomic_write_bytes(self.out / name.replace(".pb.gz", ".json"), (json.dumps(meta, indent=2) + "\n").encode())
+        write_sidecar(self.out / name, meta)
         history.append(meta)
         return meta
 
@@ -440,8 +437,7 @@ def series_markdown(folder: str | os.PathLike, run: str) -> str:
     """A markdown table of a run's checkpoints: step, held-out losses and move matching, sha256."""
     rows = ["| file | step | held-out policy loss | held-out WDL loss | held-out move-matching | sha256 |",
             "|---|---:|---:|---:|---:|---|"]
-    for meta_path in sorted(Path(folder).glob(f"{run}-step*.json")):
-        m = json.loads(meta_path.read_text())
+    for _, _, m in series_sidecars(folder, run):
         rows.append(f"| {m['file']} | {m['step']} | {m['heldout_policy_loss']:.4f} | {m['heldout_value_loss']:.4f} | "
                     f"{m['heldout_accuracy']:.4f} | `{m['sha256']}` |")
     return "\n".join(rows)

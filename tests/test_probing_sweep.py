@@ -175,6 +175,65 @@ def test_worker_processes_give_the_rows_of_a_single_process_sweep(world, tmp_pat
             assert (a is None and b is None) or a == pytest.approx(b, abs=1e-9), (k, f, a, b)
 
 
+ROW_NUMBERS = ("score", "ci_low", "ci_high", "control_input", "control_random", "control_shuffled", "selectivity", "nonzero", "features",
+               "alpha", "intercept", "n_train", "n_val", "n_test")
+
+
+def stored(db_url: str) -> dict:
+    """Every result row of a database by (network sha256, tap, concept): its numbers, status, details and probe vector."""
+    from conceptchess.store import Database
+    from conceptchess.store.models import Network
+    from conceptchess.store.probes import ProbeResult
+
+    with Database(db_url).session() as s:
+        got = s.execute(select(ProbeResult, Network.sha256).join(Network, Network.id == ProbeResult.network_id)).all()
+        return {(sha, r.tap, r.concept): ({f: getattr(r, f) for f in ROW_NUMBERS}, r.status, r.details,
+                                          None if r.vector_path is None else np.load(r.vector_path)) for r, sha in got}
+
+
+def test_inline_and_process_executors_give_identical_rows(world, tmp_path):
+    from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
+
+    def sweep(name: str, executor: str) -> tuple[dict, dict]:
+        req = SweepRequest(dataset=world["data"], nets=[world["series"]], concepts=CONCEPTS, pool="mean", results=tmp_path / name / "results",
+                           settings=ProbeSettings(n_boot=200), jobs=2, executor=executor)
+        url = f"sqlite:///{tmp_path / name / 'probes.sqlite'}"
+        run_sweep(plan_sweep(req), db_url=url)
+        with create_engine(url).connect() as c:
+            versions = json.loads(c.execute(text("SELECT versions FROM probe_runs")).scalar_one())
+        return stored(url), versions
+
+    # Two workers of cores // 2 torch threads each; the inline sweep gets as many threads (the order of
+    # floating-point sums depends on the thread count).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
+    try:
+        inline, v_inline = sweep("inline", "inline")
+    finally:
+        torch.set_num_threads(threads)
+    process, v_process = sweep("process", "process")
+    assert (v_inline["cell_workers"], v_process["cell_workers"]) == (1, 2)  # each really ran where it was asked to
+    assert len(inline) == 3 * 3 * TARGETS and sorted(inline) == sorted(process)
+    for k, (numbers, status, details, vector) in inline.items():
+        p_numbers, p_status, p_details, p_vector = process[k]
+        assert (status, details.keys() if details else None) == (p_status, p_details.keys() if p_details else None), k
+        for f, a in numbers.items():
+            b = p_numbers[f]
+            assert (a is None and b is None) or abs(a - b) <= 1e-9, (k, f, a, b)
+        for f, a in (details or {}).items():
+            assert abs(a - p_details[f]) <= 1e-9, (k, f)
+        assert (vector is None and p_vector is None) or np.abs(vector - p_vector).max() <= 1e-9, k
+
+
+def test_an_unknown_executor_is_refused_before_anything_is_written(world, tmp_path):
+    from conceptchess.errors import ConceptChessError
+    from conceptchess.probing import SweepRequest, plan_sweep
+
+    with pytest.raises(ConceptChessError, match="unknown executor 'ray'; use inline or process"):
+        plan_sweep(SweepRequest(dataset=world["data"], nets=[world["single"]], concepts="in_check", results=tmp_path / "r", executor="ray"))
+    assert not (tmp_path / "r").exists()
+
+
 def test_sweep_workers_resolves_auto_and_refuses_zero():
     from conceptchess.errors import ConceptChessError
     from conceptchess.probing.sweep import PARALLEL_MIN_POSITIONS, sweep_workers
@@ -288,12 +347,12 @@ def test_unique_constraint_refuses_a_duplicate_result(series_run):
 # -- kill -9 mid-sweep, then resume -------------------------------------------------------------------------------
 SLOW_DRIVER = """
 import sys, time
-import conceptchess.probing.sweep as sweep
-real = sweep._save_vector
+import conceptchess.probing.writer as writer
+real = writer._save_vector
 def slow(*a, **k):
     time.sleep(0.1)  # while a finished cell is being written (in this process, with or without workers)
     return real(*a, **k)
-sweep._save_vector = slow
+writer._save_vector = slow
 from conceptchess.cli.probe import app
 app(sys.argv[1:], prog_name="conceptchess probe")
 """

@@ -18,6 +18,7 @@ from onnx import helper
 
 from conceptchess.errors import NetworkFormatError
 from conceptchess.lc0.model import Lc0Net
+from conceptchess.taps import block, is_block
 
 OPSET = 17
 
@@ -100,8 +101,8 @@ def tap_lc0_onnx(model: onnx.ModelProto, name: str = "model") -> tuple[onnx.Mode
     """
     g = model.graph
     if model.producer_name == "conceptchess":
-        heads = [o.name for o in g.output if not o.name.startswith("block")]
-        blocks = sum(1 for o in g.output if o.name.startswith("block"))
+        heads = [o.name for o in g.output if not is_block(o.name)]
+        blocks = sum(1 for o in g.output if is_block(o.name))
         return model, OnnxNetInfo("conceptchess", "resnet", blocks, heads, g.input[0].name)
     outs = {o.name for o in g.output}
     inputs = [i.name for i in g.input if i.name not in {t.name for t in g.initializer}]
@@ -122,6 +123,6 @@ def tap_lc0_onnx(model: onnx.ModelProto, name: str = "model") -> tuple[onnx.Mode
             ng.output.append(helper.make_tensor_value_info(ours, onnx.TensorProto.FLOAT, None))
             heads.append(ours)
     for i, t in enumerate(block_tensors):
-        ng.node.append(helper.make_node("Identity", [t], [f"block{i}"], name=f"/tap/block{i}"))
-        ng.output.append(helper.make_tensor_value_info(f"block{i}", onnx.TensorProto.FLOAT, None))
+        ng.node.append(helper.make_node("Identity", [t], [block(i)], name=f"/tap/{block(i)}"))
+        ng.output.append(helper.make_tensor_value_info(block(i), onnx.TensorProto.FLOAT, None))
     return new, OnnxNetInfo("leela2onnx", body, len(block_tensors), heads, "/input/planes")

@@ -15,8 +15,11 @@ Modules: :mod:`~conceptchess.probing.solvers` (batched ADMM for L1 on a shared G
 :mod:`~conceptchess.probing.split` (split by game, standardisation, bootstrap),
 :mod:`~conceptchess.probing.targets` (concepts → targets and labels),
 :mod:`~conceptchess.probing.sources` (networks, series, random-init, activation stores),
-:mod:`~conceptchess.probing.cell` (one network × tap), :mod:`~conceptchess.probing.sweep` (runs,
-database, resume), :mod:`~conceptchess.probing.results` (reading results back).
+:mod:`~conceptchess.probing.cell` (one network × tap), :mod:`~conceptchess.probing.sweep` (a run:
+validation, then planner → executor → writer), :mod:`~conceptchess.probing.planner` (the cells left to
+do), :mod:`~conceptchess.probing.writer` (database rows and probe vector files, resume),
+:mod:`~conceptchess.probing.results` (reading results back). Cells run on an executor of
+:mod:`conceptchess.executors`; database statements live in :mod:`conceptchess.store.probes`.
 
 >>> from conceptchess.probing import SweepRequest, plan_sweep, run_sweep          # doctest: +SKIP
 >>> run_sweep(plan_sweep(SweepRequest("positions/", nets=["engines/"], concepts="in_check")))  # doctest: +SKIP

@@ -9,11 +9,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.probing.cell import NO_FIT
+from conceptchess.store import probes as queries
+from conceptchess.taps import INPUT, is_block, order, sort_key
 
 #: A concept "is there" at a cell when its score reaches this (per metric): R² 0.5, balanced accuracy 0.8.
 DEFAULT_THRESHOLDS = {"r2": 0.5, "balanced_accuracy": 0.8}
@@ -77,9 +78,7 @@ class RunView:
 
     @property
     def taps(self) -> list[str]:
-        from conceptchess.probing.sources import order_taps
-
-        return order_taps({r.tap for r in self.rows})
+        return order({r.tap for r in self.rows})
 
     @property
     def probed(self) -> list[NetRow]:
@@ -105,21 +104,13 @@ class RunView:
 
 def load_run(db, run_id: int) -> RunView:
     """Everything of one run, from the database."""
-    from sqlalchemy import select
-
-    from conceptchess.store.models import Dataset, Network
-    from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
-
     with db.session() as s:
-        run = s.get(ProbeRun, int(run_id))
-        if run is None:
+        found = queries.run_with_dataset(s, run_id)
+        if found is None:
             raise ConceptChessError(f"no probe run {run_id} in {db.url}")
-        ds = s.get(Dataset, run.dataset_id)
-        nets = s.execute(select(ProbeRunNetwork, Network).join(Network, Network.id == ProbeRunNetwork.network_id)
-                         .where(ProbeRunNetwork.run_id == run.id).order_by(ProbeRunNetwork.position)).all()
-        rows = s.execute(select(ProbeResult).where(ProbeResult.run_id == run.id)).scalars().all()
-        networks = [NetRow(n.id, n.sha256, rn.label, rn.role, n.run, n.step, n.architecture) for rn, n in nets]
-        results = [_result_row(r) for r in rows]
+        run, ds = found
+        networks = [NetRow(n.id, n.sha256, rn.label, rn.role, n.run, n.step, n.architecture) for rn, n in queries.run_networks(s, run.id)]
+        results = [_result_row(r) for r in queries.run_results(s, run.id)]
         return RunView(run.id, run.settings, run.status, ds.path if ds else "", networks, results)
 
 
@@ -129,12 +120,8 @@ def _result_row(r) -> ResultRow:
 
 
 def latest_run_id(db) -> int:
-    from sqlalchemy import func, select
-
-    from conceptchess.store.probes import ProbeRun
-
     with db.session() as s:
-        rid = s.execute(select(func.max(ProbeRun.id))).scalar()
+        rid = queries.latest_run_id(s)
     if rid is None:
         raise ConceptChessError(f"no probe runs in {db.url} (run `conceptchess probe run` first)")
     return int(rid)
@@ -163,10 +150,6 @@ class ConceptSummary:
     cells: int = 0  # cells of this concept with a score
 
 
-def _is_block(tap: str) -> bool:
-    return re.fullmatch(r"block\d+", tap) is not None
-
-
 def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list[ConceptSummary]:
     """Per concept: best block-tap score over the probed networks, where it is, its controls, and when it appears."""
     thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
@@ -174,14 +157,14 @@ def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list
     probed = [n.id for n in view.probed]
     out = []
     for c in view.concepts:
-        rows = [r for r in view.rows if r.concept == c and r.network_id in probed and _is_block(r.tap) and r.score is not None]
+        rows = [r for r in view.rows if r.concept == c and r.network_id in probed and is_block(r.tap) and r.score is not None]
         metric = view.metric(c)
         thr = thresholds.get(metric, 0.5)
         scored = [r for r in view.rows if r.concept == c and r.score is not None]
         no_fit = sum(r.no_fit for r in scored)
         if not rows:
             reasons = [r.reason for r in view.rows if r.concept == c and r.reason and not r.no_fit]
-            inp = next((r.score for r in view.rows if r.concept == c and r.tap == "input" and r.score is not None), None)
+            inp = next((r.score for r in view.rows if r.concept == c and r.tap == INPUT and r.score is not None), None)
             out.append(ConceptSummary(c, metric, None, None, None, None, None, None, thr, None, inp, None, None, None,
                                       reasons[0] if reasons else None, no_fit, len(scored)))
             continue
@@ -199,18 +182,6 @@ def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list
 
 def concept_rows(db, concept: str, run_id: int | None = None) -> list[tuple[int, str, ResultRow]]:
     """``(run id, network label, row)`` for every stored result of ``concept`` (one run, or all)."""
-    from sqlalchemy import select
-
-    from conceptchess.store.probes import ProbeResult, ProbeRunNetwork
-
     with db.session() as s:
-        q = (select(ProbeResult, ProbeRunNetwork.label, ProbeRunNetwork.position)
-             .join(ProbeRunNetwork, (ProbeRunNetwork.run_id == ProbeResult.run_id) & (ProbeRunNetwork.network_id == ProbeResult.network_id))
-             .where(ProbeResult.concept == concept))
-        if run_id is not None:
-            q = q.where(ProbeResult.run_id == int(run_id))
-        rows = s.execute(q).all()
-        from conceptchess.probing.sources import _tap_key
-
-        rows = sorted(rows, key=lambda r: (r[0].run_id, r[2], _tap_key(r[0].tap)))
+        rows = sorted(queries.concept_results(s, concept, run_id), key=lambda r: (r[0].run_id, r[2], sort_key(r[0].tap)))
         return [(r[0].run_id, r[1], _result_row(r[0])) for r in rows]

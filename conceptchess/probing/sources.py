@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from conceptchess import checkpoints
 from conceptchess.errors import ConceptChessError
-
-NET_SUFFIXES = (".pb.gz", ".onnx", ".onnx.gz")
-INPUT_TAP = "input"
+from conceptchess.taps import INPUT, network_taps, order
 
 
 @dataclass
@@ -53,23 +51,16 @@ class NetInfo:
 
     @property
     def taps(self) -> list[str]:
-        return [INPUT_TAP] + [f"block{i}" for i in range(self.blocks)]
+        """Every tap a probe can read: ``input`` and the blocks."""
+        return network_taps(self.blocks)
 
     @property
     def label(self) -> str:
         if self.role == "random-init" and self.step is None:
             return f"random-init {self.architecture.split(' ')[0]}"
         if self.step is not None and self.run:
-            return f"{self.run} step {self.step}"
-        name = self.path.name
-        for suffix in NET_SUFFIXES:
-            if name.endswith(suffix):
-                return name[: -len(suffix)]
-        return name
-
-
-def _is_net_file(p: Path) -> bool:
-    return p.is_file() and any(p.name.endswith(s) for s in NET_SUFFIXES)
+            return checkpoints.step_label(self.run, self.step)
+        return checkpoints.stem(self.path)
 
 
 def net_info(path: str | os.PathLike) -> NetInfo:
@@ -78,34 +69,20 @@ def net_info(path: str | os.PathLike) -> NetInfo:
 
     net = open_network(path)
     p = Path(path)
-    run = step = None
-    meta = p.with_name(re.sub(r"(\.pb\.gz|\.onnx\.gz|\.onnx)$", "", p.name) + ".json")
-    if meta.exists():
-        try:
-            m = json.loads(meta.read_text())
-            run, step = m.get("run"), m.get("step")
-            step = int(step) if step is not None else None
-        except (json.JSONDecodeError, ValueError, TypeError, AttributeError):
-            run = step = None
-    if step is None and net.training_steps is not None and net.training_steps > 0:
-        step = int(net.training_steps)
-    if step is None:
-        m2 = re.search(r"step[-_]?(\d+)", p.name)
-        if m2:
-            step = int(m2.group(1))
+    run, step = checkpoints.run_and_step(p, net.training_steps)
     filters = net.spec.filters if net.spec is not None else None
     return NetInfo(p, net.sha256, net.kind, net.blocks, filters, net.describe(), net.spec, run, step)
 
 
 def default_series() -> Path:
     """The project's checkpoint series folder (``engines/``)."""
-    return Path(__file__).resolve().parent.parent.parent / "engines"
+    return checkpoints.DEFAULT_SERIES
 
 
 def series(folder: str | os.PathLike) -> list[NetInfo]:
     """The checkpoints of a folder in training order; refuses mixed architectures."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if _is_net_file(p))
+    files = checkpoints.network_files(folder)
     if not files:
         raise ConceptChessError(f"{folder}: no network files (.pb.gz, .onnx, .onnx.gz) in this folder")
     nets = [net_info(p) for p in files]
@@ -113,7 +90,7 @@ def series(folder: str | os.PathLike) -> list[NetInfo]:
     if len(archs) > 1:
         a = sorted(archs)
         raise ConceptChessError(f"{folder}: checkpoints of mixed architectures ({a[0]} and {a[1]}); a series needs one architecture")
-    return sorted(nets, key=lambda n: (n.step is None, n.step if n.step is not None else 0, n.path.name))
+    return sorted(nets, key=lambda n: checkpoints.series_order_key(n.step, n.path.name))
 
 
 def resolve_networks(entries: list[str | os.PathLike] | None) -> tuple[list[NetInfo], bool]:
@@ -123,7 +100,7 @@ def resolve_networks(entries: list[str | os.PathLike] | None) -> tuple[list[NetI
     """
     if not entries:
         folder = default_series()
-        if not folder.is_dir() or not any(_is_net_file(p) for p in folder.iterdir()):
+        if not folder.is_dir() or not checkpoints.network_files(folder):
             raise ConceptChessError(f"no --net given and no default series in {folder}")
         entries = [folder]
     nets: list[NetInfo] = []
@@ -247,7 +224,7 @@ class Activations:
         for r in self.refs():
             if r.pool != self.pool or tap not in r.taps or r.dataset_sha256 not in datasets or r.positions < self.positions:
                 continue
-            if tap == INPUT_TAP or r.net_sha256 == net_sha:
+            if tap == INPUT or r.net_sha256 == net_sha:
                 return r
         return None
 
@@ -284,7 +261,7 @@ class Activations:
         from conceptchess.datasets import dataset_sha256
 
         sha = dataset_sha256(data)
-        name = f"{net.sha256[:12]}-{sha[:12]}-{self.pool}-" + "_".join(sorted(missing, key=_tap_key))
+        name = f"{net.sha256[:12]}-{sha[:12]}-{self.pool}-" + "_".join(order(missing))
         extract_activations(net.path, data, self.extract_dir / name, missing, pool=self.pool, progress=progress,
                             threads=threads)
         self._refs = None
@@ -314,12 +291,3 @@ def read_matrix(store_path: Path, tap: str, positions: int, ids: list) -> tuple[
     X = np.empty((positions, int(np.prod(shape))), dtype=np.float32)
     X[...] = arr.reshape(positions, -1)
     return X, shape
-
-
-def _tap_key(t: str) -> tuple[int, int]:
-    m = re.fullmatch(r"block(\d+)", t)
-    return (0, -1) if t == INPUT_TAP else (1, int(m.group(1)) if m else 10**6)
-
-
-def order_taps(taps) -> list[str]:
-    return sorted(taps, key=_tap_key)

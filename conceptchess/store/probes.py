@@ -4,16 +4,24 @@ Migration ``0002_probes`` (on top of ``0001_core``). A run is identified by ``ke
 inputs and settings — so re-running the same command finds the same run and completes it; the
 unique constraint on ``(run, network, tap, concept)`` keeps a result from being stored twice.
 Big arrays stay out: a result stores the path of its probe vector (``.npy``), not the vector.
+
+The query functions below are the only ORM statements of probing (the sweep's writer, the result
+views): each takes an open session, so the caller decides the transaction.
+
+>>> with db.begin() as s:                                          # doctest: +SKIP
+...     rid = run_id_by_key(s, key)
+...     done = result_scores(s, rid)
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from conceptchess.store.base import Base, utcnow
+from conceptchess.store.models import Concept, Dataset, Network
 
 
 class ProbeRun(Base):
@@ -86,3 +94,92 @@ class ProbeResult(Base):
     n_test: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+# -- queries (every ORM statement about probes lives here; callers hold the session and its transaction) -------
+def network_id(s: Session, *, sha256: str, **fields) -> int:
+    """The id of the network with ``sha256``, added with ``fields`` (kind, architecture, …) if new."""
+    row = s.execute(select(Network).where(Network.sha256 == sha256)).scalar_one_or_none()
+    if row is None:
+        row = Network(sha256=sha256, **fields)
+        s.add(row)
+        s.flush()
+    return row.id
+
+
+def dataset_id(s: Session, *, sha256: str, **fields) -> int:
+    """The id of the dataset with ``sha256``, added with ``fields`` (path, source, positions, manifest) if new."""
+    row = s.execute(select(Dataset).where(Dataset.sha256 == sha256)).scalar_one_or_none()
+    if row is None:
+        row = Dataset(sha256=sha256, **fields)
+        s.add(row)
+        s.flush()
+    return row.id
+
+
+def concept_id(s: Session, *, name: str, **fields) -> int:
+    """The id of the concept ``name``, added with ``fields`` (definition, type, frame, family) if new."""
+    row = s.execute(select(Concept).where(Concept.name == name)).scalar_one_or_none()
+    if row is None:
+        row = Concept(name=name, **fields)
+        s.add(row)
+        s.flush()
+    return row.id
+
+
+def run_id_by_key(s: Session, key: str) -> int | None:
+    return s.execute(select(ProbeRun.id).where(ProbeRun.key == key)).scalar_one_or_none()
+
+
+def add_run(s: Session, *, networks: list[tuple[int, str, str]], **fields) -> int:
+    """A new run (status ``running``) with its networks ``(network id, role, label)`` in sweep order; its id."""
+    run = ProbeRun(status="running", **fields)
+    s.add(run)
+    s.flush()
+    for pos, (nid, role, label) in enumerate(networks):
+        s.add(ProbeRunNetwork(run_id=run.id, network_id=nid, position=pos, role=role, label=label))
+    return run.id
+
+
+def finish_run(s: Session, run_id: int) -> None:
+    run = s.get(ProbeRun, run_id)
+    run.status, run.finished_at = "complete", utcnow()
+
+
+def result_scores(s: Session, run_id: int) -> list:
+    """``(network_id, tap, concept, score)`` of every result stored for a run."""
+    return s.execute(select(ProbeResult.network_id, ProbeResult.tap, ProbeResult.concept, ProbeResult.score)
+                     .where(ProbeResult.run_id == run_id)).all()
+
+
+def add_result(s: Session, **fields) -> None:
+    s.add(ProbeResult(**fields))
+
+
+def run_with_dataset(s: Session, run_id: int) -> tuple[ProbeRun, Dataset | None] | None:
+    run = s.get(ProbeRun, int(run_id))
+    return None if run is None else (run, s.get(Dataset, run.dataset_id))
+
+
+def run_networks(s: Session, run_id: int) -> list[tuple[ProbeRunNetwork, Network]]:
+    """A run's networks in sweep order."""
+    return [tuple(r) for r in s.execute(select(ProbeRunNetwork, Network).join(Network, Network.id == ProbeRunNetwork.network_id)
+                                        .where(ProbeRunNetwork.run_id == run_id).order_by(ProbeRunNetwork.position)).all()]
+
+
+def run_results(s: Session, run_id: int) -> list[ProbeResult]:
+    return list(s.execute(select(ProbeResult).where(ProbeResult.run_id == run_id)).scalars().all())
+
+
+def latest_run_id(s: Session) -> int | None:
+    return s.execute(select(func.max(ProbeRun.id))).scalar()
+
+
+def concept_results(s: Session, concept: str, run_id: int | None = None) -> list[tuple[ProbeResult, str, int]]:
+    """``(result, network label, network position in its run)`` of every stored result of ``concept`` (one run, or all)."""
+    q = (select(ProbeResult, ProbeRunNetwork.label, ProbeRunNetwork.position)
+         .join(ProbeRunNetwork, (ProbeRunNetwork.run_id == ProbeResult.run_id) & (ProbeRunNetwork.network_id == ProbeResult.network_id))
+         .where(ProbeResult.concept == concept))
+    if run_id is not None:
+        q = q.where(ProbeResult.run_id == int(run_id))
+    return [tuple(r) for r in s.execute(q).all()]

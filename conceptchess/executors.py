@@ -1,0 +1,127 @@
+"""Executors: run the units of a long job (probe cells, later shards and roots) here or in worker processes.
+
+A long job is planner → executor → writer (see DESIGN.md, "Seams"): the planner lists the units left to
+do, an executor runs them, and the writer — in this process only — stores each result. An executor's
+:meth:`~Executor.map` takes ``(key, argument)`` pairs lazily and yields ``(key, fn(argument))`` in the
+order the pairs came, so the writer can write whole units in order and a killed job resumes cleanly.
+The key stays in this process; only ``fn`` and the argument travel (they must pickle for
+:class:`ProcessExecutor`).
+
+- :class:`InlineExecutor` runs each unit here, when it is pulled.
+- :class:`ProcessExecutor` runs them in fresh worker processes, up to ``workers + ahead`` at a time,
+  and yields each as soon as it and all before it are done. The next pair is pulled (and so prepared
+  by the caller's generator, e.g. extracting activations) while the workers are busy.
+
+>>> with make_executor("inline") as ex:
+...     list(ex.map(abs, [("a", -1), ("b", 2)]))
+[('a', 1), ('b', 2)]
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, TypeVar
+
+from conceptchess.errors import ConceptChessError
+
+K = TypeVar("K")
+A = TypeVar("A")
+R = TypeVar("R")
+
+EXECUTORS = ("inline", "process")
+#: Units submitted beyond the workers' count: while the oldest unit runs (a sweep's input tap, say,
+#: several times a block's cost) the other workers keep solving the next ones.
+AHEAD = 8
+
+
+class Executor(Protocol):
+    """Runs ``fn`` over ``(key, argument)`` pairs; a context manager that releases its workers on exit."""
+
+    workers: int
+
+    def map(self, fn: Callable[[A], R], items: Iterable[tuple[K, A]]) -> Iterator[tuple[K, R]]: ...
+
+    def __enter__(self) -> Executor: ...
+
+    def __exit__(self, *exc) -> None: ...
+
+
+class InlineExecutor:
+    """Each unit in this process, as it is pulled (with this process's torch threads)."""
+
+    workers = 1
+
+    def map(self, fn: Callable[[A], R], items: Iterable[tuple[K, A]]) -> Iterator[tuple[K, R]]:
+        for key, arg in items:
+            yield key, fn(arg)
+
+    def __enter__(self) -> InlineExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+class ProcessExecutor:
+    """Units in ``workers`` fresh processes with ``threads`` torch threads each; results in submission order.
+
+    Workers are started with "spawn" (forking a process whose OpenMP threads have run can hang) and end
+    themselves when this process is gone (killed with -9, their queues never close), instead of
+    solving units nobody will write. On exit, units not yet started are cancelled.
+    """
+
+    def __init__(self, workers: int, threads: int, ahead: int = AHEAD):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.workers, self.threads, self.ahead = workers, threads, ahead
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_init_worker, initargs=(threads, os.getpid()))
+
+    def map(self, fn: Callable[[A], R], items: Iterable[tuple[K, A]]) -> Iterator[tuple[K, R]]:
+        pending: deque[tuple[Any, Any]] = deque()
+        for key, arg in items:
+            pending.append((key, self._pool.submit(fn, arg)))
+            # Yield the units finished so far (in order); wait only when too many are outstanding. A long
+            # unit must not leave the other workers idle: they run ahead meanwhile.
+            while pending and (pending[0][1].done() or len(pending) > self.workers + self.ahead):
+                key0, future = pending.popleft()
+                yield key0, future.result()
+        while pending:
+            key0, future = pending.popleft()
+            yield key0, future.result()
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def make_executor(name: str = "inline", workers: int = 1, threads: int = 1) -> InlineExecutor | ProcessExecutor:
+    """``"inline"`` or ``"process"`` (``workers`` processes of ``threads`` torch threads each)."""
+    if name == "inline":
+        return InlineExecutor()
+    if name == "process":
+        return ProcessExecutor(workers, threads)
+    raise ConceptChessError(f"unknown executor {name!r}; use {' or '.join(EXECUTORS)}")
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    import threading
+
+    import torch  # the units solve with torch; its thread count is set once per worker
+
+    torch.set_num_threads(threads)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent-watch").start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the parent process is gone."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
