@@ -21,6 +21,7 @@ import chess
 
 from conceptchess.errors import PositionError
 from conceptchess.lc0.encoder import Histories, IllegalMoveInHistory, game_histories
+from conceptchess.lc0.replay import replay
 
 
 def parse_fen(fen: str, where: str = "") -> chess.Board:
@@ -111,22 +112,45 @@ def read_positions_jsonl(path: str | os.PathLike) -> Iterator[PositionSpec]:
             yield PositionSpec.from_dict(d, where)
 
 
+CHUNK = 16384  # positions replayed as one tree: bounds its memory; a game's positions are usually together
+
+
 def histories_of(specs: list[PositionSpec], where: str = "") -> tuple[Histories, list[chess.Board]]:
-    """Encoder histories and boards (no move stack) of validated position specs (one replay each)."""
+    """Encoder histories and boards (no move stack) of validated position specs, in their order.
+
+    The positions are replayed together (:func:`conceptchess.lc0.replay.replay`): a game, or any move
+    prefix positions share, is played once, whatever the order of the positions. One the fast replay
+    declines is replayed alone by :func:`history_of`, which gives the same result or the one-line
+    error naming its id and ply; errors come in the order of ``specs``.
+    """
     parts, boards = [], []
-    for spec in specs:
-        w = f"{where}id={spec.id}"
-        start = spec.start(w)
-        moves = []
-        for ply, uci in enumerate(spec.moves, start=1):
-            try:
-                moves.append(chess.Move.from_uci(uci))
-            except (chess.InvalidMoveError, TypeError, AttributeError):
-                raise PositionError(f"{w}: move {ply} {uci!r} is not UCI notation") from None
-        try:
-            h, bs = game_histories(start, moves, plies=[len(moves)], keep_boards=True, check_legal=True)
-        except IllegalMoveInHistory as e:
-            raise PositionError(f"{w}: {e}") from None
+    for s in range(0, len(specs), CHUNK):
+        chunk = specs[s : s + CHUNK]
+        r = replay([(spec.fen, spec.moves) for spec in chunk])
+        h = r.histories
+        for i, board in enumerate(r.boards):
+            if board is None:
+                one, r.boards[i] = history_of(chunk[i], where)
+                for f in ("boards", "reps", "black", "castling", "rule50"):
+                    getattr(h, f)[i] = getattr(one, f)[0]
         parts.append(h)
-        boards += bs
-    return Histories.concat(parts), boards
+        boards += r.boards
+    return Histories.concat(parts) if len(parts) != 1 else parts[0], boards
+
+
+def history_of(spec: PositionSpec, where: str = "") -> tuple[Histories, chess.Board]:
+    """One position's encoder history and board, replayed alone with python-chess (the reference
+    :func:`histories_of` equals); a malformed FEN or move raises a one-line :class:`PositionError`."""
+    w = f"{where}id={spec.id}"
+    start = spec.start(w)
+    moves = []
+    for ply, uci in enumerate(spec.moves, start=1):
+        try:
+            moves.append(chess.Move.from_uci(uci))
+        except (chess.InvalidMoveError, TypeError, AttributeError):
+            raise PositionError(f"{w}: move {ply} {uci!r} is not UCI notation") from None
+    try:
+        h, bs = game_histories(start, moves, plies=[len(moves)], keep_boards=True, check_legal=True)
+    except IllegalMoveInHistory as e:
+        raise PositionError(f"{w}: {e}") from None
+    return h, bs[0]

@@ -2,8 +2,10 @@
 
 import chess
 import numpy as np
+import pytest
 
 from conceptchess.lc0.encoder import board_histories, encode, encode_boards, game_histories
+from conceptchess.lc0.replay import replay
 from conceptchess.positions import PositionSpec
 
 
@@ -110,3 +112,40 @@ def test_batch_equals_singles_and_game_replay_equals_board_stacks():
     np.testing.assert_array_equal(encode(h[0::2]), np.stack(singles[0::2]))  # all white to move
     assert [x.fen() for x in boards][-1] == b.fen()
     assert len(board_histories([b, b])) == 2
+
+
+# -- the fast replay (conceptchess.lc0.replay) against game_histories -------------------------------------------
+SPECIAL_GAMES = [
+    # castling both ways, en passant, captures (checked against python-chess in the test)
+    (None, "e2e4 d7d5 e4d5 c7c5 d5c6 b8c6 g1f3 g8f6 f1b5 c8d7 e1g1 e7e5 d2d4 d8e7 c1g5 e8c8 g5f6 g7f6 b1c3 h8g8 "
+           "b5c6 d7c6 d4e5 e7e5 f3e5 f6e5 d1g4 c8b8 g4g8"),
+    # a rook taken on its corner (castling rights), checks, castling queenside with its rook attacked
+    ("r3k2r/8/8/8/8/8/8/R3K2R w KQkq - 0 1", "a1a7 h8h1 e1d2 e8c8 d2e3 d8d1 a7a8 c8c7"),
+    # promotions: a queen taken at once, another from check, a knight by capture, a rook; castling after
+    ("4r1k1/1P6/8/8/8/8/5p2/R6K w - - 0 40", "b7b8q e8b8 a1a8 b8a8 h1g2 f2f1q g2f1 a8a1 f1e2"),
+    ("4k3/8/8/8/8/8/5p2/3K2N1 b - - 0 1", "f2g1n d1d2 g1f3 d2e3 f3g5"),
+    ("4k3/8/8/8/8/8/p6P/2N1K2R b K - 0 1", "a2a1r h2h4 a1a8 e1g1 e8d7 h4h5 a8a1 f1f2 a1c1 g1h2"),
+    # en passant from a FEN whose last move was a double push, then repetitions
+    ("rnbqkbnr/ppp1p1pp/8/3pPp2/8/8/PPPP1PPP/RNBQKBNR w KQkq f6 0 3", "e5f6 g8f6 g1f3 f6g8 f3g1 g8f6 g1f3 f6g8 f3g1"),
+]
+
+
+@pytest.mark.parametrize("fen, moves", SPECIAL_GAMES)
+def test_replay_equals_game_histories_on_every_ply(fen, moves):
+    start = chess.Board(fen) if fen else chess.Board()
+    ucis = moves.split()
+    want, boards = game_histories(start, [chess.Move.from_uci(u) for u in ucis], keep_boards=True, check_legal=True)
+    order = list(range(len(ucis) + 1))[::-1]  # longest first: the shorter ones are prefixes met later
+    r = replay([(fen, ucis[:t]) for t in order])
+    for f in ("boards", "reps", "black", "castling", "rule50"):
+        np.testing.assert_array_equal(getattr(r.histories, f), getattr(want, f)[order], err_msg=f)
+    for t, b in zip(order, r.boards):
+        assert b == boards[t] and b.fen(en_passant="fen") == boards[t].fen(en_passant="fen") and b.promoted == boards[t].promoted
+
+
+def test_replay_boards_only_and_declined_positions():
+    r = replay([(None, ["e2e4", "e7e5"]), (None, ["e2e4", "e1e2", "e7e5"]), ("not a fen", []), (None, ["e2e4", 5])], histories=False)
+    assert r.histories is None
+    assert r.boards[0].fen() == "rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR w KQkq - 0 2" and r.boards[1:] == [None, None, None]
+    r = replay([(None, ["e2e4", "e2e4"]), (None, [])])
+    assert r.boards[0] is None and r.histories.boards[0].sum() == 0 and r.histories.boards[1].any()

@@ -64,6 +64,7 @@ def label(
     from conceptchess.concepts.stockfish import StockfishEval, require_stockfish
     from conceptchess.concepts.table import table_format, write_table
     from conceptchess.datasets import iter_dataset, positions_path
+    from conceptchess.lc0.replay import replay
 
     table_format(output)  # validate everything cheap before any work
     names = [n.strip() for n in concepts.split(",") if n.strip()] if concepts is not None else None
@@ -81,11 +82,12 @@ def label(
             task = bar.add_task("labelling", total=len(specs))
             for s in range(0, len(specs), CHUNK):
                 chunk = specs[s : s + CHUNK]
-                boards = []
-                for spec in chunk:
+                boards = replay([(spec.fen, spec.moves) for spec in chunk], histories=False).boards  # None: declined
+                for i, spec in enumerate(chunk):
                     where = f"{source}: id={spec.id}"
-                    boards.append(spec.board(where))
-                    check_board(boards[-1], where)
+                    if boards[i] is None:  # python-chess replays it alone, for its exact error
+                        boards[i] = spec.board(where)
+                    check_board(boards[i], where)
                 parts.append(label_selection(boards, sel, engine=engine))
                 bar.advance(task, len(chunk))
     finally:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import typer
@@ -63,6 +66,25 @@ def convert(file: Path = typer.Argument(..., help="Network to convert (.pb.gz or
     console.print(f"wrote {output} (outputs: {', '.join(net.heads + net.taps)})")
 
 
+def _evaluations(engine, first: tuple, rest: list[list]) -> Iterator[list]:
+    """Evaluations of chunks of positions, in order: ``first`` as histories and boards, ``rest`` as
+    position specs. ONNX Runtime works through the chunks in a thread while this one replays the next
+    ones (:func:`~conceptchess.positions.histories_of`: an error there stops everything, found about as
+    soon as replaying everything first would find it) and the caller writes the results.
+    """
+    from conceptchess.positions import histories_of
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate")
+    try:
+        pending = deque([pool.submit(engine.evaluate, *first)])
+        for chunk in rest:
+            pending.append(pool.submit(engine.evaluate, *histories_of(chunk)))
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 @app.command("eval")
 @guarded
 def eval_(
@@ -84,15 +106,18 @@ def eval_(
         raise ConceptChessError("batch mode needs both --input and --output")
     path = _resolve(file)
     if input is not None:
-        specs = list(read_positions_jsonl(input))  # validate everything before writing anything
-        hist, boards = histories_of(specs)
+        specs = list(read_positions_jsonl(input))  # every line parsed before anything is evaluated
+        # chunks: a first small one replayed before the network is loaded, then a few engine tasks each
+        # (every Engine.evaluate call drains the engine's pipeline at its end)
+        step = max(batch_size, Engine.TASK_POSITIONS)
+        ends = [0, min(step, len(specs)), *range(step + 4 * step, len(specs), 4 * step), len(specs)]
+        chunks = [specs[a:b] for a, b in zip(ends, ends[1:]) if b > a]
+        first = histories_of(chunks[0] if chunks else [])
         engine = Engine(path, batch_size=batch_size, threads=threads, device=device)
         with atomic_open(output, "w") as f, Progress(console=console, transient=True) as bar:
             task = bar.add_task("evaluating", total=len(specs))
-            for s in range(0, len(specs), batch_size):
-                evs = engine.evaluate(hist[s : s + batch_size], boards[s : s + batch_size])
-                for spec, ev in zip(specs[s : s + batch_size], evs):
-                    f.write(json.dumps(ev.to_json(spec.id)) + "\n")
+            for chunk, evs in zip(chunks, _evaluations(engine, first, chunks[1:])):
+                f.write("".join(json.dumps(ev.to_json(spec.id)) + "\n" for spec, ev in zip(chunk, evs)))
                 bar.advance(task, len(evs))
         console.print(f"evaluated {len(specs)} positions with {path.name} on {engine.provider} → {output}")
         return
