@@ -1,4 +1,4 @@
-"""Activation stores: a network's taps over a positions dataset, on disk, chunked and memory-mapped.
+"""Activation folders: a network's taps over a positions dataset, on disk, chunked and memory-mapped.
 
 A store is a folder::
 
@@ -23,7 +23,7 @@ command keeps the finished chunks and redoes only the missing ones. A store fold
 extraction of other inputs is refused rather than mixed.
 
 >>> store = extract_activations("maia-1100.pb.gz", "positions/", "acts/", ["input", "block3"])  # doctest: +SKIP
->>> store = ActivationStore("acts/")                                                       # doctest: +SKIP
+>>> store = ActivationFiles("acts/")                                                       # doctest: +SKIP
 >>> store.taps, len(store), store["block3"].shape, store.ids[:2]                            # doctest: +SKIP
 (['input', 'block3'], 20000, (20000, 64, 8, 8), ['g0-p0', 'g0-p1'])
 >>> x = np.asarray(store["block3"][:1000], dtype=np.float32)                              # doctest: +SKIP
@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from conceptchess.chunks import ChunkedArray, ChunkWriter, chunk_is_valid
 from conceptchess.errors import ConceptChessError
-from conceptchess.store_arrays import ChunkedArray, ChunkWriter, chunk_is_valid
 from conceptchess.taps import INPUT, check, order, parse
 
 FORMAT = "conceptchess-activations"
@@ -70,18 +70,18 @@ def chunk_lengths(positions: int, chunk_size: int) -> list[int]:
 
 
 def _read_manifest(path: Path) -> dict | None:
-    """The manifest of an activation store folder, None if the folder has none."""
+    """The manifest of an activation folder folder, None if the folder has none."""
     f = path / MANIFEST_FILE
     if not f.exists():
         return None
     try:
         m = json.loads(f.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConceptChessError(f"{f}: malformed activation store manifest ({e})") from None
+        raise ConceptChessError(f"{f}: malformed activation folder manifest ({e})") from None
     if not isinstance(m, dict) or m.get("format") != FORMAT:
-        raise ConceptChessError(f"{path}: not an activation store (its {MANIFEST_FILE} is something else)")
+        raise ConceptChessError(f"{path}: not an activation folder (its {MANIFEST_FILE} is something else)")
     if m.get("format_version") != FORMAT_VERSION:
-        raise ConceptChessError(f"{path}: activation store format version {m.get('format_version')} is not supported "
+        raise ConceptChessError(f"{path}: activation folder format version {m.get('format_version')} is not supported "
                                 f"(this conceptchess reads version {FORMAT_VERSION})")
     return m
 
@@ -92,13 +92,13 @@ def _write_manifest(path: Path, manifest: dict) -> None:
     os.replace(tmp, path / MANIFEST_FILE)
 
 
-class ActivationStore:
-    """Read an activation store: ``store[tap]`` is a lazily concatenated array over its chunk files.
+class ActivationFiles:
+    """Read an activation folder: ``store[tap]`` is a lazily concatenated array over its chunk files.
 
     An incomplete store (extraction interrupted) is refused unless ``allow_partial=True``; then it
     shows the leading positions whose chunks are finished for every tap.
 
-    >>> store = ActivationStore("acts/")                    # doctest: +SKIP
+    >>> store = ActivationFiles("acts/")                    # doctest: +SKIP
     >>> store["block0"][:10].shape, store.pool, store.manifest["net_sha256"][:12]   # doctest: +SKIP
     ((10, 64, 8, 8), 'full', '...')
     """
@@ -106,14 +106,14 @@ class ActivationStore:
     def __init__(self, path: str | os.PathLike, *, allow_partial: bool = False):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise ConceptChessError(f"{self.path}: no such activation store")
+            raise ConceptChessError(f"{self.path}: no such activation folder")
         manifest = _read_manifest(self.path)
         if manifest is None:
-            raise ConceptChessError(f"{self.path}: not an activation store (no {MANIFEST_FILE})")
+            raise ConceptChessError(f"{self.path}: not an activation folder (no {MANIFEST_FILE})")
         self.manifest = manifest
         self.complete = bool(manifest.get("complete"))
         if not self.complete and not allow_partial:
-            raise ConceptChessError(f"{self.path}: incomplete activation store (extraction was interrupted; re-run the same "
+            raise ConceptChessError(f"{self.path}: incomplete activation folder (extraction was interrupted; re-run the same "
                                     "`conceptchess activations extract` to finish it, or open it with allow_partial=True)")
         lengths = chunk_lengths(manifest["positions"], manifest["chunk_size"])
         if not self.complete:
@@ -168,7 +168,7 @@ class ActivationStore:
 
     def __repr__(self) -> str:
         state = "" if self.complete else ", partial"
-        return f"ActivationStore({str(self.path)!r}, {len(self)} positions, taps={self.taps}, pool={self.pool!r}, dtype={self.dtype.name}{state})"
+        return f"ActivationFiles({str(self.path)!r}, {len(self)} positions, taps={self.taps}, pool={self.pool!r}, dtype={self.dtype.name}{state})"
 
 
 # -- extraction ------------------------------------------------------------------------------------
@@ -269,12 +269,12 @@ class _Lock:
 def extract_activations(network, dataset: str | os.PathLike, store: str | os.PathLike, taps=None, *,
                         pool: str = "full", dtype: str = "float16", chunk_size: int = DEFAULT_CHUNK_SIZE,
                         batch_size: int = 256, device: str = "auto", threads: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> ActivationStore:
+                        progress: Callable[[int, int], None] | None = None) -> ActivationFiles:
     """Extract ``taps`` (default: ``input`` and every block) of ``network`` over ``dataset`` into ``store``.
 
     ``network``: a network file, a :class:`~conceptchess.networks.Network` or a ready
     :class:`~conceptchess.engine.Engine` (then ``device``/``threads`` are its own). Resumes an
-    interrupted extraction with the same inputs; returns the finished :class:`ActivationStore`.
+    interrupted extraction with the same inputs; returns the finished :class:`ActivationFiles`.
     ``progress(done, total)`` is called as positions are finished (skipped finished chunks count).
     Options, taps, network, dataset (its JSON lines) and an existing folder are all checked before
     the store folder is created; the positions' FENs and moves are checked as their chunk is read,
@@ -312,7 +312,7 @@ def extract_activations(network, dataset: str | os.PathLike, store: str | os.Pat
             raise ConceptChessError(f"{store}: holds activations of different inputs ({why}); choose another output folder")
         manifest = old
     elif store.is_dir() and any(store.iterdir()):
-        raise ConceptChessError(f"{store}: folder is not empty and is not an activation store")
+        raise ConceptChessError(f"{store}: folder is not empty and is not an activation folder")
     else:
         _create_store(store, iter_dataset(data_file), manifest)
         created = True
@@ -320,7 +320,7 @@ def extract_activations(network, dataset: str | os.PathLike, store: str | os.Pat
     if manifest["complete"]:
         if progress:
             progress(total, total)
-        return ActivationStore(store)
+        return ActivationFiles(store)
     lock = _Lock(store)
     try:
         _run(engine, store, manifest, iter_dataset(data_file), batch_size, progress)
@@ -334,7 +334,7 @@ def extract_activations(network, dataset: str | os.PathLike, store: str | os.Pat
         raise
     finally:
         lock.release()
-    return ActivationStore(store)
+    return ActivationFiles(store)
 
 
 def _run(engine, store: Path, manifest: dict, specs: Iterator, batch_size: int, progress) -> None:

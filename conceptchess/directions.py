@@ -110,7 +110,7 @@ class ConceptDirection:
                        provenance={"control_of": self.name, "control_of_sha256": self.sha256})
 
     def scores(self, activations, dataset=None) -> np.ndarray:
-        """Concept score of every position of an :class:`~conceptchess.activations.ActivationStore`
+        """Concept score of every position of an :class:`~conceptchess.activations.ActivationFiles`
         (float64, one per position). ``dataset`` is not needed (scorers from the board take it)."""
         shape = activations.shape(self.tap)
         size = int(np.prod(shape))

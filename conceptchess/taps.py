@@ -1,6 +1,6 @@
 """Tap names: ``input`` (the 112 encoded planes) and ``block0`` … ``block{N-1}`` (the output of residual block i).
 
-One definition of the names, used by ONNX outputs, activation stores, database rows, plots and options
+One definition of the names, used by ONNX outputs, activation folders, database rows, plots and options
 (TransformerLens-style: the same string everywhere). A network of N blocks has the block taps
 ``block_taps(N)``; its probe-able taps add ``input`` in front (:func:`network_taps`). Taps are ordered
 ``input`` first, then blocks by index, then anything else by name.

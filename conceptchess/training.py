@@ -148,7 +148,7 @@ def load_training_data(dataset: str | os.PathLike, max_positions: int | None = N
                         np.array(mlh, np.float32), np.array(games), boards)
 
 
-def split_by_game(games: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def holdout_games(games: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train / held-out position indices; every game lies wholly on one side."""
     keys = np.unique(games)
     rng = np.random.default_rng(seed)
@@ -244,7 +244,7 @@ class Trainer:
         self.data = data if data is not None else load_training_data(dataset, cfg.max_positions)
         if cfg.teacher:
             teacher_targets(cfg.teacher, self.data)
-        self.train_idx, self.held_idx = split_by_game(self.data.game, cfg.holdout, cfg.seed)
+        self.train_idx, self.held_idx = holdout_games(self.data.game, cfg.holdout, cfg.seed)
         if len(self.train_idx) == 0:
             raise ConceptChessError(f"{dataset}: no training positions left after holding out {cfg.holdout:.0%} of games")
         self.dataset_sha = dataset_sha256(dataset)

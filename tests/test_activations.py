@@ -1,4 +1,4 @@
-"""Activation stores: chunked arrays, extraction against the engine, resume after kill -9, bad input."""
+"""Activation folders: chunked arrays, extraction against the engine, resume after kill -9, bad input."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conceptchess.activations import ActivationStore, chunk_name, extract_activations
+from conceptchess.activations import ActivationFiles, chunk_name, extract_activations
+from conceptchess.chunks import ChunkedArray, ChunkWriter
 from conceptchess.cli.main import app
 from conceptchess.errors import ConceptChessError
-from conceptchess.store_arrays import ChunkedArray, ChunkWriter
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
@@ -154,7 +154,7 @@ def test_extract_matches_engine(tmp_path, dataset, engine, reference):
     assert m["pool"] == "full" and m["dtype"] == "float16" and m["chunk_size"] == 128 and m["positions"] == 300
     assert m["shapes"] == {"input": [112, 8, 8], "block0": [64, 8, 8], "block3": [64, 8, 8]}
     assert m["provider"] == engine.provider and {"conceptchess", "numpy", "onnxruntime", "python"} <= set(m["versions"])
-    assert ActivationStore(tmp_path / "s").manifest == m
+    assert ActivationFiles(tmp_path / "s").manifest == m
     with pytest.raises(ConceptChessError, match="not in this store"):
         store["block1"]
 
@@ -182,9 +182,9 @@ def test_resume_after_kill_keeps_finished_chunks(tmp_path, dataset):
     proc.wait()
     assert last.exists(), f"extraction did not reach chunk 2: {proc.stderr.read().decode()[-500:]}"
     assert not json.loads((killed / "manifest.json").read_text())["complete"], "finished before the kill: enlarge the dataset"
-    with pytest.raises(ConceptChessError, match="incomplete activation store"):
-        ActivationStore(killed)
-    partial = ActivationStore(killed, allow_partial=True)
+    with pytest.raises(ConceptChessError, match="incomplete activation folder"):
+        ActivationFiles(killed)
+    partial = ActivationFiles(killed, allow_partial=True)
     assert 48 <= len(partial) < 300 and len(partial) % 16 == 0 and len(partial.ids) == len(partial)
     finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in killed.glob("*/chunk_*.npy")}
     time.sleep(0.01)  # a rewrite would show in mtime_ns
@@ -197,7 +197,7 @@ def test_resume_after_kill_keeps_finished_chunks(tmp_path, dataset):
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished} == finished
     assert store_files(killed) == store_files(tmp_path / "whole")  # byte-identical chunks and ids
     assert not list(killed.rglob("*.part"))
-    assert ActivationStore(killed).complete and len(ActivationStore(killed)) == 300
+    assert ActivationFiles(killed).complete and len(ActivationFiles(killed)) == 300
 
     before = {p: p.stat().st_mtime_ns for p in killed.rglob("*")}
     r = runner.invoke(app, extract_cli(*args, "-o", str(killed)))  # complete: nothing to do
@@ -269,7 +269,7 @@ def test_foreign_folders_are_refused(tmp_path, dataset, engine):
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
-    with pytest.raises(ConceptChessError, match="not empty and is not an activation store"):
+    with pytest.raises(ConceptChessError, match="not empty and is not an activation folder"):
         extract_activations(engine, dataset, busy, "input")
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
     (tmp_path / "file").write_text("x")
@@ -278,9 +278,9 @@ def test_foreign_folders_are_refused(tmp_path, dataset, engine):
     empty = tmp_path / "empty"
     empty.mkdir()  # an empty folder is fine
     assert len(extract_activations(engine, dataset, empty, "input", chunk_size=512)) == 300
-    for path, message in ((tmp_path / "nowhere", "no such activation store"), (busy, "not an activation store")):
+    for path, message in ((tmp_path / "nowhere", "no such activation folder"), (busy, "not an activation folder")):
         with pytest.raises(ConceptChessError, match=message):
-            ActivationStore(path)
+            ActivationFiles(path)
 
 
 @needs_data
@@ -290,7 +290,7 @@ def test_info_command(tmp_path, dataset, engine):
     assert r.exit_code == 0, r.output
     assert "block2" in r.output and "[64]" in r.output and "mean, float16" in r.output and "yes" in r.output
     r = runner.invoke(app, ["activations", "info", str(tmp_path / "nothing")])
-    assert r.exit_code == 2 and "no such activation store" in r.stderr
+    assert r.exit_code == 2 and "no such activation folder" in r.stderr
 
 
 @needs_data

@@ -61,7 +61,7 @@ def test_probe_refs():
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """A real probe sweep (a tiny random-init network and its generated random-init control, random games,
-    mean-pooled input and block1 taps) and the activation store of the probed network."""
+    mean-pooled input and block1 taps) and the activation folder of the probed network."""
     from conceptchess.activations import extract_activations
     from conceptchess.cli.probe import app
 

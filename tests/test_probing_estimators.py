@@ -23,7 +23,7 @@ from conceptchess.lc0.weights import NetSpec, write_weights
 from conceptchess.plots import NO_FIT_NOTE, concept_figure
 from conceptchess.probing import SparseLinearProbe, SparseLogisticProbe, Target, probe_matrix, split_by_game
 from conceptchess.probing.cell import NO_FIT, NO_FIT_REASON
-from conceptchess.probing.paths import Design, regression_path
+from conceptchess.probing.regularisation import Design, regression_path
 from conceptchess.probing.results import load_run
 from conceptchess.probing.solvers import L1Quadratic
 from conceptchess.probing.split import Standardizer, bootstrap_ci, bootstrap_counts

@@ -182,11 +182,11 @@ ROW_NUMBERS = ("score", "ci_low", "ci_high", "control_input", "control_random", 
 def stored(db_url: str) -> dict:
     """Every result row of a database by (network sha256, tap, concept): its numbers, status, details and probe vector."""
     from conceptchess.store import Database
-    from conceptchess.store.models import Network
+    from conceptchess.store.models import NetworkRow
     from conceptchess.store.probes import ProbeResult
 
     with Database(db_url).session() as s:
-        got = s.execute(select(ProbeResult, Network.sha256).join(Network, Network.id == ProbeResult.network_id)).all()
+        got = s.execute(select(ProbeResult, NetworkRow.sha256).join(NetworkRow, NetworkRow.id == ProbeResult.network_id)).all()
         return {(sha, r.tap, r.concept): ({f: getattr(r, f) for f in ROW_NUMBERS}, r.status, r.details,
                                           None if r.vector_path is None else np.load(r.vector_path)) for r, sha in got}
 

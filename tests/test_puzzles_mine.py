@@ -1,4 +1,4 @@
-"""Mining: concept scores over an activation store, the top 2.5% as prototypes, verified puzzles;
+"""Mining: concept scores over an activation folder, the top 2.5% as prototypes, verified puzzles;
 trivial ones filtered and every rejection counted by reason, concepts and controls side by side."""
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _random_positions(n: int, seed: int) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    """A 44-position dataset (6 hand-made positions first, then random games) and its block0 activation store."""
+    """A 44-position dataset (6 hand-made positions first, then random games) and its block0 activation folder."""
     from conceptchess.activations import extract_activations
 
     net = network_or_skip()
@@ -383,12 +383,12 @@ def test_cli_mine(corpus, tmp_path):
 
 def _stored_probe(db, store, vector_path: Path, concept: str, tap: str) -> int:
     """A probe run of one concept at one tap of the store's network, stored as a sweep stores it; its id."""
-    from conceptchess.store.models import Dataset, Network
+    from conceptchess.store.models import Dataset, NetworkRow
     from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
 
     with db.begin() as s:
         ds = Dataset(sha256=store.manifest["dataset_sha256"], path="positions")
-        net = Network(sha256=store.manifest["net_sha256"], kind="lc0-weights", path=store.manifest.get("net_path"))
+        net = NetworkRow(sha256=store.manifest["net_sha256"], kind="lc0-weights", path=store.manifest.get("net_path"))
         s.add_all([ds, net])
         s.flush()
         run = ProbeRun(key="ab" * 32, dataset_id=ds.id, seed=0, settings={"pool": store.pool}, versions={}, status="complete")

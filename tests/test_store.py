@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, inspect
 import conceptchess.store as store
 from conceptchess.errors import ConceptChessError
 from conceptchess.store import Base, connect, upgrade
-from conceptchess.store.models import Network
+from conceptchess.store.models import NetworkRow
 
 
 def _import_all_models():
@@ -44,11 +44,11 @@ def test_transaction_rolls_back_on_error(tmp_path):
     db = connect(f"sqlite:///{tmp_path / 't.sqlite'}")
     with pytest.raises(RuntimeError):
         with db.begin() as s:
-            s.add(Network(sha256="a" * 64, kind="lc0-weights"))
+            s.add(NetworkRow(sha256="a" * 64, kind="lc0-weights"))
             s.flush()
             raise RuntimeError("boom")
     with db.session() as s:
-        assert s.query(Network).count() == 0
+        assert s.query(NetworkRow).count() == 0
 
 
 def test_unreachable_database_is_one_line_error():

@@ -22,11 +22,11 @@ from conceptchess.training import (
     Trainer,
     checkpoint_schedule,
     finetune_student,
+    holdout_games,
     legal_masks,
     load_trainable,
     load_training_data,
     policy_distributions,
-    split_by_game,
     top1_agreement,
 )
 
@@ -59,7 +59,7 @@ def test_schedule_includes_zero_and_the_end():
 
 def test_split_never_shares_a_game():
     games = np.repeat(np.arange(50), 7)
-    tr, ho = split_by_game(games.astype(str), 0.2, seed=3)
+    tr, ho = holdout_games(games.astype(str), 0.2, seed=3)
     assert set(games[tr]).isdisjoint(set(games[ho])) and len(set(games[ho])) == 10
 
 

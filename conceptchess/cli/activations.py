@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from conceptchess.activations import DEFAULT_CHUNK_SIZE, ActivationStore, extract_activations
+from conceptchess.activations import DEFAULT_CHUNK_SIZE, ActivationFiles, extract_activations
 from conceptchess.cli.common import console, guarded
 from conceptchess.errors import ConceptChessError
 from conceptchess.networks import default_network
@@ -62,9 +62,9 @@ def extract(
 
 @app.command()
 @guarded
-def info(store: Path = typer.Argument(..., help="Activation store folder")):
+def info(store: Path = typer.Argument(..., help="Activation folder folder")):
     """What a store holds: inputs, taps and shapes, positions, and whether it is complete."""
-    s = ActivationStore(store, allow_partial=True)
+    s = ActivationFiles(store, allow_partial=True)
     m = s.manifest
     t = Table(show_header=False, box=None)
     t.add_column("field", no_wrap=True)

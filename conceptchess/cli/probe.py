@@ -28,7 +28,7 @@ def run(
     max_positions: int | None = typer.Option(None, "--max-positions", help="Use the first N positions of the dataset"),
     labels: Path | None = typer.Option(None, "--labels", help="Take labels only from this table (.csv/.parquet from `concepts label`) instead of computing them"),
     results: Path | None = typer.Option(None, "--results", help="Folder for probe vectors, labels, activations (default: results/probes)"),
-    store: list[Path] | None = typer.Option(None, "--store", help="Extra folder with activation stores to read (repeatable)"),
+    store: list[Path] | None = typer.Option(None, "--activations", "--store", help="Extra folder with activation folders to read (repeatable)"),
     pool: str = typer.Option("full", "--pool", help="Activations per position: full [C,8,8] or mean [C]"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (of test games) for the confidence interval"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime threads for any extraction"),

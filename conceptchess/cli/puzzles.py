@@ -80,7 +80,7 @@ def mine(direction: str = typer.Option(..., "--direction",
                                        help="Concept direction: a stored probe RUN:CONCEPT:TAP (a probe run's id or key prefix), a "
                                             "direction saved as .npz, or a .npy vector over the tap's flattened activations (with --tap)"),
          tap: str | None = typer.Option(None, "--tap", help="Tap a bare vector reads (e.g. block3); stored probes and saved directions know theirs"),
-         activations: Path = typer.Option(..., "--activations", help="Activation store holding that tap"),
+         activations: Path = typer.Option(..., "--activations", help="Activation folder holding that tap"),
          dataset: Path = typer.Option(..., "--dataset", help="The positions dataset the store was extracted from"),
          collection: str = typer.Option(..., "--collection", "-c", help="Collection to add the puzzles to"),
          name: str | None = typer.Option(None, "--name", help="Concept name (default: the direction file's name, or CONCEPT-probe-TAP)"),
@@ -111,14 +111,14 @@ def mine(direction: str = typer.Option(..., "--direction",
 
     Trivial puzzles are dropped (each filter has an option that turns it off) and every rejected prototype is counted
     by reason, concepts and controls side by side."""
-    from conceptchess.activations import ActivationStore
+    from conceptchess.activations import ActivationFiles
     from conceptchess.puzzles.acceptance import acceptance_report
     from conceptchess.puzzles.mine import HumanConcept, mine_many
     from conceptchess.puzzles.verify import VerifySettings
     from conceptchess.store import connect
 
     database = connect(db)
-    store = ActivationStore(activations)
+    store = ActivationFiles(activations)
     concept = _direction(database, direction, tap, name, mean, scale, store.manifest.get("net_sha256"))
     extra = []
     for c in controls:

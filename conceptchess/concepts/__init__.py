@@ -26,7 +26,7 @@ from conceptchess.concepts import (  # noqa: F401
     pawns,
     space,
     development,
-    files,
+    open_files,
     outposts,
     stockfish,
 )

@@ -10,11 +10,11 @@ series), and on shuffled labels (selectivity = score − shuffled score, Hewitt 
 probe vectors are kept as ``.npy`` files (concept directions for mining and erasure).
 
 Modules: :mod:`~conceptchess.probing.solvers` (batched ADMM for L1 on a shared Gram matrix),
-:mod:`~conceptchess.probing.paths` (warm-started λ paths, validation choice),
+:mod:`~conceptchess.probing.regularisation` (regularisation paths: warm-started λ sequences, the validation choice),
 :mod:`~conceptchess.probing.estimators` (scikit-learn estimators),
 :mod:`~conceptchess.probing.split` (split by game, standardisation, bootstrap),
 :mod:`~conceptchess.probing.targets` (concepts → targets and labels),
-:mod:`~conceptchess.probing.sources` (networks, series, random-init, activation stores),
+:mod:`~conceptchess.probing.sources` (networks, series, random-init, activation folders),
 :mod:`~conceptchess.probing.cell` (one network × tap), :mod:`~conceptchess.probing.sweep` (a run:
 validation, then planner → executor → writer), :mod:`~conceptchess.probing.planner` (the cells left to
 do), :mod:`~conceptchess.probing.writer` (database rows and probe vector files, resume),

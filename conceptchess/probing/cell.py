@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy.special import expit
 
-from conceptchess.probing.paths import (
+from conceptchess.probing.regularisation import (
     DEFAULT_PATIENCE,
     DEFAULT_RATIOS,
     Design,

@@ -9,7 +9,7 @@ prevalence: predict the positive class above it, which maximises balanced accura
 R² for the regressor and balanced accuracy for the classifier. ``y`` may have several columns
 (several targets fitted at once over one Gram matrix); ``coef_`` then has one row per target.
 
-These are the same solvers the sweeps use (:mod:`conceptchess.probing.paths`), one estimator at a
+These are the same solvers the sweeps use (:mod:`conceptchess.probing.regularisation`), one estimator at a
 time. Validation and test splits should be by game: pass ``groups``.
 
 >>> rng = np.random.default_rng(0)
@@ -26,7 +26,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.probing.paths import (
+from conceptchess.probing.regularisation import (
     DEFAULT_PATIENCE,
     DEFAULT_RATIOS,
     Design,

@@ -10,7 +10,7 @@ The **random-init control** of a series is its step-0 checkpoint; for single net
 network of the same architecture with freshly initialised weights (PyTorch's default init, seeded,
 batch norm at identity), written once under ``<results>/networks/`` as an lc0 ``.pb.gz``.
 
-Activations are read from activation stores (:mod:`conceptchess.activations`) found under the
+Activations are read from activation folders (:mod:`conceptchess.activations`) found under the
 stores folder (default ``<results>/activations``) and any folders named with ``--store``; what is
 missing is extracted there with :func:`~conceptchess.activations.extract_activations`. The ``input``
 tap depends only on the positions, so one store of it serves every network. With
@@ -155,7 +155,7 @@ def random_init_network(like: NetInfo, seed: int, folder: str | os.PathLike) -> 
     return info
 
 
-# -- activation stores ----------------------------------------------------------------------------------
+# -- activation folders ----------------------------------------------------------------------------------
 @dataclass
 class StoreRef:
     path: Path
@@ -167,7 +167,7 @@ class StoreRef:
 
 
 def scan_stores(folders: list[Path]) -> list[StoreRef]:
-    """Complete activation stores in ``folders`` (each folder itself, or its immediate subfolders)."""
+    """Complete activation folders in ``folders`` (each folder itself, or its immediate subfolders)."""
     from conceptchess.activations import MANIFEST_FILE
 
     out = []
@@ -281,9 +281,9 @@ class Activations:
 def read_matrix(store_path: Path, tap: str, positions: int, ids: list) -> tuple[np.ndarray, tuple[int, ...]]:
     """The first ``positions`` rows of ``tap`` in the store at ``store_path`` as ``(X float32, per-position shape)``,
     after checking that the store's position ids are ``ids``."""
-    from conceptchess.activations import ActivationStore
+    from conceptchess.activations import ActivationFiles
 
-    store = ActivationStore(store_path)
+    store = ActivationFiles(store_path)
     if store.ids[:positions] != ids[:positions]:
         raise ConceptChessError(f"{store_path}: its position ids do not match the dataset's")
     arr = store[tap][:positions]

@@ -3,7 +3,7 @@
 - :mod:`~conceptchess.puzzles.verify` — the only-good-move check (Stockfish MultiPV 2, lichess-puzzler's
   win-chance criterion) and line extension; :mod:`~conceptchess.puzzles.engine_pool` — single-threaded
   Stockfish processes shared by worker threads.
-- :mod:`~conceptchess.puzzles.mine` — concept scores over an activation store → top 2.5% prototypes →
+- :mod:`~conceptchess.puzzles.mine` — concept scores over an activation folder → top 2.5% prototypes →
   puzzles; random-direction and human-concept controls. :mod:`~conceptchess.puzzles.filters` — the
   trivial-puzzle filters and the reasons a prototype is rejected; :mod:`~conceptchess.puzzles.acceptance`
   — what mining gave, concepts and controls side by side.

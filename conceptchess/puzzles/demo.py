@@ -41,7 +41,7 @@ from conceptchess.puzzles.mine import Direction, HumanConcept, MineResult, mine_
 from conceptchess.puzzles.verify import VerifySettings
 from conceptchess.selfplay import selfplay_dataset
 from conceptchess.store import connect
-from conceptchess.store.models import Dataset, Network
+from conceptchess.store.models import Dataset, NetworkRow
 from conceptchess.store.probes import ProbeRun
 
 DEMO_CONCEPTS = ("them_hanging_pieces", "us_forks_available", "us_has_mate_in_1")
@@ -174,7 +174,7 @@ def probe_directions(db, run_id: int, concepts: tuple[str, ...] = DEMO_CONCEPTS,
     with db.session() as s:
         run = s.get(ProbeRun, int(run_id))
         ds = s.get(Dataset, run.dataset_id)
-        net_path = s.execute(select(Network.path).where(Network.id == final.id)).scalar_one()
+        net_path = s.execute(select(NetworkRow.path).where(NetworkRow.id == final.id)).scalar_one()
         run_key, results_dir, dataset_sha = run.key, run.results_dir, ds.sha256
     settings = view.settings
     if not net_path or not Path(net_path).is_file():

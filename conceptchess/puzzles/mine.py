@@ -18,7 +18,7 @@ prototype that is no puzzle is counted under one of the
 :func:`~conceptchess.puzzles.acceptance.acceptance_report` sets concepts and controls side by side.
 
 >>> d = ConceptDirection.load("probes/fork_block3.npy", tap="block3", name="fork")  # doctest: +SKIP
->>> result = mine(d, ActivationStore("acts/"), "positions/", max_puzzles=20)        # doctest: +SKIP
+>>> result = mine(d, ActivationFiles("acts/"), "positions/", max_puzzles=20)        # doctest: +SKIP
 >>> print(result.summary())                                                          # doctest: +SKIP
 fork (concept): 4000 positions → 100 prototypes → 6 puzzles, 6 of 100 examined (6.0%); rejected: recapture 31, …
 >>> with db.begin() as s: add_to_collection(s, "fork", result.puzzles)             # doctest: +SKIP
@@ -86,7 +86,7 @@ class HumanConcept:
 
         boards = [spec.board() for spec in iter_dataset(dataset)]
         if len(boards) != len(store):
-            raise ConceptChessError(f"{dataset} has {len(boards)} positions, the activation store {len(store)}")
+            raise ConceptChessError(f"{dataset} has {len(boards)} positions, the activation folder {len(store)}")
         return np.asarray(label(boards, [self.name])[self.name], dtype=np.float64)
 
 
@@ -133,7 +133,7 @@ def mine(concept: ConceptDirection | HumanConcept, store, dataset: str | os.Path
          weak_network: str | os.PathLike | None | bool = True, seed: int = 0, pool: StockfishPool | None = None,
          engine=None, allow_recaptures: bool = False, filters: MineFilters = MineFilters(),
          progress: Callable[[int, int], None] | None = None) -> MineResult:
-    """Mine puzzles for one concept over a positions dataset and its activation store.
+    """Mine puzzles for one concept over a positions dataset and its activation folder.
 
     ``network``: the network file (default: the store's). ``weak_network``: a checkpoint file for the
     difficulty estimate and the weak-network filter, ``True`` for the series' weakest

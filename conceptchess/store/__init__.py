@@ -7,7 +7,7 @@ Writes happen inside transactions (``with db.begin() as session: ...``).
 
 >>> db = connect("sqlite:///:memory:")                      # doctest: +SKIP
 >>> with db.begin() as s:                                    # doctest: +SKIP
-...     s.add(Network(sha256="...", kind="lc0-weights"))
+...     s.add(NetworkRow(sha256="...", kind="lc0-weights"))
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from conceptchess.directions import ConceptDirection, load_array
 from conceptchess.errors import ConceptChessError
-from conceptchess.store.models import Dataset, Network
+from conceptchess.store.models import Dataset, NetworkRow
 from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
 
 SHOWN = 10  # choices listed in a refusal
@@ -77,8 +77,8 @@ def find_run(session: Session, run: int | str) -> ProbeRun:
     return found
 
 
-def _pick_network(run: ProbeRun, concept: str, tap: str, options: list[tuple[ProbeRunNetwork, Network]],
-                  network: str | None) -> tuple[ProbeRunNetwork, Network]:
+def _pick_network(run: ProbeRun, concept: str, tap: str, options: list[tuple[ProbeRunNetwork, NetworkRow]],
+                  network: str | None) -> tuple[ProbeRunNetwork, NetworkRow]:
     """The run's network of ``options`` that ``network`` names (sha256 or a prefix, or a label); by
     default the only probed one."""
     def show(o):
@@ -118,10 +118,10 @@ def probe_direction(session: Session, run: int | str, concept: str, tap: str, ne
                                               .order_by(ProbeResult.id))))
     if tap not in taps:
         raise ConceptChessError(f"probe run {r.id} probed {concept} at taps {_listing(taps)}, not {tap!r}")
-    rows = session.execute(select(ProbeResult, ProbeRunNetwork, Network)
+    rows = session.execute(select(ProbeResult, ProbeRunNetwork, NetworkRow)
                            .join(ProbeRunNetwork, (ProbeRunNetwork.run_id == ProbeResult.run_id)
                                  & (ProbeRunNetwork.network_id == ProbeResult.network_id))
-                           .join(Network, Network.id == ProbeResult.network_id)
+                           .join(NetworkRow, NetworkRow.id == ProbeResult.network_id)
                            .where(ProbeResult.run_id == r.id, ProbeResult.concept == concept, ProbeResult.tap == tap)
                            .order_by(ProbeRunNetwork.position)).all()
     by_network = {n.id: res for res, _, n in rows}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from conceptchess.store.base import Base, utcnow
 
 
-class Network(Base):
+class NetworkRow(Base):
     """A network, identified by the sha256 of its weights file; a checkpoint series by (run, step)."""
 
     __tablename__ = "networks"
@@ -43,7 +43,7 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
 
-class Concept(Base):
+class ConceptRow(Base):
     """A human concept of the library (or a discovered direction, later), by unique name."""
 
     __tablename__ = "concepts"

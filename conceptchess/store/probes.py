@@ -21,7 +21,7 @@ from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from conceptchess.store.base import Base, utcnow
-from conceptchess.store.models import Concept, Dataset, Network
+from conceptchess.store.models import ConceptRow, Dataset, NetworkRow
 
 
 class ProbeRun(Base):
@@ -99,9 +99,9 @@ class ProbeResult(Base):
 # -- queries (every ORM statement about probes lives here; callers hold the session and its transaction) -------
 def network_id(s: Session, *, sha256: str, **fields) -> int:
     """The id of the network with ``sha256``, added with ``fields`` (kind, architecture, …) if new."""
-    row = s.execute(select(Network).where(Network.sha256 == sha256)).scalar_one_or_none()
+    row = s.execute(select(NetworkRow).where(NetworkRow.sha256 == sha256)).scalar_one_or_none()
     if row is None:
-        row = Network(sha256=sha256, **fields)
+        row = NetworkRow(sha256=sha256, **fields)
         s.add(row)
         s.flush()
     return row.id
@@ -119,9 +119,9 @@ def dataset_id(s: Session, *, sha256: str, **fields) -> int:
 
 def concept_id(s: Session, *, name: str, **fields) -> int:
     """The id of the concept ``name``, added with ``fields`` (definition, type, frame, family) if new."""
-    row = s.execute(select(Concept).where(Concept.name == name)).scalar_one_or_none()
+    row = s.execute(select(ConceptRow).where(ConceptRow.name == name)).scalar_one_or_none()
     if row is None:
-        row = Concept(name=name, **fields)
+        row = ConceptRow(name=name, **fields)
         s.add(row)
         s.flush()
     return row.id
@@ -161,9 +161,9 @@ def run_with_dataset(s: Session, run_id: int) -> tuple[ProbeRun, Dataset | None]
     return None if run is None else (run, s.get(Dataset, run.dataset_id))
 
 
-def run_networks(s: Session, run_id: int) -> list[tuple[ProbeRunNetwork, Network]]:
+def run_networks(s: Session, run_id: int) -> list[tuple[ProbeRunNetwork, NetworkRow]]:
     """A run's networks in sweep order."""
-    return [tuple(r) for r in s.execute(select(ProbeRunNetwork, Network).join(Network, Network.id == ProbeRunNetwork.network_id)
+    return [tuple(r) for r in s.execute(select(ProbeRunNetwork, NetworkRow).join(NetworkRow, NetworkRow.id == ProbeRunNetwork.network_id)
                                         .where(ProbeRunNetwork.run_id == run_id).order_by(ProbeRunNetwork.position)).all()]
 
 
