@@ -8,13 +8,13 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-from test_probing_sweep import random_games, tiny_net
 from typer.testing import CliRunner
 
 from conceptchess.directions import ConceptDirection
 from conceptchess.errors import ConceptChessError
 from conceptchess.store import connect
 from conceptchess.store.directions import ProbeRef, probe_direction
+from tests.probing.test_sweep import random_games, tiny_net
 
 
 def test_a_saved_direction_loads_back_whole(tmp_path):

@@ -9,14 +9,14 @@ import chess
 import chess.pgn
 import numpy as np
 import pytest
-from conftest import data_file
 from typer.testing import CliRunner
 
 from conceptchess.cli.main import app
 from conceptchess.engine import Engine
 from conceptchess.lc0.encoder import Histories, game_histories
 from conceptchess.networks import default_network
-from conceptchess.training import split_by_game
+from conceptchess.training import holdout_games
+from tests.conftest import data_file
 
 ENGINES = Path(__file__).resolve().parent.parent / "engines"
 NETS = sorted(ENGINES.glob("*.pb.gz"))
@@ -85,7 +85,7 @@ def held_out_games(pgn: Path, holdout: float, seed: int) -> tuple[list[int], lis
             offsets.append(at)
             moves.append(n)
     keys = np.array([str(g) for g, n in enumerate(moves) if n > 0])
-    _, held = split_by_game(keys, holdout, seed)
+    _, held = holdout_games(keys, holdout, seed)
     games = [int(k) for k in keys[held]]
     return [offsets[g] for g in games], [moves[g] for g in games], len(moves)
 

@@ -26,7 +26,7 @@ from conceptchess.datasets import DatasetWriter, position_record
 from conceptchess.lc0.trainable import TrainableLc0Net
 from conceptchess.lc0.weights import NetSpec, write_weights
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 CONCEPTS = "in_check,us_mobility,material_diff,game_phase"
 TARGETS = 6  # game_phase is probed one-vs-rest: 3 targets

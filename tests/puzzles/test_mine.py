@@ -11,21 +11,6 @@ from pathlib import Path
 import chess
 import numpy as np
 import pytest
-from test_puzzles_common import (
-    EQUAL_ONLY_MOVES,
-    FORK,
-    MATES,
-    NODES,
-    ONE_WINNER,
-    ONE_WINNER_BLACK,
-    TWO_WINNERS,
-    WON_BEFORE,
-    invoke,
-    lichess_positions,
-    network_or_skip,
-    sqlite_db,
-    stockfish_or_skip,
-)
 
 from conceptchess.directions import ConceptDirection
 from conceptchess.errors import ConceptChessError
@@ -45,6 +30,21 @@ from conceptchess.puzzles.filters import (
 from conceptchess.puzzles.mine import Direction, HumanConcept, mine, mine_many, prototype_count, puzzle_kind, rank_positions
 from conceptchess.puzzles.records import collection_puzzles
 from conceptchess.puzzles.verify import NETWORK_DISAGREES, NOT_UNIQUE, NOT_WINNING, VerifySettings
+from tests.puzzles.test_common import (
+    EQUAL_ONLY_MOVES,
+    FORK,
+    MATES,
+    NODES,
+    ONE_WINNER,
+    ONE_WINNER_BLACK,
+    TWO_WINNERS,
+    WON_BEFORE,
+    invoke,
+    lichess_positions,
+    network_or_skip,
+    sqlite_db,
+    stockfish_or_skip,
+)
 
 S = VerifySettings(nodes=NODES)
 EVASION = "6k1/5ppp/8/8/8/7P/5PP1/r5K1 w - - 0 1"  # in check; Kh2 is the only legal move

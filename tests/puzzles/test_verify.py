@@ -8,7 +8,19 @@ from __future__ import annotations
 import chess
 import chess.engine
 import pytest
-from test_puzzles_common import (
+
+from conceptchess.puzzles.verify import (
+    NOT_UNIQUE,
+    NOT_WINNING,
+    VerifySettings,
+    already_decided,
+    check_line,
+    find_line,
+    fmt_score,
+    judge,
+    win_chances,
+)
+from tests.puzzles.test_common import (
     EQUAL_ONLY_MOVES,
     FORCED_FINISH,
     FORK,
@@ -25,18 +37,6 @@ from test_puzzles_common import (
     network_or_skip,
     sqlite_db,
     stockfish_or_skip,
-)
-
-from conceptchess.puzzles.verify import (
-    NOT_UNIQUE,
-    NOT_WINNING,
-    VerifySettings,
-    already_decided,
-    check_line,
-    find_line,
-    fmt_score,
-    judge,
-    win_chances,
 )
 
 S = VerifySettings(nodes=NODES)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import chess
 import pytest
-from conftest import random_positions
 
 from conceptchess.concepts import label
 from conceptchess.concepts.bitboards import VALUES
+from tests.conftest import random_positions
 
 POSITIONS = random_positions(150)
 COLS = label(POSITIONS)

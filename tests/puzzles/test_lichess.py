@@ -8,12 +8,12 @@ import shutil
 import chess
 import pytest
 from sqlalchemy import func, select
-from test_puzzles_common import LICHESS_CSV, NODES, imported_db, invoke, sqlite_db, stockfish_or_skip
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.puzzles.lichess import import_lichess, read_lichess_csv
 from conceptchess.puzzles.records import collection_puzzles
 from conceptchess.store.puzzles import CollectionPuzzle, Puzzle
+from tests.puzzles.test_common import LICHESS_CSV, NODES, imported_db, invoke, sqlite_db, stockfish_or_skip
 
 HEADER = "PuzzleId,FEN,Moves,Rating,RatingDeviation,Popularity,NbPlays,Themes,GameUrl,OpeningTags\n"
 

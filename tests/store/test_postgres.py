@@ -13,8 +13,9 @@ import os
 import uuid
 
 import pytest
-from test_puzzles_schema import check_database_refuses_duplicates, check_downgrade_and_upgrade, check_schema_matches_models
-from test_study import check_concurrent_entry, check_sessions_and_answers
+
+from tests.store.test_puzzles import check_database_refuses_duplicates, check_downgrade_and_upgrade, check_schema_matches_models
+from tests.study.test_study import check_concurrent_entry, check_sessions_and_answers
 
 ENV = "CONCEPTCHESS_TEST_PG_URL"
 REQUIRE = "CONCEPTCHESS_REQUIRE_PG"
@@ -86,11 +87,10 @@ def test_concurrent_entry(pg_url, tmp_path):
 
 
 def test_import_verify_export_on_postgres(pg_url, tmp_path):
-    from test_puzzles_common import LICHESS_CSV
-
     from conceptchess.export import export_collection, read_pgn_puzzles
     from conceptchess.puzzles.lichess import import_lichess
     from conceptchess.store import connect
+    from tests.puzzles.test_common import LICHESS_CSV
 
     db = connect(pg_url)
     assert import_lichess(db, LICHESS_CSV, "lichess") == (7, 0)

@@ -7,12 +7,12 @@ from dataclasses import fields, replace
 import chess
 import chess.pgn
 import pytest
-from test_puzzles_common import imported_db, invoke
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.export import PROVENANCE_TAGS, default_path, export_collection, read_pgn_puzzles
 from conceptchess.puzzles.records import PuzzleRecord, add_to_collection, blind_order, collection_puzzles, make_puzzle_id, update_puzzle
 from conceptchess.store.puzzles import Puzzle
+from tests.puzzles.test_common import imported_db, invoke
 
 
 def mined(i: int, kind: str = "concept", concept: str = "fork-dir") -> PuzzleRecord:

@@ -15,7 +15,7 @@ from pathlib import Path
 import chess
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LICHESS_CSV = ROOT / "tests" / "data" / "lichess_puzzles.csv"
 NODES = 20_000
 
@@ -60,7 +60,8 @@ def lichess_positions(wanted: list[tuple[str, int]]) -> list[dict]:
     """JSONL position records (``id``, ``moves`` from the start, ``site``, ``ply``) of the shared
     Lichess games at (game URL, ply): the board after that many plies, the game's moves its history."""
     import chess.pgn
-    from conftest import data_file
+
+    from tests.conftest import data_file
 
     sites = {site for site, _ in wanted}
     games: dict[str, list[str]] = {}

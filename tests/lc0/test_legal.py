@@ -2,10 +2,10 @@
 
 import chess
 import pytest
-from conftest import random_positions
 
 from conceptchess.lc0.legal import legal_moves_batch
 from conceptchess.lc0.policy_map import POLICY_INDEX, legal_move_indices
+from tests.conftest import random_positions
 
 # perft(n) = the number of move sequences of n plies (chessprogramming.org "Perft Results").
 PERFT = [

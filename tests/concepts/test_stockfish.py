@@ -28,7 +28,7 @@ import pytest
 from conceptchess.concepts import CONCEPTS, ConceptUnavailableError, label
 from conceptchess.concepts.stockfish import ENV_VAR, StockfishError, StockfishEval, available, concept_names, parse_eval
 
-FIXTURE = Path(__file__).parent / "data" / "stockfish_15.1_eval.txt"
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "stockfish_15.1_eval.txt"
 FENS = [
     chess.STARTING_FEN,
     "r1bqkbnr/1ppp1ppp/p1n5/1B2p3/4P3/5N2/PPPP1PPP/RNBQK2R w KQkq - 0 4",

@@ -19,8 +19,6 @@ import chess
 import numpy as np
 import pytest
 from sqlalchemy import func, select
-from test_puzzles_common import FORK, LICHESS_CSV, MATE_IN_2, MATES, ROOT, invoke, run_cli
-from test_puzzles_export import mined
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.export import export_collection, read_pgn_puzzles
@@ -33,6 +31,8 @@ from conceptchess.study.grading import AnswerKey, grade, solution_reply
 from conceptchess.study.report import bootstrap_delta, report
 from conceptchess.study.sessions import import_answers, new_session, pending, record_answer
 from conceptchess.study.terminal import interactive
+from tests.puzzles.test_common import FORK, LICHESS_CSV, MATE_IN_2, MATES, ROOT, invoke, run_cli
+from tests.puzzles.test_export import mined
 
 
 def populate(url: str):
