@@ -29,12 +29,11 @@ from pathlib import Path
 import chess
 import chess.pgn
 
-from conceptchess.errors import ConceptChessError
+from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.files import atomic_write_text
 from conceptchess.puzzles.records import PuzzleRecord, blind_order, collection_puzzles
 from conceptchess.puzzles.verify import fmt_score
 from conceptchess.store import ROOT
-from conceptchess.study import ArgumentError
 
 PUZZLES_DIR = ROOT / "puzzles"
 PROVENANCE_TAGS = ("PuzzleId", "Kind", "Concept", "Network", "Checkpoint", "Tap", "ConceptScore", "Themes", "Difficulty")

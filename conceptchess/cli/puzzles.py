@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from conceptchess.cli.common import console, fail, guarded, stage_bar, stage_callback
+from conceptchess.errors import ArgumentError
 from conceptchess.puzzles.filters import MineFilters
 from conceptchess.puzzles.verify import MIN_ADVANTAGE_CP
-from conceptchess.study import ArgumentError
 
 app = typer.Typer(help="Puzzles: mine them from concepts, import Lichess puzzles, verify, export PGN.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from conceptchess.cli.common import console, fail, guarded
-from conceptchess.study import ArgumentError
+from conceptchess.errors import ArgumentError
 
 app = typer.Typer(help="Expert evaluation: sessions, answers, before/after report.", no_args_is_help=True)
 session_app = typer.Typer(help="Evaluation sessions (an expert × a phase × a collection).", no_args_is_help=True)

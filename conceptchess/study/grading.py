@@ -24,8 +24,7 @@ from typing import NamedTuple
 import chess
 
 from conceptchess.chessfacts import gives_checkmate
-from conceptchess.errors import ConceptChessError
-from conceptchess.study import ArgumentError
+from conceptchess.errors import ArgumentError, ConceptChessError
 
 _MOVE_NUMBER = re.compile(r"^\d+\.+$")
 _UCI = re.compile(r"[a-hA-H][1-8][a-hA-H][1-8][qrbnQRBN]?")

@@ -34,10 +34,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from conceptchess.errors import ConceptChessError
+from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.puzzles.records import PuzzleRecord, blind_order, collection_puzzles, find_collection, stored_puzzle, stored_puzzles
 from conceptchess.store.puzzles import PHASES, Answer, Collection, EvalSession, Expert
-from conceptchess.study import ArgumentError
 from conceptchess.study.grading import AnswerKey, answer_moves, grade
 
 

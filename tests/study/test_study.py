@@ -20,13 +20,12 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from conceptchess.errors import ConceptChessError
+from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.export import export_collection, read_pgn_puzzles
 from conceptchess.puzzles.lichess import import_lichess
 from conceptchess.puzzles.records import add_to_collection, blind_order, collection_puzzles
 from conceptchess.store import connect
 from conceptchess.store.puzzles import Answer, Puzzle
-from conceptchess.study import ArgumentError
 from conceptchess.study.grading import AnswerKey, grade, solution_reply
 from conceptchess.study.report import bootstrap_delta, report
 from conceptchess.study.sessions import import_answers, new_session, pending, record_answer
@@ -121,7 +120,7 @@ def check_concurrent_entry(url: str, tmp_path: Path) -> None:
     start_at = time.time() + 4.0
     code = """
 import json, sys, time
-from conceptchess.errors import ConceptChessError
+from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.study.sessions import record_answer
 from conceptchess.store import connect
 url, start_at, pairs = sys.argv[1], float(sys.argv[2]), json.loads(sys.argv[3])
