@@ -8,6 +8,11 @@ the dataset), ``ply``, ``move`` (the move played next, UCI, or null at the end),
 (``1-0``/``0-1``/``1/2-1/2``), ``white_elo``, ``black_elo``, ``clock`` (seconds left for the side to
 move, when known), ``source``.
 
+The manifest records the dataset's ``origin`` when it is built (:data:`ORIGINS`: games people played,
+games a network played, search rollouts, puzzles); :func:`dataset_origin` reads it back and nothing
+guesses it from other fields. The origin is not part of a dataset's identity (:func:`dataset_sha256`
+hashes the positions file only).
+
 Commands accept either such a folder or a bare ``.jsonl`` file.
 
 >>> rec = position_record(chess.Board(), [chess.Move.from_uci("e2e4")], 1)
@@ -32,6 +37,10 @@ from conceptchess.positions import PositionSpec, read_positions_jsonl
 
 POSITIONS_FILE = "positions.jsonl"
 MANIFEST_FILE = "manifest.json"
+
+HUMAN_GAMES, MACHINE_GAMES, ROLLOUTS, PUZZLES = "human-games", "machine-games", "rollouts", "puzzles"
+ORIGINS = (HUMAN_GAMES, MACHINE_GAMES, ROLLOUTS, PUZZLES)
+UNKNOWN_ORIGIN = "unknown"  # a manifest written before origins were recorded, or none at all
 
 
 def history_start(halfmove_clocks: list[int], t: int) -> int:
@@ -105,6 +114,17 @@ def read_manifest(dataset: str | os.PathLike) -> dict:
         return json.loads(m.read_text())
     except json.JSONDecodeError as e:
         raise ConceptChessError(f"{m}: malformed manifest ({e.msg})") from None
+
+
+def dataset_origin(manifest: dict) -> str:
+    """Where a dataset's positions come from, as recorded when it was built (one of :data:`ORIGINS`),
+    or ``"unknown"`` for a manifest that does not say (written before origins were recorded).
+
+    >>> dataset_origin({"origin": "human-games", "made_by": "positions from-pgn"}), dataset_origin({"made_by": "positions from-pgn"})
+    ('human-games', 'unknown')
+    """
+    origin = manifest.get("origin")
+    return origin if isinstance(origin, str) and origin else UNKNOWN_ORIGIN
 
 
 def dataset_sha256(dataset: str | os.PathLike) -> str:

@@ -48,7 +48,7 @@ import chess.pgn
 import chess.variant
 import numpy as np
 
-from conceptchess.datasets import position_record, sha256_of
+from conceptchess.datasets import HUMAN_GAMES, position_record, sha256_of
 from conceptchess.errors import ConceptChessError
 
 SPEEDS = ("ultrabullet", "bullet", "blitz", "rapid", "classical", "correspondence")
@@ -566,7 +566,7 @@ def pgn_dataset(paths: Iterable[str | os.PathLike], output: str | os.PathLike, *
         compression_of(p)  # refuse misnamed files before anything is written
     if on_start is not None:
         on_start(reader.total_bytes)
-    manifest = {"kind": "positions", "made_by": "positions from-pgn"}
+    manifest = {"kind": "positions", "origin": HUMAN_GAMES, "made_by": "positions from-pgn"}
     with DatasetWriter(output, manifest, overwrite=overwrite) as w:
         for rec in reader:
             w.write(rec)

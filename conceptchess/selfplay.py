@@ -32,7 +32,7 @@ from pathlib import Path
 import chess
 import numpy as np
 
-from conceptchess.datasets import history_start, position_record
+from conceptchess.datasets import MACHINE_GAMES, history_start, position_record
 from conceptchess.errors import ConceptChessError
 from conceptchess.lc0.encoder import Histories, game_histories
 
@@ -227,6 +227,7 @@ def selfplay_dataset(net: str | os.PathLike, output: str | os.PathLike, *, games
                 w.write(rec)
         w.manifest = {
             "kind": "positions",
+            "origin": MACHINE_GAMES,
             "made_by": "positions selfplay",
             "net": {"file": source, "sha256": engine.network.sha256},
             "temperature": temperature,
