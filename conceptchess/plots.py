@@ -15,7 +15,8 @@ Colours: R² on [0, 1] and balanced accuracy on [0.5, 1] (chance at the bottom),
 learns nothing is dark. A cell whose probe ended at all-zero weights (status ``no-fit``) is hatched
 and marked "×" (a note under the figure says so), and the index counts such cells per concept: its
 dark colour is a probe that found nothing, not evidence that the tap holds nothing. Every file is
-written to a temporary name and renamed. Matplotlib runs headless (the Agg canvas; no pyplot state).
+written to a temporary name and renamed. Matplotlib runs headless (the Agg canvas; no pyplot state) and is
+imported only where a figure is drawn: it is heavy, and the command line imports this module at start.
 
 >>> plot_run(db, 3, "atlas/")                        # doctest: +SKIP
 """
@@ -33,22 +34,19 @@ import numpy as np
 
 from conceptchess.files import atomic_write_bytes
 from conceptchess.probing.results import CHANCE, ConceptSummary, RunView, load_run, summarize
+from conceptchess.progress import Progress
 
 CMAP = "viridis"
 NO_FIT_NOTE = "× (hatched): no fit — the probe ended at all-zero weights, so its score is that of a constant prediction"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write_bytes(path, data)
-
-
 def _save(fig, path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy, as every matplotlib import here (see above)
 
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _atomic_write(path, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _file_name(prefix: str, name: str) -> str:
@@ -231,7 +229,7 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
 
 
 def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, float] | None = None,
-             progress=None) -> list[Path]:
+             progress: Progress | None = None) -> list[Path]:
     """Write the atlas of run ``run_id`` into ``out_dir``; returns the files written."""
     view = load_run(db, run_id)
     out = Path(out_dir)
@@ -254,7 +252,7 @@ def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, 
         written.append(out / name)
         if progress:
             progress(len(concepts) + k + 1, total)
-    _atomic_write(out / "index.html", index_html(view, concept_files, network_files, thresholds).encode("utf-8"))
+    atomic_write_bytes(out / "index.html", index_html(view, concept_files, network_files, thresholds).encode("utf-8"))
     written.append(out / "index.html")
     if progress:
         progress(total, total)

@@ -45,7 +45,7 @@ def _probe_series(positions, out_dir) -> int:
     console.print(f"probing {len(names)} concepts × {len(next(iter(plan.taps.values())))} taps × {len(plan.networks)} checkpoints on {plan.positions} positions "
                   "(per-channel mean activations), controls on (input planes, random init = step 0, shuffled labels)", highlight=False)
     with stage_bar() as bar:
-        run_id = run_sweep(plan, progress=stage_callback(bar))
+        run_id = run_sweep(plan, progress_for=stage_callback(bar))
     files = plot_run(connect(), run_id, out_dir)
     index = next((f for f in files if f.name == "index.html"), out_dir)
     console.print(f"probe run {run_id}: atlas in {index}")
@@ -72,9 +72,8 @@ def _mine_puzzles(run_id: int, pool, nodes: int, max_puzzles: int, workers: int)
     console.print(f"controls: a random direction of {first.direction.nonzeros} non-zeros (the sparsity of {first.concept}'s probe, "
                   f"in the same standardised space), and the human concept {first.concept} scored from the board", highlight=False)
     with stage_bar() as bar:
-        progress = stage_callback(bar)
         report = demo_puzzles(run_id, directions=found, nodes=nodes, max_puzzles=max_puzzles, workers=workers,
-                              progress_for=lambda stage: (lambda d, t: progress(stage, d, t)))
+                              progress_for=stage_callback(bar))
     t = Table("direction", "kind", "positions", "prototypes", "candidates", "puzzles", "rejected")
     for r in report.results:
         t.add_row(r.concept, r.kind, str(r.positions), str(r.prototypes), str(r.candidates), str(len(r.puzzles)), str(len(r.rejected)))

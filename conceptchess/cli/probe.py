@@ -9,14 +9,22 @@ import typer
 from rich import box
 from rich.table import Table
 
-from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
+from conceptchess.cli.common import console, guarded, options_named, stage_bar, stage_callback
+from conceptchess.errors import ConceptChessError
+from conceptchess.plots import plot_run
+from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
+from conceptchess.probing.results import concept_rows, latest_run_id
+from conceptchess.store import Database, db_url
 
 app = typer.Typer(help="Sparse linear concept probes: what a network knows, where and when (with controls).",
                   no_args_is_help=True)
+# the library's arguments as this command's options, in the messages that name them
+RUN_OPTIONS = {"nets": "--net", "max_positions": "--max-positions", "jobs": "--jobs"}
 
 
 @app.command()
 @guarded
+@options_named(RUN_OPTIONS)
 def run(
     net: list[Path] | None = typer.Option(None, "--net", help="Network file, or a folder = checkpoint series (repeat for several); default: the series in engines/"),
     positions: Path = typer.Option(..., "--positions", help="Positions dataset folder (or .jsonl file)"),
@@ -40,8 +48,6 @@ def run(
     accuracy. Categorical: one-vs-rest per category. λ is chosen on validation games; rows carry
     their controls and selectivity (score − shuffled-label control).
     """
-    from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
-
     req = SweepRequest(dataset=positions, nets=list(net) if net else None, concepts=concepts, taps=taps, controls=controls,
                        seed=seed, max_positions=max_positions, pool=pool, labels=labels, results=results,
                        stores=list(store or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads,
@@ -49,7 +55,7 @@ def run(
     plan = plan_sweep(req)  # validates everything before anything is written
     start = time.perf_counter()
     with stage_bar() as bar:
-        run_id = run_sweep(plan, db_url=db, progress=stage_callback(bar))
+        run_id = run_sweep(plan, db_url=db, progress_for=stage_callback(bar))
     n_nets = len(plan.networks)
     console.print(f"probe run {run_id}: {len(plan.targets)} targets × {n_nets} network{'s' if n_nets > 1 else ''} "
                   f"on {plan.positions} positions ({plan.split_kind}; train/val/test {'/'.join(map(str, plan.split.sizes()))}) "
@@ -66,9 +72,6 @@ def plot(
     ba_threshold: float = typer.Option(0.8, "--ba-threshold", help="Balanced accuracy at which a binary concept counts as present"),
 ):
     """Draw a run's atlas: a what-when-where heatmap per concept, concepts × taps per network, and a sortable index.html."""
-    from conceptchess.plots import plot_run
-    from conceptchess.probing.results import latest_run_id
-
     database = _open_db(db)
     rid = latest_run_id(database) if run_id is None else run_id
     with stage_bar() as bar:
@@ -80,9 +83,6 @@ def plot(
 
 def _open_db(url: str | None):
     """An existing database (reading commands never create one)."""
-    from conceptchess.errors import ConceptChessError
-    from conceptchess.store import Database, db_url
-
     u = db_url(url)
     if u.startswith("sqlite:///") and not u.startswith("sqlite:///:memory:") and not Path(u[len("sqlite:///"):]).exists():
         raise ConceptChessError(f"no database at {u[len('sqlite:///'):]} (run `conceptchess probe run` first, or pass --db)")
@@ -104,9 +104,6 @@ def show(
 
     A score marked × is a no-fit probe: it ended at all-zero weights, so it scores a constant prediction.
     """
-    from conceptchess.errors import ConceptChessError
-    from conceptchess.probing.results import concept_rows
-
     rows = concept_rows(_open_db(db), concept, run_id)
     if not rows:
         where = f"run {run_id}" if run_id is not None else "any run"

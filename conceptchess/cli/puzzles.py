@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from conceptchess.cli.common import console, fail, guarded, stage_bar, stage_callback
-from conceptchess.errors import ArgumentError
+from conceptchess.activations import ActivationFiles
+from conceptchess.cli.common import console, fail, guarded, options_named, stage_bar, stage_callback
+from conceptchess.directions import ConceptDirection
+from conceptchess.export import export_collection
+from conceptchess.puzzles.acceptance import acceptance_report
 from conceptchess.puzzles.filters import MineFilters
-from conceptchess.puzzles.verify import MIN_ADVANTAGE_CP
+from conceptchess.puzzles.lichess import import_lichess
+from conceptchess.puzzles.mine import HumanConcept, mine_many
+from conceptchess.puzzles.records import collection_puzzles, collection_sizes
+from conceptchess.puzzles.verdicts import verify_collection, write_verdicts_csv
+from conceptchess.puzzles.verify import MIN_ADVANTAGE_CP, VerifySettings
+from conceptchess.store import connect
+from conceptchess.store.directions import ProbeRef, probe_direction
 
 app = typer.Typer(help="Puzzles: mine them from concepts, import Lichess puzzles, verify, export PGN.", no_args_is_help=True)
 
@@ -24,11 +33,6 @@ FILTERS = MineFilters()  # the defaults of the filter options
 OPTIONS = {"seed": "--seed", "blind": "--blind"}
 
 
-def _tracker(bar, description: str):
-    """A ``progress(done, total)`` callback; the bar appears with the first call (after the inputs are checked)."""
-    return functools.partial(stage_callback(bar), description)
-
-
 @app.command("import")
 @guarded
 def import_(csv_file: Path = typer.Argument(..., help="Lichess puzzle CSV (or .csv.zst) with a header row"),
@@ -36,9 +40,6 @@ def import_(csv_file: Path = typer.Argument(..., help="Lichess puzzle CSV (or .c
             limit: int | None = typer.Option(None, "--limit", help="Read at most this many puzzles"),
             db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Import Lichess puzzles (PuzzleId, FEN, Moves, Rating, …; the first move is the opponent's)."""
-    from conceptchess.puzzles.lichess import import_lichess
-    from conceptchess.store import connect
-
     added, already = import_lichess(connect(db), csv_file, collection, limit)
     console.print(f"{added} puzzle(s) added to collection [bold]{collection}[/bold]" + (f", {already} already there" if already else ""))
 
@@ -55,14 +56,10 @@ def verify(collection: str = typer.Option(..., "--collection", "-c", help="Colle
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Check that each puzzle's solution is the only good line (Stockfish MultiPV 2, lichess-puzzler's criterion)
     and keeps the solver winning."""
-    from conceptchess.puzzles.verdicts import verify_collection, write_verdicts_csv
-    from conceptchess.puzzles.verify import VerifySettings
-    from conceptchess.store import connect
-
     database = connect(db)
     with stage_bar(transient=False) as progress:
         rows = verify_collection(database, collection, VerifySettings(nodes=nodes, min_advantage_cp=min_advantage), workers=workers,
-                                 network=network, weak_network=weak_network, progress=_tracker(progress, f"verifying {collection}"))
+                                 network=network, weak_network=weak_network, progress=stage_callback(progress)(f"verifying {collection}"))
     t = Table("puzzle", "verdict", "reason", title=f"{collection}: Stockfish {nodes:,} nodes per check, {_floor(min_advantage)}")
     for r in rows:
         t.add_row(r.puzzle_id, "[green]accepted[/green]" if r.accepted else "[red]rejected[/red]", r.reason)
@@ -111,12 +108,6 @@ def mine(direction: str = typer.Option(..., "--direction",
 
     Trivial puzzles are dropped (each filter has an option that turns it off) and every rejected prototype is counted
     by reason, concepts and controls side by side."""
-    from conceptchess.activations import ActivationFiles
-    from conceptchess.puzzles.acceptance import acceptance_report
-    from conceptchess.puzzles.mine import HumanConcept, mine_many
-    from conceptchess.puzzles.verify import VerifySettings
-    from conceptchess.store import connect
-
     database = connect(db)
     store = ActivationFiles(activations)
     concept = _direction(database, direction, tap, name, mean, scale, store.manifest.get("net_sha256"))
@@ -134,7 +125,7 @@ def mine(direction: str = typer.Option(..., "--direction",
         results = mine_many(database, collection, [concept, *extra], store, dataset, network=network, top=top,
                             max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes, min_advantage_cp=min_advantage),
                             workers=workers, weak_network=weak_network or True, seed=seed, filters=filters,
-                            progress_for=lambda label: _tracker(progress, label))
+                            progress_for=stage_callback(progress))
     report = acceptance_report(results)
     t = Table("", *(f"{name}\n({kind})" for name, kind in report.columns),
               title=f"{collection}: prototypes by outcome, Stockfish {nodes:,} nodes per check, {_floor(min_advantage)}")
@@ -149,11 +140,6 @@ def _direction(database, text: str, tap: str | None, name: str | None, mean: Pat
                network_sha256: str | None):
     """The direction ``--direction`` names: a file, else a stored probe RUN:CONCEPT:TAP of the activations'
     network; options that contradict it are refused."""
-    from dataclasses import replace
-
-    from conceptchess.directions import ConceptDirection
-    from conceptchess.store.directions import ProbeRef, probe_direction
-
     ref = None if Path(text).exists() else ProbeRef.parse(text)
     if ref is None:
         if not Path(text).exists():
@@ -175,6 +161,7 @@ def _floor(min_advantage: int) -> str:
 
 @app.command()
 @guarded
+@options_named(OPTIONS)
 def export(collection: str = typer.Option(..., "--collection", "-c", help="Collection to export"),
            blind: bool = typer.Option(False, "--blind", help="Expert sheet: shuffled, no concept/solution tags"),
            seed: int | None = typer.Option(None, "--seed", help="Order seed of a blinded export (drawn and printed if not given)"),
@@ -182,13 +169,7 @@ def export(collection: str = typer.Option(..., "--collection", "-c", help="Colle
            verified_only: bool = typer.Option(False, "--verified-only", help="Leave out puzzles whose last verification rejected them"),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Write a collection as PGN: one game per puzzle, the solution as the main line."""
-    from conceptchess.export import export_collection
-    from conceptchess.store import connect
-
-    try:
-        res = export_collection(connect(db), collection, output, blind=blind, seed=seed, verified_only=verified_only)
-    except ArgumentError as e:
-        fail(e.naming(OPTIONS))
+    res = export_collection(connect(db), collection, output, blind=blind, seed=seed, verified_only=verified_only)
     what = f"blinded, order seed {res.seed}" if res.blind else "with solutions"
     console.print(f"wrote {res.puzzles} puzzle(s) ({what}) to {res.path}")
 
@@ -198,9 +179,6 @@ def export(collection: str = typer.Option(..., "--collection", "-c", help="Colle
 def list_(collection: str | None = typer.Option(None, "--collection", "-c", help="List this collection's puzzles"),
           db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """List collections, or the puzzles of one."""
-    from conceptchess.puzzles.records import collection_puzzles, collection_sizes
-    from conceptchess.store import connect
-
     database = connect(db)
     with database.session() as s:
         if collection is None:

@@ -1,18 +1,22 @@
-"""`conceptchess eval …`: expert study sessions, answers (one at a time, interactive, or from CSV), report."""
+"""`conceptchess eval …`: expert study sessions, answers (one at a time, interactive, or from CSV), report.
+
+The command keeps its name ``eval``; what it runs is an expert *study* (:mod:`conceptchess.study`).
+"""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from conceptchess.cli.common import console, fail, guarded
-from conceptchess.errors import ArgumentError
+from conceptchess.cli.common import console, guarded, options_named
+from conceptchess.store import connect
+from conceptchess.study import report as study_report
+from conceptchess.study import sessions, terminal
 
-app = typer.Typer(help="Expert evaluation: sessions, answers, before/after report.", no_args_is_help=True)
-session_app = typer.Typer(help="Evaluation sessions (an expert × a phase × a collection).", no_args_is_help=True)
+app = typer.Typer(help="Expert studies: sessions, answers, before/after report.", no_args_is_help=True)
+session_app = typer.Typer(help="Study sessions (an expert × a phase × a collection).", no_args_is_help=True)
 app.add_typer(session_app, name="session")
 
 DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
@@ -20,22 +24,9 @@ DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)
 OPTIONS = {"line": "--line", "seed": "--seed", "blind": "--blind"}
 
 
-def options_named(fn):
-    """Say a refusal that names the library's arguments with the options that set them."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except ArgumentError as e:
-            fail(e.naming(OPTIONS))
-
-    return wrapper
-
-
 @session_app.command("new")
 @guarded
-@options_named
+@options_named(OPTIONS)
 def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name (created on first use)"),
                 phase: str = typer.Option(..., "--phase", help="before, study or after"),
                 collection: str = typer.Option(..., "--collection", "-c", help="Collection the expert solves"),
@@ -43,10 +34,7 @@ def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name 
                 seed: int | None = typer.Option(None, "--seed", help="Order seed of a blinded session (drawn if not given)"),
                 db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Start a session; prints its id as the last line."""
-    from conceptchess.store import connect
-    from conceptchess.study.sessions import new_session
-
-    sess = new_session(connect(db), expert, phase, collection, blind, seed)
+    sess = sessions.new_session(connect(db), expert, phase, collection, blind, seed)
     n = len(sess.puzzle_order)
     extra = f", blinded, order seed {sess.order_seed} (sheet: conceptchess puzzles export -c {collection!r} --blind --seed {sess.order_seed})" \
         if sess.blinded else ""
@@ -58,11 +46,8 @@ def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name 
 @guarded
 def session_list(db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """List sessions with how many answers each has."""
-    from conceptchess.store import connect
-    from conceptchess.study.sessions import list_sessions
-
     t = Table("id", "expert", "phase", "collection", "blinded", "answers", "created")
-    for sess in list_sessions(connect(db)):
+    for sess in sessions.list_sessions(connect(db)):
         t.add_row(str(sess.id), sess.expert, sess.phase, sess.collection, "yes" if sess.blinded else "no",
                   f"{sess.answered}/{len(sess.puzzle_order)}", f"{sess.created_at:%Y-%m-%d %H:%M}")
     console.print(t)
@@ -70,7 +55,7 @@ def session_list(db: str | None = typer.Option(None, "--db", help=DB_HELP)):
 
 @app.command()
 @guarded
-@options_named
+@options_named(OPTIONS)
 def answer(session: int = typer.Option(..., "--session", "-s", help="Session id"),
            puzzle: str = typer.Option(..., "--puzzle", "-p", help="Puzzle id"),
            move: str = typer.Option(..., "--move", "-m", help="The first move, SAN (e4, Nxf7+) or UCI (e2e4)"),
@@ -80,10 +65,7 @@ def answer(session: int = typer.Option(..., "--session", "-s", help="Session id"
            comment: str | None = typer.Option(None, "--comment"),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Record one answer (refused, with nothing stored, if illegal, unknown or already answered)."""
-    from conceptchess.store import connect
-    from conceptchess.study.sessions import record_answer
-
-    a = record_answer(connect(db), session, puzzle, move, line, seconds, confidence, comment)
+    a = sessions.record_answer(connect(db), session, puzzle, move, line, seconds, confidence, comment)
     console.print(f"answer {a.id} stored for puzzle {puzzle} in session {session}")
 
 
@@ -92,13 +74,10 @@ def answer(session: int = typer.Option(..., "--session", "-s", help="Session id"
 def interactive(session: int = typer.Option(..., "--session", "-s", help="Session id"),
                 db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Show each unanswered puzzle, read the moves (SAN or UCI), time them and commit each answer at once."""
-    from conceptchess.store import connect
-    from conceptchess.study.terminal import interactive as run
-
     def show(text: str) -> None:
         print(text, flush=True)
 
-    run(connect(db), session, show=show)
+    terminal.interactive(connect(db), session, show=show)
 
 
 @app.command("import")
@@ -106,10 +85,7 @@ def interactive(session: int = typer.Option(..., "--session", "-s", help="Sessio
 def import_(csv_file: Path = typer.Argument(..., help="CSV with session, puzzle, move[, line, seconds, confidence, comment]"),
             db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Import answers from a CSV, all or nothing."""
-    from conceptchess.store import connect
-    from conceptchess.study.sessions import import_answers
-
-    n = import_answers(connect(db), csv_file)
+    n = sessions.import_answers(connect(db), csv_file)
     console.print(f"{n} answer(s) stored")
 
 
@@ -120,9 +96,7 @@ def report(output: Path | None = typer.Option(None, "--output", "-o", help="Pref
            resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples"),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Solve rates per expert × concept × phase, before → after with bootstrap CIs, concept vs control across experts."""
-    from conceptchess.store import connect
-    from conceptchess.study import report as rp
-
+    rp = study_report
     rep = rp.report(connect(db), seed=seed, resamples=resamples, output=output or rp.REPORT_PREFIX)
     for title, head, rows, caption in [
             ("Solve rates", rp.RATE_HEAD, [rp.rate_cells(r) for r in rep.rates], None),

@@ -11,7 +11,8 @@ probe vectors are kept as ``.npy`` files (concept directions for mining and eras
 
 Modules: :mod:`~conceptchess.probing.solvers` (batched ADMM for L1 on a shared Gram matrix),
 :mod:`~conceptchess.probing.regularisation` (regularisation paths: warm-started λ sequences, the validation choice),
-:mod:`~conceptchess.probing.estimators` (scikit-learn estimators),
+:mod:`~conceptchess.probing.estimators` (scikit-learn estimators: import them from there, this
+package does not load scikit-learn),
 :mod:`~conceptchess.probing.split` (split by game, standardisation, bootstrap),
 :mod:`~conceptchess.probing.targets` (concepts → targets and labels),
 :mod:`~conceptchess.probing.sources` (networks, series, random-init, activation folders),
@@ -26,10 +27,9 @@ do), :mod:`~conceptchess.probing.writer` (database rows and probe vector files, 
 """
 
 from conceptchess.probing.cell import ProbeSettings, TargetResult, probe_matrix
-from conceptchess.probing.estimators import SparseLinearProbe, SparseLogisticProbe
 from conceptchess.probing.split import Split, Standardizer, split_by_game
 from conceptchess.probing.sweep import SweepPlan, SweepRequest, plan_sweep, run_sweep
 from conceptchess.probing.targets import Target, resolve_targets
 
-__all__ = ["ProbeSettings", "SparseLinearProbe", "SparseLogisticProbe", "Split", "Standardizer", "SweepPlan", "SweepRequest",
-           "Target", "TargetResult", "plan_sweep", "probe_matrix", "resolve_targets", "run_sweep", "split_by_game"]
+__all__ = ["ProbeSettings", "Split", "Standardizer", "SweepPlan", "SweepRequest", "Target", "TargetResult", "plan_sweep",
+           "probe_matrix", "resolve_targets", "run_sweep", "split_by_game"]

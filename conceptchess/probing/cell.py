@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.special import expit
 
 from conceptchess.probing.regularisation import (
     DEFAULT_PATIENCE,
@@ -147,6 +146,8 @@ def probe_matrix(X: np.ndarray, tap_shape: tuple[int, ...], targets: list[Target
                 score = r2_scores(torch.from_numpy(yte), torch.from_numpy(pred), torch.from_numpy(mte)).numpy()
                 metric = "r2"
             else:
+                from scipy.special import expit  # lazy: scipy costs ~0.2 s at import, and only a classification cell needs it
+
                 prev = fit.prevalence.numpy().astype(np.float64)
                 pred = (expit(logits) > prev).astype(np.float64)
                 score = balanced_accuracies(torch.from_numpy(yte), torch.from_numpy(pred), torch.from_numpy(mte)).numpy()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.names import unique
 from conceptchess.probing.cell import NO_FIT
 from conceptchess.store import probes as queries
 from conceptchess.taps import INPUT, is_block, order, sort_key
@@ -73,7 +74,7 @@ class RunView:
     @property
     def concepts(self) -> list[str]:
         order = self.settings.get("concepts") or []
-        seen = list(dict.fromkeys(order + [r.concept for r in self.rows]))
+        seen = unique(order + [r.concept for r in self.rows])
         return [c for c in seen if any(r.concept == c for r in self.rows)]
 
     @property

@@ -1,9 +1,9 @@
 """Where probes get their inputs: networks (files, checkpoint folders, random-init controls) and activations.
 
-A ``--net`` argument is a network file or a folder. A folder is a **checkpoint series**: every
+A network entry (``probe run --net``) is a network file or a folder. A folder is a **checkpoint series**: every
 ``.pb.gz`` / ``.onnx`` / ``.onnx.gz`` in it, ordered by training step (from the ``.json`` beside each
 checkpoint that ``conceptchess train`` writes, else the step recorded in the weights, else a
-``step<N>`` in the file name); all must share one architecture. With no ``--net`` the default series
+``step<N>`` in the file name); all must share one architecture. With no entries the default series
 in ``engines/`` is used.
 
 The **random-init control** of a series is its step-0 checkpoint; for single networks it is a
@@ -11,7 +11,7 @@ network of the same architecture with freshly initialised weights (PyTorch's def
 batch norm at identity), written once under ``<results>/networks/`` as an lc0 ``.pb.gz``.
 
 Activations are read from activation folders (:mod:`conceptchess.activations`) found under the
-stores folder (default ``<results>/activations``) and any folders named with ``--store``; what is
+stores folder (default ``<results>/activations``) and any further folders given (``probe run --activations``); what is
 missing is extracted there with :func:`~conceptchess.activations.extract_activations`. The ``input``
 tap depends only on the positions, so one store of it serves every network. With
 ``max_positions`` below the dataset's size, the first ``max_positions`` positions are used: from a
@@ -21,16 +21,24 @@ store over the whole dataset if one exists, else from one over a prefix dataset 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from conceptchess import checkpoints
-from conceptchess.errors import ConceptChessError
+from conceptchess.activations import MANIFEST_FILE, ActivationFiles, extract_activations
+from conceptchess.datasets import DatasetWriter, dataset_sha256, positions_path, read_manifest
+from conceptchess.errors import ArgumentError, ConceptChessError
+from conceptchess.lc0.trainable import TrainableLc0Net
+from conceptchess.lc0.weights import write_weights
+from conceptchess.names import unique
+from conceptchess.networks import open_network
+from conceptchess.progress import Progress
 from conceptchess.taps import INPUT, network_taps, order
 
 
@@ -65,8 +73,6 @@ class NetInfo:
 
 def net_info(path: str | os.PathLike) -> NetInfo:
     """Open a network file (validating it) and describe it."""
-    from conceptchess.networks import open_network
-
     net = open_network(path)
     p = Path(path)
     run, step = checkpoints.run_and_step(p, net.training_steps)
@@ -94,14 +100,14 @@ def series(folder: str | os.PathLike) -> list[NetInfo]:
 
 
 def resolve_networks(entries: list[str | os.PathLike] | None) -> tuple[list[NetInfo], bool]:
-    """Networks for ``--net`` entries (files and/or folders; None: the default series).
+    """Networks for ``entries`` (files and/or folders; None or empty: the default series).
 
     Returns ``(networks in sweep order, whether they form one checkpoint series)``.
     """
     if not entries:
         folder = default_series()
         if not folder.is_dir() or not checkpoints.network_files(folder):
-            raise ConceptChessError(f"no --net given and no default series in {folder}")
+            raise ArgumentError(f"no {{nets}} given and no default series in {folder}", nets="networks")
         entries = [folder]
     nets: list[NetInfo] = []
     folders = 0
@@ -114,29 +120,17 @@ def resolve_networks(entries: list[str | os.PathLike] | None) -> tuple[list[NetI
             nets.append(net_info(p))
         else:
             raise ConceptChessError(f"{p}: no such network file or folder")
-    seen: set[str] = set()
-    unique = []
-    for n in nets:
-        if n.sha256 not in seen:
-            seen.add(n.sha256)
-            unique.append(n)
+    nets = unique(nets, key=lambda n: n.sha256)
     # Files of one training run (same run name in their .json, one architecture) are a series too.
-    one_run = len(unique) > 1 and unique[0].run is not None and len({n.run for n in unique}) == 1 \
-        and len({n.architecture for n in unique}) == 1 and all(n.step is not None for n in unique)
+    one_run = len(nets) > 1 and nets[0].run is not None and len({n.run for n in nets}) == 1 \
+        and len({n.architecture for n in nets}) == 1 and all(n.step is not None for n in nets)
     if one_run:
-        unique.sort(key=lambda n: n.step)
-    return unique, (folders == 1 and len(entries) == 1) or one_run
+        nets.sort(key=lambda n: n.step)
+    return nets, (folders == 1 and len(entries) == 1) or one_run
 
 
 def random_init_network(like: NetInfo, seed: int, folder: str | os.PathLike) -> NetInfo:
     """A freshly initialised network of ``like``'s architecture (seeded), written once under ``folder``."""
-    import hashlib
-
-    import torch
-
-    from conceptchess.lc0.trainable import TrainableLc0Net
-    from conceptchess.lc0.weights import write_weights
-
     if like.spec is None:
         raise ConceptChessError(f"{like.path}: a random-init control needs lc0 .pb.gz weights (this is {like.kind})")
     arch = hashlib.sha256(json.dumps(like.spec.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
@@ -168,8 +162,6 @@ class StoreRef:
 
 def scan_stores(folders: list[Path]) -> list[StoreRef]:
     """Complete activation folders in ``folders`` (each folder itself, or its immediate subfolders)."""
-    from conceptchess.activations import MANIFEST_FILE
-
     out = []
     for folder in folders:
         if not folder.is_dir():
@@ -212,8 +204,6 @@ class Activations:
         if self.positions < self.dataset_size:
             p = self._prefix_path()
             if (p / "manifest.json").exists():
-                from conceptchess.datasets import read_manifest
-
                 sha = read_manifest(p).get("positions_sha256")
                 if sha:
                     shas.append(sha)
@@ -237,8 +227,6 @@ class Activations:
             return self.dataset
         p = self._prefix_path()
         if not (p / "manifest.json").exists():
-            from conceptchess.datasets import DatasetWriter, positions_path
-
             with open(positions_path(self.dataset), encoding="utf-8") as f, \
                     DatasetWriter(p, {"made_by": "probe run --max-positions", "prefix_of": self.dataset_sha,
                                       "source_path": str(self.dataset)}, overwrite=True) as w:
@@ -249,17 +237,12 @@ class Activations:
                         w.write(json.loads(line))
         return p
 
-    def ensure(self, net: NetInfo, taps: list[str], progress: Callable[[int, int], None] | None = None,
-               threads: int | None = None) -> None:
+    def ensure(self, net: NetInfo, taps: list[str], progress: Progress | None = None, threads: int | None = None) -> None:
         """Extract whatever of ``taps`` no store has yet, for ``net``."""
-        from conceptchess.activations import extract_activations
-
         missing = [t for t in taps if self.find(net.sha256, t) is None]
         if not missing:
             return
         data = self._extraction_dataset()
-        from conceptchess.datasets import dataset_sha256
-
         sha = dataset_sha256(data)
         name = f"{net.sha256[:12]}-{sha[:12]}-{self.pool}-" + "_".join(order(missing))
         extract_activations(net.path, data, self.extract_dir / name, missing, pool=self.pool, progress=progress,
@@ -281,8 +264,6 @@ class Activations:
 def read_matrix(store_path: Path, tap: str, positions: int, ids: list) -> tuple[np.ndarray, tuple[int, ...]]:
     """The first ``positions`` rows of ``tap`` in the store at ``store_path`` as ``(X float32, per-position shape)``,
     after checking that the store's position ids are ``ids``."""
-    from conceptchess.activations import ActivationFiles
-
     store = ActivationFiles(store_path)
     if store.ids[:positions] != ids[:positions]:
         raise ConceptChessError(f"{store_path}: its position ids do not match the dataset's")

@@ -12,10 +12,13 @@ resamples test *games* (a cluster bootstrap) for the same reason.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from conceptchess.bootstrap import cluster_counts, draw_clusters
 from conceptchess.errors import ConceptChessError
 
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -115,8 +118,6 @@ class Standardizer:
         Rows are gathered first and columns dropped with ``compress`` (a boolean column index on the
         whole matrix is ~10× slower); centring and scaling run in place in torch, on every core.
         """
-        import torch
-
         part = np.asarray(X if rows is None else X[np.asarray(rows)], dtype=np.float32)
         if not self.keep.all():
             part = part.compress(self.keep, axis=1)
@@ -168,14 +169,12 @@ def _copies(X: np.ndarray, candidates: np.ndarray, block: int) -> np.ndarray:
 
 # -- bootstrap -----------------------------------------------------------------------------------------
 def bootstrap_counts(groups: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resample groups with replacement: ``(codes per row, counts (n_boot, n_groups))``, seeded."""
+    """Resample groups with replacement: ``(codes per row, counts (n_boot, n_groups))``, seeded (the cluster
+    bootstrap of :mod:`conceptchess.bootstrap`, with the groups as clusters)."""
     codes = np.unique(groups, return_inverse=True)[1].ravel()
     k = int(codes.max()) + 1 if len(codes) else 0
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xB007]))
-    draws = rng.integers(0, k, size=(n_boot, k))
-    counts = np.zeros((n_boot, k), dtype=np.float64)
-    np.add.at(counts, (np.repeat(np.arange(n_boot), k), draws.ravel()), 1.0)
-    return codes, counts
+    return codes, cluster_counts(draw_clusters(rng, k, n_boot), k)
 
 
 def _per_group(codes: np.ndarray, k: int, values: np.ndarray) -> np.ndarray:
@@ -210,8 +209,6 @@ def bootstrap_ci(metric: str, y: np.ndarray, pred: np.ndarray, mask: np.ndarray,
             boot = np.where((p > 0) & (nn > 0), (tp / p + tn / nn) / 2.0, np.nan)
     alpha = (1.0 - level) / 2.0
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             low = np.nanquantile(boot, alpha, axis=0)

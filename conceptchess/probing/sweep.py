@@ -24,15 +24,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
-from conceptchess.errors import ConceptChessError
+from conceptchess.concepts.labeling import check_board
+from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path, read_manifest
+from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.executors import EXECUTORS, make_executor
+from conceptchess.names import unique
 from conceptchess.paths import RESULTS_DIR
 from conceptchess.probing.cell import ProbeSettings, TargetResult, probe_matrix
 from conceptchess.probing.planner import plan_cells, sweep_networks, taps_to_extract
@@ -40,12 +42,13 @@ from conceptchess.probing.sources import Activations, NetInfo, random_init_netwo
 from conceptchess.probing.split import Split, game_codes, split_by_game
 from conceptchess.probing.targets import Target, library_labels, read_labels_table, resolve_targets, target_values
 from conceptchess.probing.writer import SweepWriter
+from conceptchess.progress import ProgressFor
+from conceptchess.provenance import sha256_of, software_versions
+from conceptchess.store import Database
 from conceptchess.taps import INPUT
 from conceptchess.taps import check as check_taps
 from conceptchess.taps import order as order_taps
 from conceptchess.taps import parse as parse_taps
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def default_results() -> Path:
@@ -103,8 +106,6 @@ class SweepPlan:
 
 def _read_positions(dataset: Path, limit: int | None) -> tuple[list, list, int]:
     """Ids and game ids of the first ``limit`` records, and the dataset's record count."""
-    from conceptchess.datasets import positions_path
-
     f = positions_path(dataset)
     ids, games, n = [], [], 0
     with open(f, encoding="utf-8") as fh:
@@ -126,14 +127,12 @@ def _read_positions(dataset: Path, limit: int | None) -> tuple[list, list, int]:
 
 def plan_sweep(req: SweepRequest) -> SweepPlan:
     """Validate and resolve a request; raises a one-line error and writes nothing."""
-    from conceptchess.datasets import dataset_sha256, read_manifest
-
     if req.pool not in ("full", "mean"):
         raise ConceptChessError(f"pool must be full or mean, not {req.pool!r}")
     if req.executor is not None and req.executor not in EXECUTORS:
         raise ConceptChessError(f"unknown executor {req.executor!r}; use {' or '.join(EXECUTORS)}")
     if req.max_positions is not None and req.max_positions < 1:
-        raise ConceptChessError("--max-positions must be at least 1")
+        raise ArgumentError("{max_positions} must be at least 1", max_positions="max_positions")
     s = req.settings
     if s.n_boot < 0 or not 0 < s.level < 1 or s.patience < 1 or not s.ratios:
         raise ConceptChessError("bad probe settings (bootstrap count ≥ 0, level in (0, 1), patience ≥ 1, a λ grid)")
@@ -192,17 +191,12 @@ def plan_sweep(req: SweepRequest) -> SweepPlan:
 
 # -- identity and bookkeeping ------------------------------------------------------------------------------
 def _versions() -> dict:
-    import sklearn
-    import torch
-
-    import conceptchess
-
-    return {"conceptchess": conceptchess.__version__, "numpy": np.__version__, "torch": torch.__version__,
-            "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+    """What a run records of the software that made it (conceptchess, numpy, torch, scikit-learn, python)."""
+    return software_versions("numpy", "torch", "sklearn")
 
 
 def _torch_threads() -> int:
-    import torch
+    import torch  # lazy: only the thread count of an inline sweep is read here (the cells import torch themselves)
 
     return torch.get_num_threads()
 
@@ -211,8 +205,6 @@ def _settings(plan: SweepPlan, control_nets: dict[str, NetInfo]) -> dict:
     r = plan.request
     labels = "library (computed from the positions)"
     if plan.labels_table is not None:
-        from conceptchess.datasets import sha256_of
-
         labels = f"table {plan.labels_table[0]} (sha256 {sha256_of(plan.labels_table[0])})"
     return {
         "concepts": [t.name for t in plan.targets],
@@ -277,7 +269,7 @@ def sweep_workers(jobs: int | None, cells: int, positions: int) -> tuple[int, in
     if jobs is None:
         jobs = 1 if positions < PARALLEL_MIN_POSITIONS else min(cores, 4)
     if jobs < 1:
-        raise ConceptChessError(f"--jobs must be at least 1, not {jobs}")
+        raise ArgumentError(f"{{jobs}} must be at least 1, not {jobs}", jobs="jobs")
     jobs = max(1, min(jobs, cells))
     return jobs, max(1, cores // jobs)
 
@@ -287,18 +279,13 @@ def _executor_choice(executor: str | None, jobs: int) -> str:
     return executor or ("process" if jobs > 1 else "inline")
 
 
-def _labels(plan: SweepPlan, progress: Progress | None) -> np.ndarray:
+def _labels(plan: SweepPlan, progress_for: ProgressFor | None) -> np.ndarray:
     if plan.labels_table is not None:
         return target_values(plan.targets, plan.labels_table[2])
-    concepts = list(dict.fromkeys(t.concept for t in plan.targets))
+    concepts = unique(t.concept for t in plan.targets)
     cache = plan.results / "labels" / f"{plan.dataset_sha[:16]}-n{plan.positions}"
 
     def boards():
-        from itertools import islice
-
-        from conceptchess.concepts.labeling import check_board
-        from conceptchess.datasets import iter_dataset
-
         out = []
         for spec in islice(iter_dataset(plan.dataset), plan.positions):
             where = f"{plan.dataset}: id={spec.id}"
@@ -307,21 +294,21 @@ def _labels(plan: SweepPlan, progress: Progress | None) -> np.ndarray:
             out.append(b)
         return out
 
-    values = library_labels(concepts, boards, cache, (lambda d, t: progress("labelling", d, t)) if progress else None)
+    values = library_labels(concepts, boards, cache, progress_for("labelling") if progress_for else None)
     return target_values(plan.targets, values)
 
 
-def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | None = None, db=None) -> int:
+def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: ProgressFor | None = None, db=None) -> int:
     """Run (or complete) the sweep of ``plan``; returns the run id.
 
     Planner → executor → writer: :func:`~conceptchess.probing.planner.plan_cells` lists the cells left
     to do, an executor (:mod:`conceptchess.executors`, chosen by the request's ``executor`` and ``jobs``)
     probes them, and the :class:`~conceptchess.probing.writer.SweepWriter` stores each in order.
+    ``progress_for``: the stages are ``labelling``, ``extracting <network>`` and ``probing`` (cells).
     """
-    from conceptchess.store import Database
-
     req = plan.request
-    Y = _labels(plan, progress)
+    probing = progress_for("probing") if progress_for else None
+    Y = _labels(plan, progress_for)
     # Control networks: the step-0 checkpoint, or one generated per architecture.
     control_nets: dict[str, NetInfo] = {}
     for arch, net in plan.random_init.items():
@@ -345,8 +332,8 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | N
     needs = taps_to_extract(cells)
     acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, req.pool, plan.results,
                        [Path(p) for p in req.stores])
-    if progress:
-        progress("probing", total - len(cells), total)
+    if probing:
+        probing(total - len(cells), total)
 
     def units():
         """Each cell left with its job, extracting a network's activations (every tap it still needs, in one
@@ -355,8 +342,7 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | N
         for cell in cells:
             net = cell.net
             if net.sha256 not in ensured:
-                shown = (lambda d, t, name=net.label: progress(f"extracting {name}", d, t)) if progress else None
-                acts.ensure(net, needs[net.sha256], shown, req.threads)
+                acts.ensure(net, needs[net.sha256], progress_for(f"extracting {net.label}") if progress_for else None, req.threads)
                 ensured.add(net.sha256)
             todo = list(cell.targets)
             yield cell, _CellJob(acts.locate(net.sha256, cell.tap), cell.tap, plan.positions, plan.ids, [plan.targets[j] for j in todo],
@@ -366,9 +352,9 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress: Progress | N
     with make_executor(_executor_choice(req.executor, jobs) if cells else "inline", jobs, threads) as executor:
         for cell, results in executor.map(_probe_cell, units()):
             writer.write(cell, results)
-            if progress:
-                progress("probing", cell.index + 1, total)
+            if probing:
+                probing(cell.index + 1, total)
     writer.finish()
-    if progress:
-        progress("probing", total, total)
+    if probing:
+        probing(total, total)
     return run_id

@@ -27,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from conceptchess.concepts import CONCEPTS, is_available, label
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_open
+from conceptchess.names import split_names, unique
+from conceptchess.progress import Progress
 
 METRICS = {"regression": "r2", "classification": "balanced_accuracy"}
 
@@ -48,24 +51,17 @@ class Target:
         return METRICS[self.kind]
 
 
-def _split_names(names) -> list[str] | None:
+def _concept_names(names) -> list[str] | None:
+    """The names asked for, each once (None: not asked); asking for none is refused."""
     if names is None:
         return None
-    if isinstance(names, str):
-        names = names.split(",")
-    out: list[str] = []
-    for n in names:
-        n = n.strip()
-        if n and n not in out:
-            out.append(n)
+    out = unique(split_names(names))
     if not out:
         raise ConceptChessError("no concept names given")
     return out
 
 
 def _library_targets(name: str, category: str | None, source: str = "library") -> list[Target]:
-    from conceptchess.concepts import CONCEPTS
-
     c = CONCEPTS[name]
     if c.type == "categorical":
         if category is None:
@@ -85,9 +81,7 @@ def resolve_targets(names=None, *, table_columns: dict[str, np.ndarray] | None =
     Raises a one-line error for an unknown concept, an unknown category, a Stockfish concept without
     the Stockfish binary, or (with a labels table) a concept the table has no column for.
     """
-    from conceptchess.concepts import CONCEPTS, is_available
-
-    names = _split_names(names)
+    names = _concept_names(names)
     if names is None:
         names = list(table_columns) if table_columns is not None else [c.name for c in CONCEPTS.values() if c.source == "python-chess"]
     targets: list[Target] = []
@@ -115,13 +109,7 @@ def resolve_targets(names=None, *, table_columns: dict[str, np.ndarray] | None =
             if not is_available(c):
                 raise ConceptChessError(f"concept {name!r} needs the stockfish binary, which was not found (no labels for it)")
         targets += _library_targets(name, category)
-    seen: set[str] = set()
-    unique = []
-    for t in targets:
-        if t.name not in seen:
-            seen.add(t.name)
-            unique.append(t)
-    return unique
+    return unique(targets, key=lambda t: t.name)
 
 
 # -- labels --------------------------------------------------------------------------------------------
@@ -132,6 +120,7 @@ def read_labels_table(path: str | os.PathLike) -> tuple[list, dict[str, np.ndarr
         raise ConceptChessError(f"{path}: no such labels table")
     suffix = path.suffix.lower()
     try:
+        # lazy: pyarrow is heavy and only a labels table needs it
         if suffix == ".csv":
             import pyarrow.csv as pacsv
 
@@ -166,13 +155,11 @@ def _atomic_save(path: Path, array: np.ndarray) -> None:
 
 
 def library_labels(concepts: list[str], boards: Callable[[], list], cache: Path | None,
-                   progress: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
+                   progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Library concept values (float64, NaN where undefined), from ``cache`` or computed and cached.
 
     ``boards()`` is called only when something must be computed.
     """
-    from conceptchess.concepts import label
-
     out: dict[str, np.ndarray] = {}
     missing = []
     for c in concepts:

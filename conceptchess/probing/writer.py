@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from conceptchess.concepts import CONCEPTS
 from conceptchess.files import atomic_open
+from conceptchess.names import unique
 from conceptchess.probing.cell import TargetResult
 from conceptchess.probing.planner import Cell
 from conceptchess.probing.sources import NetInfo
@@ -66,15 +68,13 @@ class SweepWriter:
         ``dataset``: sha256, path, positions and manifest of the positions dataset; ``order``: the sweep's
         networks; ``controls``: architecture → random-init network.
         """
-        from conceptchess.concepts import CONCEPTS
-
         with self.db.begin() as s:
             ds = queries.dataset_id(s, sha256=dataset["sha256"], path=dataset["path"], source=dataset_source(dataset["manifest"]),
                                     positions=dataset["positions"], manifest=dataset["manifest"] or None)
             self._ids = {n.sha256: queries.network_id(s, sha256=n.sha256, kind=n.kind, architecture=n.architecture, blocks=n.blocks,
                                                       filters=n.filters, run=n.run, step=n.step, path=str(n.path.resolve()))
                          for n in order}
-            for name in dict.fromkeys(t.concept for t in targets):
+            for name in unique(t.concept for t in targets):
                 if name in CONCEPTS:
                     c = CONCEPTS[name]
                     self._concepts[name] = queries.concept_id(s, name=name, definition=c.definition, type=c.type, frame=c.frame,

@@ -21,8 +21,9 @@ from conceptchess.lc0.encoder import encode_boards
 from conceptchess.lc0.trainable import TrainableLc0Net
 from conceptchess.lc0.weights import NetSpec, write_weights
 from conceptchess.plots import NO_FIT_NOTE, concept_figure
-from conceptchess.probing import SparseLinearProbe, SparseLogisticProbe, Target, probe_matrix, split_by_game
+from conceptchess.probing import Target, probe_matrix, split_by_game
 from conceptchess.probing.cell import NO_FIT, NO_FIT_REASON
+from conceptchess.probing.estimators import SparseLinearProbe, SparseLogisticProbe
 from conceptchess.probing.regularisation import Design, regression_path
 from conceptchess.probing.results import load_run
 from conceptchess.probing.solvers import L1Quadratic
