@@ -10,6 +10,7 @@ stops there): a benchmark that "skips" with status 0 is a figure silently lost.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from conceptchess.paths import test_data_dir
 
 DATA = test_data_dir()
 GAMES = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
+MAIA1100 = DATA / "weights" / "maia-1100.pb.gz"
 
 
 def need(path: Path, what: str = "the shared test data") -> Path:
@@ -28,6 +30,12 @@ def need(path: Path, what: str = "the shared test data") -> Path:
         sys.exit(f"error: {path} not found: this benchmark needs {what} "
                  "(set CONCEPTCHESS_TEST_DATA or provide ../shared/data); nothing was measured")
     return path
+
+
+def machine_load() -> str:
+    """How busy the machine was, for the figures' caption: load averages and core count."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
 
 
 def read_games(limit: int | None = None, path: Path = GAMES):

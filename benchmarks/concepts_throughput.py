@@ -17,13 +17,12 @@ own cost on top). Then Stockfish positions/s and terms/s (exit status 1 when Sto
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import chess
-from _common import GAMES, game_positions, need
+from _common import GAMES, game_positions, machine_load, need
 
 from conceptchess.concepts import CONCEPTS, label
 from conceptchess.concepts.context import PositionContext
@@ -112,10 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     pc = [c for c in CONCEPTS.values() if c.source == "python-chess"]
     rates = bench_python_chess(boards[: args.positions], args.repeat)
     (rate, cpu_rate), (base, base_cpu) = rates["concepts"], rates["baseline"]
-    load = os.getloadavg()[0]
     print(f"python-chess concepts ({len(pc)} concepts, {min(len(boards), args.positions)} positions from {args.pgn.name}, one core, "
           f"best of {args.repeat}): {rate:,.0f} positions/s wall clock, {cpu_rate:,.0f} positions/s of process CPU time "
-          f"(load average {load:.1f} on {os.cpu_count()} cores; target 2,000/s: {'met' if rate >= 2000 else 'met in CPU time only' if cpu_rate >= 2000 else 'NOT met'})")
+          f"({machine_load()}; target 2,000/s: {'met' if rate >= 2000 else 'met in CPU time only' if cpu_rate >= 2000 else 'NOT met'})")
     print(f"baseline, same boards, same run: python-chess's is_check + one legal-move generation: {base:,.0f} positions/s wall clock, "
           f"{base_cpu:,.0f} of CPU time; the concept set costs {base_cpu / cpu_rate:.1f} such passes per position (CPU time)")
     if args.per_concept:

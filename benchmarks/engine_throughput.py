@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
-from _common import DATA, need, read_games
+from _common import MAIA1100, need, read_games
 
 from conceptchess.engine import Engine
 from conceptchess.lc0.encoder import Histories, encode, game_histories
@@ -79,10 +80,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--positions", type=int, default=4096)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--net", default=str(DATA / "weights" / "maia-1100.pb.gz"))
+    ap.add_argument("--net", type=Path, default=MAIA1100)
     ap.add_argument("--seconds", type=float, default=20.0, help="measuring time per batch size (at least one round)")
     args = ap.parse_args()
-    need(DATA / "weights" / "maia-1100.pb.gz")
+    need(args.net, f"the network {args.net.name}")
 
     parts, boards = [], []
     t0 = time.perf_counter()

@@ -12,23 +12,19 @@ averaged. Uses maia-1100 and the Lichess games from ../shared/data (or $CONCEPTC
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
-NET = DATA / "weights" / "maia-1100.pb.gz"
-PGN = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
+from _common import GAMES, MAIA1100, need
 
 
 def build_dataset(path: Path, n: int) -> None:
     """Every position of the first games of the shared PGN, up to ``n``."""
     from conceptchess.games import Sampling, pgn_dataset
 
-    pgn_dataset([PGN], path, sampling=Sampling(max_positions=n))
+    pgn_dataset([GAMES], path, sampling=Sampling(max_positions=n))
 
 
 def main() -> int:
@@ -38,9 +34,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=None)
     args = ap.parse_args()
-    if not NET.exists() or not PGN.exists():
-        print(f"skipped: needs {NET} and {PGN} (shared test data absent)")
-        return 0
+    need(MAIA1100)
+    need(GAMES)
 
     from conceptchess.activations import extract_activations
     from conceptchess.datasets import iter_dataset
@@ -53,7 +48,7 @@ def main() -> int:
         build_dataset(ds, args.positions)
         planes = encode(histories_of(list(iter_dataset(ds)))[0])
         n = len(planes)
-        engine = Engine(NET, batch_size=args.batch_size, threads=args.threads)
+        engine = Engine(MAIA1100, batch_size=args.batch_size, threads=args.threads)
         engine.run_planes(planes[: args.batch_size])  # warm-up
 
         def baseline() -> float:
@@ -70,7 +65,7 @@ def main() -> int:
         engine_only = (before + after) / 2
         size = sum(store[tap].nbytes for tap in store.taps)
 
-    print(f"network {NET.name} on {engine.provider}, {n} positions, batch {args.batch_size}, chunk {args.chunk_size}")
+    print(f"network {MAIA1100.name} on {engine.provider}, {n} positions, batch {args.batch_size}, chunk {args.chunk_size}")
     print(f"extraction (input + {len(store.taps) - 1} blocks, full, float16): {extraction:8.0f} positions/s "
           f"({size / n / 1024:.1f} KiB/position)")
     print(f"engine only (run_planes, pre-encoded, no taps):         {engine_only:8.0f} positions/s "

@@ -18,7 +18,7 @@ by round (the host is shared: the load average is printed with each table), best
    threads) against ours on that ONNX file (target: ours ≥ 5×). lczerolens runs in its own Python
    (``--lczerolens-python``), a throw-away virtualenv, never a dependency of this project::
 
-       python -m venv /tmp/lzl-venv && /tmp/lzl-venv/bin/pip install lczerolens==0.5.1
+       python -m venv build/lzl-venv && build/lzl-venv/bin/pip install lczerolens==0.5.1
 
    (it pulls torchvision, whose PyPI wheels are CUDA builds pinned to one torch: a CPU-only torch
    cannot load them, so pip installs the CUDA torch, ~5 GB, which runs on the CPU here);
@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -46,30 +45,16 @@ from pathlib import Path
 import chess
 import chess.pgn
 import numpy as np
+from _common import DATA, GAMES, MAIA1100, machine_load, need
 
 from conceptchess.engine import Engine
 from conceptchess.lc0.encoder import encode
 from conceptchess.positions import PositionSpec, histories_of, history_of, read_positions_jsonl
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
-GAMES = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
-NET = DATA / "weights" / "maia-1100.pb.gz"
+NET = MAIA1100
 LC0_ONNX = DATA / "onnx" / "maia-1100.onnx.gz"
 EVERY = 31
 BATCH = 256
-
-
-def need(path: Path) -> Path:
-    if not path.exists():
-        sys.exit(f"error: {path} not found: this benchmark needs the shared test data "
-                 "(set CONCEPTCHESS_TEST_DATA or provide ../shared/data); nothing was measured")
-    return path
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
 
 
 def game_moves(path: Path) -> list[list[str]]:
@@ -137,7 +122,7 @@ def bench_replay(specs: list[PositionSpec], games: list[list[str]], n: int) -> N
     t = rounds({"tree": lambda: histories_of(specs), "tree, shuffled": lambda: histories_of(shuffled),
                 "alone": lambda: [history_of(s) for s in specs], "per game": per_game}, n)
     best = {k: min(v) for k, v in t.items()}
-    print(f"\n1. replay → histories + boards ({len(specs)} positions, {plies / len(specs):.0f} plies each on average; {load()})")
+    print(f"\n1. replay → histories + boards ({len(specs)} positions, {plies / len(specs):.0f} plies each on average; {machine_load()})")
     print(f"   {'':58s} {'positions/s':>12s} {'vs this':>8s}")
     rows = [("histories_of (tree of shared prefixes, bitboard replay)", "tree"),
             ("  the same positions in shuffled order", "tree, shuffled"),
@@ -175,7 +160,7 @@ def bench_engine(specs: list[PositionSpec], threads: int, n: int) -> float:
     ratio = best["ort"] / best["moves"]
     print(f"   {threads} thread(s): ONNX Runtime alone {len(specs) / best['ort']:6,.0f}/s | Engine from move lists "
           f"{len(specs) / best['moves']:6,.0f}/s = {ratio:.2f}× (rounds {spread(t['ort'], t['moves'])}) | "
-          f"Engine on ready histories {len(specs) / best['ready']:6,.0f}/s = {best['ort'] / best['ready']:.2f}× | {load()}")
+          f"Engine on ready histories {len(specs) / best['ready']:6,.0f}/s = {best['ort'] / best['ready']:.2f}× | {machine_load()}")
     return ratio
 
 
@@ -201,7 +186,7 @@ def bench_net_eval(jsonl: Path, tmp: Path, threads: int, n: int) -> float:
     best = {k: min(v) for k, v in t.items()}
     ratio = best["ort"] / best["cli"]
     print(f"   {threads} thread(s): ONNX Runtime alone (engine built + run) {best['ort']:5.2f} s | net eval --input "
-          f"{best['cli']:5.2f} s = {ratio:.2f}× (rounds {spread(t['ort'], t['cli'])}) | {load()}")
+          f"{best['cli']:5.2f} s = {ratio:.2f}× (rounds {spread(t['ort'], t['cli'])}) | {machine_load()}")
     return ratio
 
 
@@ -306,7 +291,7 @@ def bench_lczerolens(python: str, jsonl: Path, tmp: Path, threads: int, n: int) 
           f"prepare {p['prepare'] / n_pos * 1e6:.0f}, torch model {p['model'] / n_pos * 1e6:.0f}, finish {p['finish'] / n_pos * 1e6:.0f}) | "
           f"ours {n_pos / best_ours:6,.0f}/s = {ratio:.1f}× (rounds {spread([x['total'] for x in parts], t['ours'])}; "
           f"torch model alone vs ours end to end: {p['model'] / best_ours:.1f}×) | max |ΔWDL| {diff:.1e} | "
-          f"torch {info['torch']}, model load {info['load_s']:.1f} s | {load()}")
+          f"torch {info['torch']}, model load {info['load_s']:.1f} s | {machine_load()}")
     return ratio
 
 
@@ -341,7 +326,7 @@ def bench_label(tmp: Path, positions: int, n: int) -> float:
     k = len(specs)
     rate, rate_cpu = k / min(t["cli"]), k / min(cpu["cli"])
     print(f"\n5. concepts label, {k} positions of a positions from-pgn dataset ({sum(1 for s in specs if s.fen)} with a FEN start), "
-          f"one core ({load()})")
+          f"one core ({machine_load()})")
     print(f"   concepts label end to end {rate:6,.0f}/s wall clock, {rate_cpu:6,.0f}/s of CPU time (target 2,000/s) | "
           f"the library alone on ready boards {k / min(t['library']):6,.0f}/s wall, {k / min(cpu['library']):6,.0f}/s CPU | "
           f"end to end / library (CPU) {min(cpu['library']) / min(cpu['cli']):.2f}")
@@ -376,8 +361,8 @@ def main() -> int:
             met[f"net eval --input ≥ 0.8× ORT, {th} thread(s)"] = bench_net_eval(jsonl, tmp, th, args.rounds) >= 0.8
         print("\n4. lczerolens 0.5.1 vs ours end to end from move lists (target ≥ 5×), same ONNX file, positions, threads, batch")
         if lzl is None:
-            print(f"   not run: {why}. To run it: python -m venv /tmp/lzl-venv && /tmp/lzl-venv/bin/pip install lczerolens==0.5.1, "
-                  "then pass --lczerolens-python /tmp/lzl-venv/bin/python")
+            print(f"   not run: {why}. To run it: python -m venv build/lzl-venv && build/lzl-venv/bin/pip install lczerolens==0.5.1, "
+                  "then pass --lczerolens-python build/lzl-venv/bin/python")
         else:
             for th in args.threads:
                 met[f"≥ 5× lczerolens, {th} thread(s)"] = bench_lczerolens(lzl, jsonl, tmp, th, args.rounds) >= 5

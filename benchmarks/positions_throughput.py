@@ -17,20 +17,15 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import chess.pgn
 import zstandard
+from _common import GAMES, need
 
 from conceptchess.games import pgn_dataset
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
-PGN = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
 
 
 def baseline(path: Path) -> tuple[int, int]:
@@ -63,16 +58,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
-    if not PGN.exists():
-        sys.exit(f"shared games not found at {PGN} (set CONCEPTCHESS_TEST_DATA)")
+    need(GAMES)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        zst = tmp / (PGN.name + ".zst")
-        zst.write_bytes(zstandard.ZstdCompressor(level=10).compress(PGN.read_bytes()))
-        print(f"{PGN.name}: {PGN.stat().st_size / 1e6:.2f} MB plain, {zst.stat().st_size / 1e6:.2f} MB zstd; best of {args.repeat}; "
+        zst = tmp / (GAMES.name + ".zst")
+        zst.write_bytes(zstandard.ZstdCompressor(level=10).compress(GAMES.read_bytes()))
+        print(f"{GAMES.name}: {GAMES.stat().st_size / 1e6:.2f} MB plain, {zst.stat().st_size / 1e6:.2f} MB zstd; best of {args.repeat}; "
               f"python-chess {chess.__version__}")
         print(f"{'input':6} {'reader':13} {'games/s':>9} {'positions/s':>12} {'wall s':>7} {'cpu s':>7} {'ratio':>6} {'cpu ratio':>9}")
-        for name, path in (("plain", PGN), ("zstd", zst)):
+        for name, path in (("plain", GAMES), ("zstd", zst)):
             bw, bc, (bg, bp) = best(baseline, path, repeat=args.repeat)
             ow, oc, (og, op) = best(ours, path, tmp / "ds", repeat=args.repeat)
             assert (bg, bp) == (og, op), ((bg, bp), (og, op))

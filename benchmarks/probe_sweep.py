@@ -25,18 +25,14 @@ positions takes several minutes the first time).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import GAMES, need
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _common import DATA, need  # noqa: E402
+from conceptchess.paths import BUILD_DIR
 
 
 def build_dataset(path: Path, n: int) -> Path:
@@ -44,7 +40,7 @@ def build_dataset(path: Path, n: int) -> Path:
     from conceptchess.games import Sampling, pgn_dataset
 
     if not (path / "manifest.json").exists():
-        pgn_dataset([need(DATA / "pgn" / "lichess_2021-10_games_a.pgn")], path, sampling=Sampling(max_positions=n))
+        pgn_dataset([need(GAMES)], path, sampling=Sampling(max_positions=n))
     return path
 
 
@@ -93,7 +89,7 @@ def main() -> None:
     ap.add_argument("--concepts", type=int, default=60)
     ap.add_argument("--checkpoints", type=int, default=8)
     ap.add_argument("--baseline-cells", type=int, default=4, help="LassoCV cells to time (0: skip the baseline)")
-    ap.add_argument("--work", type=Path, default=ROOT / "build" / "probe_bench")
+    ap.add_argument("--work", type=Path, default=BUILD_DIR / "probe_bench")
     ap.add_argument("--threads", type=int, default=None, help="torch threads with --jobs 1 (default: torch's, i.e. every core)")
     ap.add_argument("--jobs", type=int, default=None, help="worker processes (default: the sweep's auto choice)")
     args = ap.parse_args()

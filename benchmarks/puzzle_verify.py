@@ -19,14 +19,13 @@ takes about half a minute on an idle core: the default four puzzles (five checks
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import chess
-from _common import need
+from _common import machine_load, need
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.paths import ROOT
@@ -121,7 +120,7 @@ def main() -> int:
             raise ConceptChessError(f"{args.csv}: no puzzles")
         print(f"{len(puzzles)} puzzles from {args.csv.name} ({', '.join(p.id for p in puzzles)}; "
               f"{sum((len(p.solution) + 1) // 2 for p in puzzles)} solver moves); {args.workers} Stockfish process(es), Threads=1, "
-              f"Hash {args.hash_mb} MB; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+              f"Hash {args.hash_mb} MB; {machine_load()}")
         ours = verify(puzzles, args.nodes, args.workers, args.hash_mb)
         theirs = verify(puzzles, args.lichess_nodes, args.workers, args.hash_mb)
     except ConceptChessError as e:  # no Stockfish, a bad file: say so, and fail

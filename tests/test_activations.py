@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from conceptchess.activations import ActivationFiles, chunk_name, extract_activations
 from conceptchess.chunks import ChunkedArray, ChunkWriter
-from conceptchess.cli.main import app
 from conceptchess.errors import ConceptChessError
+from tests.helpers import DATA, cli, cli_process
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
 NET = DATA / "weights" / "maia-1100.pb.gz"
 PGN = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
 needs_data = pytest.mark.skipif(not (NET.exists() and PGN.exists()),
                                 reason=f"real test data absent: needs {NET} and {PGN} (set CONCEPTCHESS_TEST_DATA)")
-runner = CliRunner()
 
 
 def build_dataset(path: Path, n: int) -> Path:
@@ -172,8 +166,8 @@ def test_mean_pool_float32(tmp_path, dataset, engine, reference):
 def test_resume_after_kill_keeps_finished_chunks(tmp_path, dataset):
     args = ["--positions", str(dataset), "--chunk-size", "16", "--batch-size", "8", "--taps", "input,block0,block5"]
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "conceptchess", *extract_cli(*args, "-o", str(killed))], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # a real process: the point is to SIGKILL it mid-extraction
+    proc = cli_process(*extract_cli(*args, "-o", str(killed)), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last = killed / "block5" / chunk_name(2)  # block5 is written last: chunk 2 is finished for every tap
     deadline = time.monotonic() + 60
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -189,9 +183,9 @@ def test_resume_after_kill_keeps_finished_chunks(tmp_path, dataset):
     finished = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in killed.glob("*/chunk_*.npy")}
     time.sleep(0.01)  # a rewrite would show in mtime_ns
 
-    r = runner.invoke(app, extract_cli(*args, "-o", str(killed)))
+    r = cli(*extract_cli(*args, "-o", str(killed)))
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, extract_cli(*args, "-o", str(tmp_path / "whole")))
+    r = cli(*extract_cli(*args, "-o", str(tmp_path / "whole")))
     assert r.exit_code == 0, r.output
 
     assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished} == finished
@@ -200,7 +194,7 @@ def test_resume_after_kill_keeps_finished_chunks(tmp_path, dataset):
     assert ActivationFiles(killed).complete and len(ActivationFiles(killed)) == 300
 
     before = {p: p.stat().st_mtime_ns for p in killed.rglob("*")}
-    r = runner.invoke(app, extract_cli(*args, "-o", str(killed)))  # complete: nothing to do
+    r = cli(*extract_cli(*args, "-o", str(killed)))  # complete: nothing to do
     assert r.exit_code == 0 and "already complete" in r.output
     assert {p: p.stat().st_mtime_ns for p in killed.rglob("*")} == before
 
@@ -214,7 +208,7 @@ def test_store_of_other_inputs_is_refused(tmp_path, dataset, engine, change, why
     before = store_files(out), (out / "manifest.json").read_text()
     args = {"--taps": "input,block1", "--chunk-size": "128", "--positions": str(dataset)}
     args.update(dict(zip(change[::2], change[1::2], strict=True)))
-    r = runner.invoke(app, extract_cli(*[x for kv in args.items() for x in kv], "-o", str(out)))
+    r = cli(*extract_cli(*[x for kv in args.items() for x in kv], "-o", str(out)))
     assert r.exit_code == 2
     assert r.stderr.count("\n") == 1 and "holds activations of different inputs" in r.stderr and why in r.stderr
     assert (store_files(out), (out / "manifest.json").read_text()) == before
@@ -240,7 +234,7 @@ def test_other_dataset_is_refused(tmp_path, dataset, engine):
 ])
 def test_bad_options_leave_nothing(tmp_path, dataset, extra, message):
     out = tmp_path / "new" / "store"
-    r = runner.invoke(app, extract_cli("--positions", str(dataset), "-o", str(out), *extra))
+    r = cli(*extract_cli("--positions", str(dataset), "-o", str(out), *extra))
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and message in r.stderr, r.output
     assert not out.exists() and not list(tmp_path.rglob("*.part"))
 
@@ -286,10 +280,10 @@ def test_foreign_folders_are_refused(tmp_path, dataset, engine):
 @needs_data
 def test_info_command(tmp_path, dataset, engine):
     extract_activations(engine, dataset, tmp_path / "s", "input,block2", pool="mean", chunk_size=128)
-    r = runner.invoke(app, ["activations", "info", str(tmp_path / "s")])
+    r = cli("activations", "info", str(tmp_path / "s"))
     assert r.exit_code == 0, r.output
     assert "block2" in r.output and "[64]" in r.output and "mean, float16" in r.output and "yes" in r.output
-    r = runner.invoke(app, ["activations", "info", str(tmp_path / "nothing")])
+    r = cli("activations", "info", str(tmp_path / "nothing"))
     assert r.exit_code == 2 and "no such activation folder" in r.stderr
 
 

@@ -8,13 +8,12 @@ from dataclasses import fields
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from conceptchess.directions import ConceptDirection
 from conceptchess.errors import ConceptChessError
 from conceptchess.store import connect
 from conceptchess.store.directions import ProbeRef, probe_direction
-from tests.probing.test_sweep import random_games, tiny_net
+from tests.helpers import cli, random_games, tiny_net
 
 
 def test_a_saved_direction_loads_back_whole(tmp_path):
@@ -63,15 +62,14 @@ def sweep(tmp_path_factory):
     """A real probe sweep (a tiny random-init network and its generated random-init control, random games,
     mean-pooled input and block1 taps) and the activation folder of the probed network."""
     from conceptchess.activations import extract_activations
-    from conceptchess.cli.probe import app
 
     root = tmp_path_factory.mktemp("directions")
     net = tiny_net(root / "single.pb.gz", 7)
     data = random_games(root / "positions", games=24, plies=40)
     url = f"sqlite:///{root / 'probes.sqlite'}"
-    r = CliRunner().invoke(app, ["run", "--positions", str(data), "--net", str(net), "--concepts", "material_diff,in_check",
-                                 "--taps", "input,block1", "--pool", "mean", "--bootstrap", "100", "--db", url, "--results",
-                                 str(root / "results"), "--jobs", "1"])
+    r = cli("probe", "run", "--positions", str(data), "--net", str(net), "--concepts", "material_diff,in_check",
+            "--taps", "input,block1", "--pool", "mean", "--bootstrap", "100", "--db", url, "--results",
+            str(root / "results"), "--jobs", "1")
     assert r.exit_code == 0, r.output
     store = extract_activations(net, data, root / "acts", ["input", "block1"], pool="mean", device="cpu", threads=1)
     return connect(url), store, net, data

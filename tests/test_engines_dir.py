@@ -9,14 +9,12 @@ import chess
 import chess.pgn
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from conceptchess.cli.main import app
 from conceptchess.engine import Engine
 from conceptchess.lc0.encoder import Histories, game_histories
 from conceptchess.networks import default_network
 from conceptchess.training import holdout_games
-from tests.conftest import data_file
+from tests.helpers import cli, data_file
 
 ENGINES = Path(__file__).resolve().parent.parent / "engines"
 NETS = sorted(ENGINES.glob("*.pb.gz"))
@@ -35,7 +33,7 @@ def test_series_is_shipped_and_small():
 
 @pytest.mark.parametrize("path", NETS, ids=[p.name for p in NETS])
 def test_net_info_and_sha256_match_readme(path):
-    r = CliRunner().invoke(app, ["net", "info", str(path)])
+    r = cli("net", "info", str(path))
     assert r.exit_code == 0, r.output
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     assert readme_hashes().get(path.name) == sha

@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import itertools
 import json
-import os
 from pathlib import Path
 
 import chess
@@ -14,15 +13,12 @@ import chess.pgn
 import numpy as np
 import pytest
 import zstandard
-from typer.testing import CliRunner
 
-from conceptchess.cli.main import app
 from conceptchess.games import GameFilter, Sampling, _ZstdFrames, parse_clock, speed_class
 from conceptchess.lc0.encoder import game_histories
 from conceptchess.positions import PositionSpec
+from tests.helpers import DATA, cli
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
 SHARED_PGN = DATA / "pgn" / "lichess_2021-10_games_a.pgn"
 needs_shared_pgn = pytest.mark.skipif(not SHARED_PGN.exists(), reason=f"real Lichess games not found at {SHARED_PGN} (set CONCEPTCHESS_TEST_DATA)")
 
@@ -58,12 +54,8 @@ def filters_pgn(tmp_path) -> Path:
     return p
 
 
-def run(*args):
-    return CliRunner().invoke(app, ["positions", *map(str, args)])
-
-
 def ok(*args):
-    r = run(*args)
+    r = cli("positions", *args)
     assert r.exit_code == 0, r.output
     return r
 
@@ -137,10 +129,10 @@ def test_zstd_frame_walker_knows_where_frames_end():
 
 def test_bad_options_are_one_line_errors(filters_pgn, tmp_path):
     for args in (["--every", "0"], ["--time-control", "blits"], ["--min-rating", "2000", "--max-rating", "1000"], ["--skip-plies", "-1"]):
-        r = run("from-pgn", filters_pgn, "-o", tmp_path / "x", *args)
+        r = cli("positions", "from-pgn", filters_pgn, "-o", tmp_path / "x", *args)
         assert r.exit_code == 2, (args, r.output)
         assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
-    r = run("from-pgn", tmp_path / "missing.pgn", "-o", tmp_path / "x")
+    r = cli("positions", "from-pgn", tmp_path / "missing.pgn", "-o", tmp_path / "x")
     assert r.exit_code == 2 and "no such PGN file" in r.stderr
     assert not (tmp_path / "x").exists()
 
@@ -360,7 +352,7 @@ def test_corrupt_input_is_a_one_line_error_and_leaves_nothing(tmp_path, make, sa
     src.mkdir()
     path = make(src)
     out = tmp_path / "out"
-    r = run("from-pgn", path, "-o", out / "ds")
+    r = cli("positions", "from-pgn", path, "-o", out / "ds")
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
     assert not (out / "ds").exists()
@@ -369,7 +361,7 @@ def test_corrupt_input_is_a_one_line_error_and_leaves_nothing(tmp_path, make, sa
 
 def test_existing_output_is_refused_unless_overwrite(filters_pgn, tmp_path):
     ok("from-pgn", filters_pgn, "-o", tmp_path / "ds", "--max-positions", "3")
-    r = run("from-pgn", filters_pgn, "-o", tmp_path / "ds")
+    r = cli("positions", "from-pgn", filters_pgn, "-o", tmp_path / "ds")
     assert r.exit_code == 2 and "already exists" in r.stderr
     ok("from-pgn", filters_pgn, "-o", tmp_path / "ds", "--overwrite")
     assert load(tmp_path / "ds")[1]["positions"] == 34

@@ -6,15 +6,8 @@ import json
 import numpy as np
 import onnx
 import pytest
-from typer.testing import CliRunner
 
-from conceptchess.cli.main import app
-
-runner = CliRunner()
-
-
-def run(*args):
-    return runner.invoke(app, [str(a) for a in args])
+from tests.helpers import cli
 
 
 def assert_one_line_error(result, *needles):
@@ -26,7 +19,7 @@ def assert_one_line_error(result, *needles):
 
 
 def test_info(maia1100):
-    r = run("net", "info", maia1100)
+    r = cli("net", "info", maia1100)
     assert r.exit_code == 0, r.output
     assert "6 blocks × 64 filters, SE 8" in r.output and "policy, wdl" in r.output
     from conceptchess.lc0.weights import sha256_file
@@ -35,24 +28,24 @@ def test_info(maia1100):
 
 
 def test_info_on_lc0_onnx(shared_data):
-    r = run("net", "info", shared_data / "onnx" / "mean-girl-8.onnx.gz")
+    r = cli("net", "info", shared_data / "onnx" / "mean-girl-8.onnx.gz")
     assert r.exit_code == 0, r.output
     assert "policy, value" in r.output and "block3" in r.output
 
 
 def test_convert_then_eval_the_onnx(tmp_path, maia1100):
     out = tmp_path / "m.onnx"
-    r = run("net", "convert", maia1100, "-o", out)
+    r = cli("net", "convert", maia1100, "-o", out)
     assert r.exit_code == 0, r.output
     names = [o.name for o in onnx.load(str(out)).graph.output]
     assert names == ["policy", "wdl"] + [f"block{i}" for i in range(6)]
-    r = run("net", "eval", out, "--fen", "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1")
+    r = cli("net", "eval", out, "--fen", "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1")
     assert r.exit_code == 0, r.output
     assert "Ra8#" in r.output and "WDL" in r.output
 
 
 def test_eval_fen_with_moves(maia1100):
-    r = run("net", "eval", maia1100, "--moves", "e2e4 e7e5", "--moves", "g1f3")
+    r = cli("net", "eval", maia1100, "--moves", "e2e4 e7e5", "--moves", "g1f3")
     assert r.exit_code == 0, r.output
     assert "b8c6" in r.output  # the most common human reply is listed
 
@@ -65,7 +58,7 @@ def test_batch_eval(tmp_path, maia1100):
         {"id": "c", "fen": "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1", "moves": ["g1f1"]},
     ]) + "\n")
     out = tmp_path / "o.jsonl"
-    r = run("net", "eval", maia1100, "--input", inp, "--output", out, "--batch-size", "2")
+    r = cli("net", "eval", maia1100, "--input", inp, "--output", out, "--batch-size", "2")
     assert r.exit_code == 0, r.output
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["id"] for x in rows] == ["a", 7, "c"]
@@ -91,7 +84,7 @@ def test_batch_bad_positions_leave_nothing(tmp_path, maia1100, record, needle):
     inp = tmp_path / "p.jsonl"
     inp.write_text(json.dumps({"id": 0, "moves": []}) + "\n" + json.dumps(record) + "\n")
     out = tmp_path / "o.jsonl"
-    r = run("net", "eval", maia1100, "--input", inp, "--output", out)
+    r = cli("net", "eval", maia1100, "--input", inp, "--output", out)
     assert_one_line_error(r, needle)
     assert not out.exists() and list(tmp_path.iterdir()) == [inp]
 
@@ -99,29 +92,29 @@ def test_batch_bad_positions_leave_nothing(tmp_path, maia1100, record, needle):
 def test_malformed_json_line(tmp_path, maia1100):
     inp = tmp_path / "p.jsonl"
     inp.write_text('{"id": 1}\n{"id": 2,\n')
-    r = run("net", "eval", maia1100, "--input", inp, "--output", tmp_path / "o.jsonl")
+    r = cli("net", "eval", maia1100, "--input", inp, "--output", tmp_path / "o.jsonl")
     assert_one_line_error(r, "p.jsonl:2", "malformed JSON")
     assert not (tmp_path / "o.jsonl").exists()
 
 
 def test_illegal_fen_and_move_on_the_command_line(maia1100):
-    assert_one_line_error(run("net", "eval", maia1100, "--fen", "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBN w KQkq - 0 1"), "FEN")
-    assert_one_line_error(run("net", "eval", maia1100, "--moves", "e2e4 e2e4"), "move 2 'e2e4' is illegal")
+    assert_one_line_error(cli("net", "eval", maia1100, "--fen", "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBN w KQkq - 0 1"), "FEN")
+    assert_one_line_error(cli("net", "eval", maia1100, "--moves", "e2e4 e2e4"), "move 2 'e2e4' is illegal")
 
 
 def test_bad_network_files(tmp_path, maia1100):
     trunc = tmp_path / "t.pb.gz"
     trunc.write_bytes(maia1100.read_bytes()[:1000])
-    assert_one_line_error(run("net", "info", trunc), "t.pb.gz")
+    assert_one_line_error(cli("net", "info", trunc), "t.pb.gz")
     magic = tmp_path / "m.pb.gz"
     magic.write_bytes(gzip.compress(b"\x0d\x34\x12\x00\x00"))  # field 1 fixed32 = 0x1234
-    assert_one_line_error(run("net", "info", magic), "wrong magic")
+    assert_one_line_error(cli("net", "info", magic), "wrong magic")
     rnd = tmp_path / "r.pb.gz"
     rnd.write_bytes(np.random.default_rng(1).bytes(3000))
-    assert_one_line_error(run("net", "info", rnd))
-    assert_one_line_error(run("net", "info", tmp_path / "missing.pb.gz"), "no such network file")
+    assert_one_line_error(cli("net", "info", rnd))
+    assert_one_line_error(cli("net", "info", tmp_path / "missing.pb.gz"), "no such network file")
     out = tmp_path / "x.onnx"
-    assert_one_line_error(run("net", "convert", trunc, "-o", out))
+    assert_one_line_error(cli("net", "convert", trunc, "-o", out))
     assert not out.exists()
 
 
@@ -133,12 +126,12 @@ def test_non_lc0_onnx_is_refused(tmp_path, maia1100):
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     p = tmp_path / "other.onnx"
     p.write_bytes(helper.make_model(g).SerializeToString())
-    assert_one_line_error(run("net", "info", p), "not an lc0 network export")
+    assert_one_line_error(cli("net", "info", p), "not an lc0 network export")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\xff\xfe" * 100)
-    assert_one_line_error(run("net", "eval", junk), "not an ONNX model")
+    assert_one_line_error(cli("net", "eval", junk), "not an ONNX model")
     out = tmp_path / "o.jsonl"
     inp = tmp_path / "p.jsonl"
     inp.write_text('{"id": 1}\n')
-    assert_one_line_error(run("net", "eval", p, "--input", inp, "--output", out))
+    assert_one_line_error(cli("net", "eval", p, "--input", inp, "--output", out))
     assert not out.exists()

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import chess
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from conceptchess.cli.main import app
 from conceptchess.datasets import sha256_of
 from conceptchess.lc0.encoder import game_histories
 from conceptchess.positions import PositionSpec
 from conceptchess.selfplay import BUILTIN_OPENINGS, Opening, SelfPlayGame, builtin_openings, choose_move, play, read_openings
+from tests.helpers import DATA, cli
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("CONCEPTCHESS_TEST_DATA", ROOT.parent / "shared" / "data"))
 NET = DATA / "weights" / "maia-1100.pb.gz"
 needs_net = pytest.mark.skipif(not NET.exists(), reason=f"Maia network not found at {NET} (set CONCEPTCHESS_TEST_DATA)")
-
-
-def run(*args):
-    return CliRunner().invoke(app, ["positions", *map(str, args)])
 
 
 def load(ds: Path) -> tuple[list[dict], dict]:
@@ -121,7 +113,7 @@ def test_openings_file(tmp_path):
     ops = read_openings(p)
     assert [o.name for o in ops] == ["kid", "endgame"] and len(ops[0].moves) == 4 and ops[1].start.fen().startswith("4k3")
     (tmp_path / "bad.jsonl").write_text('{"id": 1, "moves": ["e2e5"]}\n')
-    r = run("selfplay", "--net", tmp_path / "no-net.pb.gz", "--games", 1, "-o", tmp_path / "ds", "--openings", tmp_path / "bad.jsonl")
+    r = cli("positions", "selfplay", "--net", tmp_path / "no-net.pb.gz", "--games", 1, "-o", tmp_path / "ds", "--openings", tmp_path / "bad.jsonl")
     assert r.exit_code == 2 and r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "ds").exists()
 
@@ -144,7 +136,7 @@ def _replay(rec: dict) -> chess.Board:
 def test_cli_selfplay_is_deterministic_and_legal(tmp_path):
     args = ["--net", NET, "--games", 2, "--max-plies", 20, "--seed", 7, "--threads", 1, "--device", "cpu"]
     for name in ("a", "b"):
-        r = run("selfplay", *args, "-o", tmp_path / name)
+        r = cli("positions", "selfplay", *args, "-o", tmp_path / name)
         assert r.exit_code == 0, r.output
     a, man = load(tmp_path / "a")
     b, _ = load(tmp_path / "b")
@@ -166,7 +158,7 @@ def test_cli_selfplay_is_deterministic_and_legal(tmp_path):
                 assert chess.Move.from_uci(r["move"]) in board.legal_moves
                 board.push_uci(r["move"])
                 assert _replay(nxt).fen() == board.fen()
-    r = run("selfplay", *args[:-6], "--seed", 8, "--threads", 1, "--device", "cpu", "-o", tmp_path / "c")
+    r = cli("positions", "selfplay", *args[:-6], "--seed", 8, "--threads", 1, "--device", "cpu", "-o", tmp_path / "c")
     assert r.exit_code == 0, r.output
     assert load(tmp_path / "c")[0] != a
 

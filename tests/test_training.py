@@ -8,9 +8,7 @@ import chess.pgn
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from conceptchess.cli.main import app
 from conceptchess.datasets import DatasetWriter, position_record
 from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
@@ -29,6 +27,7 @@ from conceptchess.training import (
     policy_distributions,
     top1_agreement,
 )
+from tests.helpers import cli
 
 
 def make_dataset(pgn_path, out, games=25):
@@ -145,20 +144,19 @@ def test_student_learns_its_prototypes(tmp_path, dataset, maia1100):
 
 
 def test_bad_inputs_exit_2_and_leave_no_checkpoint(tmp_path, dataset):
-    runner = CliRunner()
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    r = runner.invoke(app, ["train", "--positions", str(empty), "-o", str(tmp_path / "o1"), "--steps", "5"])
+    r = cli("train", "--positions", str(empty), "-o", str(tmp_path / "o1"), "--steps", "5")
     assert r.exit_code == 2 and "no training positions" in r.output
     assert not list((tmp_path).glob("o1/*.pb.gz"))
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": 1, "moves": ["e2e4", "e2e4"], "move": "e7e5"}) + "\n")
-    r = runner.invoke(app, ["train", "--positions", str(bad), "-o", str(tmp_path / "o2"), "--steps", "5"])
+    r = cli("train", "--positions", str(bad), "-o", str(tmp_path / "o2"), "--steps", "5")
     assert r.exit_code == 2 and "illegal" in r.output
     assert not (tmp_path / "o2").exists()
-    r = runner.invoke(app, ["train", "--positions", str(dataset), "-o", str(tmp_path / "o3"), "--steps", "3", "--blocks", "1",
-                            "--filters", "8", "--max-positions", "100", "--checkpoints", "2"])
+    r = cli("train", "--positions", str(dataset), "-o", str(tmp_path / "o3"), "--steps", "3", "--blocks", "1",
+            "--filters", "8", "--max-positions", "100", "--checkpoints", "2")
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["train", "--positions", str(dataset), "-o", str(tmp_path / "o3"), "--steps", "3", "--blocks", "2",
-                            "--filters", "8", "--max-positions", "100", "--checkpoints", "2"])
+    r = cli("train", "--positions", str(dataset), "-o", str(tmp_path / "o3"), "--steps", "3", "--blocks", "2",
+            "--filters", "8", "--max-positions", "100", "--checkpoints", "2")
     assert r.exit_code == 2 and "different architecture" in r.output

@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from conceptchess.cli.main import app
 from conceptchess.concepts import CONCEPTS
 from conceptchess.concepts.stockfish import ENV_VAR, available
+from tests.helpers import cli
 
-runner = CliRunner()
 MATED = "rnbqkbnr/ppppp2p/5p2/6pQ/4P3/8/PPPP1PPP/RNB1KBNR b KQkq - 1 3"
 BACK_RANK = "6k1/5ppp/8/8/8/8/8/R5K1 w - - 0 1"
 PY_NAMES = [n for n, c in CONCEPTS.items() if c.source == "python-chess"]
@@ -37,7 +35,7 @@ def positions(tmp_path: Path) -> Path:
 
 
 def test_list_shows_every_concept() -> None:
-    r = runner.invoke(app, ["concepts", "list"])
+    r = cli("concepts", "list")
     assert r.exit_code == 0, r.output
     assert f"{len(CONCEPTS)} concepts" in r.stdout
     for name in ("in_check", "material_diff", "them_discovered_check_available", "sf_king_safety_white_eg", "game_phase"):
@@ -46,21 +44,21 @@ def test_list_shows_every_concept() -> None:
 
 def test_list_marks_stockfish_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_VAR, "/nonexistent/stockfish")
-    r = runner.invoke(app, ["concepts", "list", "--family", "stockfish"])
+    r = cli("concepts", "list", "--family", "stockfish")
     assert r.exit_code == 0, r.output
     assert "70 concepts unavailable: the stockfish binary was not found" in " ".join(r.stdout.split())
     assert "yes" not in r.stdout
 
 
 def test_list_unknown_family() -> None:
-    r = runner.invoke(app, ["concepts", "list", "--family", "nope"])
+    r = cli("concepts", "list", "--family", "nope")
     assert r.exit_code == 2 and r.stderr.startswith("error: unknown family 'nope'")
 
 
 def test_label_csv(positions: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "labels.csv"
-    r = runner.invoke(app, ["concepts", "label", "--input", str(positions), "-o", str(out),
-                            "--concepts", "in_check,us_has_mate_in_1,material_diff,game_phase,us_mobility"])
+    r = cli("concepts", "label", "--input", str(positions), "-o", str(out),
+            "--concepts", "in_check,us_has_mate_in_1,material_diff,game_phase,us_mobility")
     assert r.exit_code == 0, r.output
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["id", "in_check", "us_has_mate_in_1", "material_diff", "game_phase", "us_mobility"]
@@ -79,7 +77,7 @@ def test_label_parquet_dataset_folder(tmp_path: Path) -> None:
     write_jsonl(ds / "positions.jsonl", [{"id": i, "moves": ["e2e4", "e7e5"][:i]} for i in range(3)])
     (ds / "manifest.json").write_text("{}")
     out = tmp_path / "labels.parquet"
-    r = runner.invoke(app, ["concepts", "label", "-i", str(ds), "-o", str(out)])
+    r = cli("concepts", "label", "-i", str(ds), "-o", str(out))
     assert r.exit_code == 0, r.output
     t = pq.read_table(out)
     assert t.column_names == ["id", *PY_NAMES]
@@ -103,7 +101,7 @@ def test_label_bad_input(tmp_path: Path, make_input, args: list[str], message: s
     out_dir.mkdir()
     argv = ["concepts", "label", "-i", str(tmp_path / "p.jsonl"), "-o", str(out_dir / "labels.csv")]
     argv += [a.replace("OUT/", f"{out_dir}/") for a in args]
-    r = runner.invoke(app, argv)
+    r = cli(*argv)
     assert r.exit_code == 2, r.output
     assert r.stderr.startswith("error: ") and message in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert list(out_dir.iterdir()) == []
@@ -113,7 +111,7 @@ def test_label_missing_stockfish(positions: Path, tmp_path: Path, monkeypatch: p
     monkeypatch.setenv(ENV_VAR, "/nonexistent/stockfish")
     out = tmp_path / "labels.csv"
     for extra in (["--stockfish"], ["--concepts", "in_check,sf_final_eval"]):
-        r = runner.invoke(app, ["concepts", "label", "-i", str(positions), "-o", str(out), *extra])
+        r = cli("concepts", "label", "-i", str(positions), "-o", str(out), *extra)
         assert r.exit_code == 2 and "Stockfish 15.1 binary, not found" in r.stderr and r.stderr.count("\n") == 1
         assert not out.exists()
 
@@ -121,8 +119,8 @@ def test_label_missing_stockfish(positions: Path, tmp_path: Path, monkeypatch: p
 @pytest.mark.skipif(not available(), reason="stockfish binary not found")
 def test_label_with_stockfish(positions: Path, tmp_path: Path) -> None:
     out = tmp_path / "labels.csv"
-    r = runner.invoke(app, ["concepts", "label", "-i", str(positions), "-o", str(out), "--stockfish",
-                            "--concepts", "in_check,sf_mobility_white_mg,sf_final_eval"])
+    r = cli("concepts", "label", "-i", str(positions), "-o", str(out), "--stockfish",
+            "--concepts", "in_check,sf_mobility_white_mg,sf_final_eval")
     assert r.exit_code == 0, r.output
     rows = {row["id"]: row for row in csv.DictReader(out.open())}
     assert float(rows["start"]["sf_mobility_white_mg"]) == -0.50  # as in tests/data/stockfish_15.1_eval.txt

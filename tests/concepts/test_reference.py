@@ -12,7 +12,7 @@ import pytest
 
 from conceptchess.concepts import label
 from conceptchess.concepts.bitboards import VALUES
-from tests.conftest import random_positions
+from tests.helpers import random_positions
 
 POSITIONS = random_positions(150)
 COLS = label(POSITIONS)

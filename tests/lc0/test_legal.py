@@ -5,7 +5,7 @@ import pytest
 
 from conceptchess.lc0.legal import legal_moves_batch
 from conceptchess.lc0.policy_map import POLICY_INDEX, legal_move_indices
-from tests.conftest import random_positions
+from tests.helpers import random_positions
 
 # perft(n) = the number of move sequences of n plies (chessprogramming.org "Perft Results").
 PERFT = [

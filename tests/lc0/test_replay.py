@@ -11,6 +11,7 @@ import pytest
 from conceptchess.datasets import position_record
 from conceptchess.errors import PositionError
 from conceptchess.positions import PositionSpec, histories_of, history_of
+from tests.helpers import cli
 
 FIELDS = ("boards", "reps", "black", "castling", "rule50")
 
@@ -175,17 +176,14 @@ def shuffled_records(lichess_pgn, games: int, every: int) -> list[dict]:
 def test_net_eval_input_writes_what_one_position_at_a_time_gives(tmp_path, lichess_pgn, maia1100):
     import json
 
-    from typer.testing import CliRunner
-
-    from conceptchess.cli.main import app
     from conceptchess.engine import Engine
     from conceptchess.lc0.encoder import Histories
 
     recs = shuffled_records(lichess_pgn, 8, 5)
     inp, out = tmp_path / "p.jsonl", tmp_path / "o.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    r = CliRunner().invoke(app, ["net", "eval", str(maia1100), "--input", str(inp), "--output", str(out), "--batch-size", "8",
-                                 "--threads", "1", "--device", "cpu"])  # chunks of 32, 128, 128, …: several in flight
+    r = cli("net", "eval", str(maia1100), "--input", str(inp), "--output", str(out), "--batch-size", "8",
+            "--threads", "1", "--device", "cpu")  # chunks of 32, 128, 128, …: several in flight
     assert r.exit_code == 0, r.output
     assert len(recs) > 150
     specs = [PositionSpec.from_dict(rec) for rec in recs]
@@ -197,15 +195,12 @@ def test_net_eval_input_writes_what_one_position_at_a_time_gives(tmp_path, liche
 def test_net_eval_input_error_in_a_later_chunk_leaves_nothing(tmp_path, lichess_pgn, maia1100):
     import json
 
-    from typer.testing import CliRunner
-
-    from conceptchess.cli.main import app
 
     recs = shuffled_records(lichess_pgn, 4, 5)
     recs.insert(150, {"id": "bad", "moves": ["e2e4", "e7e5", "e1e3"]})
     inp, out = tmp_path / "p.jsonl", tmp_path / "o.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    r = CliRunner().invoke(app, ["net", "eval", str(maia1100), "--input", str(inp), "--output", str(out), "--batch-size", "8"])
+    r = cli("net", "eval", str(maia1100), "--input", str(inp), "--output", str(out), "--batch-size", "8")
     assert r.exit_code == 2
     assert r.output.strip() == "error: id=bad: move 3 'e1e3' is illegal in rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR w KQkq - 0 2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl"]
@@ -214,16 +209,13 @@ def test_net_eval_input_error_in_a_later_chunk_leaves_nothing(tmp_path, lichess_
 def test_concepts_label_equals_labels_of_boards_replayed_alone(tmp_path, lichess_pgn):
     import json
 
-    from typer.testing import CliRunner
-
-    from conceptchess.cli.main import app
     from conceptchess.concepts import label
     from conceptchess.concepts.table import write_table
 
     recs = shuffled_records(lichess_pgn, 3, 11)
     inp, out, want = tmp_path / "p.jsonl", tmp_path / "l.csv", tmp_path / "want.csv"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    r = CliRunner().invoke(app, ["concepts", "label", "--input", str(inp), "--output", str(out)])
+    r = cli("concepts", "label", "--input", str(inp), "--output", str(out))
     assert r.exit_code == 0, r.output
     write_table(want, [rec["id"] for rec in recs], label([PositionSpec.from_dict(rec).board() for rec in recs]))
     assert out.read_text() == want.read_text()

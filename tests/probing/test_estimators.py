@@ -11,9 +11,7 @@ import torch
 from sklearn.base import clone
 from sklearn.linear_model import Lasso, LassoCV
 from sklearn.model_selection import PredefinedSplit
-from typer.testing import CliRunner
 
-from conceptchess.cli.probe import app as probe_app
 from conceptchess.concepts.labeling import label
 from conceptchess.datasets import DatasetWriter, position_record
 from conceptchess.errors import ConceptChessError
@@ -29,6 +27,7 @@ from conceptchess.probing.results import load_run
 from conceptchess.probing.solvers import L1Quadratic
 from conceptchess.probing.split import Standardizer, bootstrap_ci, bootstrap_counts
 from conceptchess.store import Database
+from tests.helpers import cli
 
 
 def activations(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -279,9 +278,9 @@ def no_fit_run(tmp_path_factory):
     torch.manual_seed(0)
     write_weights(root / "net.pb.gz", spec, TrainableLc0Net(spec).folded_state())
     db = f"sqlite:///{root / 'probes.sqlite'}"
-    r = CliRunner().invoke(probe_app, ["run", "--net", str(root / "net.pb.gz"), "--positions", str(root / "positions"),
-                                       "--concepts", "material_diff,in_check", "--taps", "input", "--pool", "full",
-                                       "--bootstrap", "200", "--db", db, "--results", str(root / "results")])
+    r = cli("probe", "run", "--net", str(root / "net.pb.gz"), "--positions", str(root / "positions"),
+            "--concepts", "material_diff,in_check", "--taps", "input", "--pool", "full",
+            "--bootstrap", "200", "--db", db, "--results", str(root / "results"))
     assert r.exit_code == 0, r.output
     return root, db
 
@@ -292,10 +291,10 @@ def test_show_and_atlas_mark_a_no_fit_probe(no_fit_run):
     mat = [r for r in view.rows if r.concept == "material_diff"]
     assert mat and all(r.status == NO_FIT and r.reason == NO_FIT_REASON and r.nonzero == 0 for r in mat)
     assert all(r.status == "ok" and r.nonzero > 0 for r in view.rows if r.concept == "in_check")
-    r = CliRunner().invoke(probe_app, ["show", "--concept", "material_diff", "--db", db])
+    r = cli("probe", "show", "--concept", "material_diff", "--db", db)
     assert r.exit_code == 0, r.output
     assert r.output.count(" ×") == len(mat) and f"× no fit: {NO_FIT_REASON}" in r.output
-    r = CliRunner().invoke(probe_app, ["show", "--concept", "in_check", "--db", db])
+    r = cli("probe", "show", "--concept", "in_check", "--db", db)
     assert r.exit_code == 0 and "×" not in r.output and "no fit" not in r.output
     # The atlas: the what-when-where figure marks the cell and says why; the index counts the cells.
     def crosses(fig) -> list[tuple[str, tuple]]:
@@ -306,7 +305,7 @@ def test_show_and_atlas_mark_a_no_fit_probe(no_fit_run):
     assert NO_FIT_NOTE in [t.get_text() for t in fig.texts]
     clean = concept_figure(view, "in_check")
     assert not crosses(clean) and NO_FIT_NOTE not in [t.get_text() for t in clean.texts]
-    r = CliRunner().invoke(probe_app, ["plot", "1", "-o", str(root / "atlas"), "--db", db])
+    r = cli("probe", "plot", "1", "-o", str(root / "atlas"), "--db", db)
     assert r.exit_code == 0, r.output
     page = (root / "atlas" / "index.html").read_text()
     row = next(line for line in page.splitlines() if ">material_diff</a>" in line)

@@ -14,50 +14,15 @@ import sys
 import time
 from pathlib import Path
 
-import chess
 import numpy as np
 import pytest
 import torch
 from sqlalchemy import create_engine, func, select, text
-from typer.testing import CliRunner
 
-from conceptchess.cli.probe import app
-from conceptchess.datasets import DatasetWriter, position_record
-from conceptchess.lc0.trainable import TrainableLc0Net
-from conceptchess.lc0.weights import NetSpec, write_weights
+from tests.helpers import ROOT, cli, random_games, tiny_net
 
-ROOT = Path(__file__).resolve().parents[2]
-runner = CliRunner()
 CONCEPTS = "in_check,us_mobility,material_diff,game_phase"
 TARGETS = 6  # game_phase is probed one-vs-rest: 3 targets
-
-
-def tiny_net(path: Path, seed: int, blocks: int = 2, filters: int = 8, step: int | None = None, run: str = "tiny") -> Path:
-    spec = NetSpec(blocks=blocks, filters=filters, se_channels=4, policy="convolution", policy_channels=0, value="wdl",
-                   value_channels=4, value_hidden=16, moves_left=False)
-    torch.manual_seed(seed)
-    net = TrainableLc0Net(spec)
-    write_weights(path, spec, net.folded_state(), training_steps=step or 0)
-    if step is not None:
-        path.with_name(path.name.replace(".pb.gz", ".json")).write_text(json.dumps({"run": run, "step": step}))
-    return path
-
-
-def random_games(path: Path, games: int, plies: int, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    with DatasetWriter(path, {"made_by": "test random games"}) as w:
-        for g in range(games):
-            b = chess.Board()
-            moves = []
-            for _ in range(plies):
-                legal = list(b.legal_moves)
-                if not legal:
-                    break
-                moves.append(legal[rng.integers(len(legal))])
-                b.push(moves[-1])
-            for t in range(len(moves) + 1):
-                w.write({"id": f"g{g}-p{t}", "game": g, "ply": t, **position_record(chess.Board(), moves, t)})
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -73,10 +38,6 @@ def world(tmp_path_factory) -> dict:
     tiny_net(mixed / "b.pb.gz", 1, blocks=3)
     return {"root": root, "series": series, "mixed": mixed, "single": tiny_net(root / "single.pb.gz", 7),
             "data": random_games(root / "positions", games=36, plies=40)}
-
-
-def probe(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def rows(db: Path, where: str = "1=1") -> list:
@@ -95,7 +56,7 @@ def base_args(world, tmp: Path, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def series_run(world, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("series_run")
-    r = probe(*base_args(world, tmp, "--net", str(world["series"])))
+    r = cli("probe", *base_args(world, tmp, "--net", str(world["series"])))
     assert r.exit_code == 0, r.output
     return tmp
 
@@ -123,14 +84,14 @@ def test_series_sweep_rows_carry_their_controls(series_run):
 
 
 def test_show_prints_a_table(series_run):
-    r = probe("show", "--concept", "in_check", "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    r = cli("probe", "show", "--concept", "in_check", "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
     assert r.exit_code == 0, r.output
     assert "in_check" in r.output and "block1" in r.output and "tiny step 200" in r.output
 
 
 def test_plot_writes_the_atlas(series_run, tmp_path):
     out = tmp_path / "atlas"
-    r = probe("plot", "1", "-o", str(out), "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    r = cli("probe", "plot", "1", "-o", str(out), "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
     assert r.exit_code == 0, r.output
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert "concept-in_check.png" in pngs and "concept-game_phase=opening.png" in pngs
@@ -144,7 +105,7 @@ def test_plot_writes_the_atlas(series_run, tmp_path):
 
 def test_rerun_is_a_no_op(world, series_run):
     before = rows(series_run / "probes.sqlite")
-    r = probe(*base_args(world, series_run, "--net", str(world["series"])))
+    r = cli("probe", *base_args(world, series_run, "--net", str(world["series"])))
     assert r.exit_code == 0, r.output
     assert sorted(before) == sorted(rows(series_run / "probes.sqlite"))
 
@@ -155,11 +116,11 @@ def test_worker_processes_give_the_rows_of_a_single_process_sweep(world, tmp_pat
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
     try:
-        r = probe(*base_args(world, tmp_path / "one", "--net", str(world["series"]), "--jobs", "1"))
+        r = cli("probe", *base_args(world, tmp_path / "one", "--net", str(world["series"]), "--jobs", "1"))
     finally:
         torch.set_num_threads(threads)
     assert r.exit_code == 0, r.output
-    r = probe(*base_args(world, tmp_path / "two", "--net", str(world["series"]), "--jobs", "2"))
+    r = cli("probe", *base_args(world, tmp_path / "two", "--net", str(world["series"]), "--jobs", "2"))
     assert r.exit_code == 0, r.output
     key = lambda x: (x.network_id, x.tap, x.concept)  # noqa: E731
     one = {key(x): x for x in rows(tmp_path / "one" / "probes.sqlite")}
@@ -249,7 +210,7 @@ def test_sweep_workers_resolves_auto_and_refuses_zero():
 
 # -- a single network: a generated random-init control ---------------------------------------------------
 def test_single_network_gets_a_generated_random_init_control(world, tmp_path):
-    r = probe(*base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block1", "--seed", "3"))
+    r = cli("probe", *base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block1", "--seed", "3"))
     assert r.exit_code == 0, r.output
     eng = create_engine(f"sqlite:///{tmp_path / 'probes.sqlite'}")
     with eng.connect() as c:
@@ -262,7 +223,7 @@ def test_single_network_gets_a_generated_random_init_control(world, tmp_path):
 
 
 def test_no_controls(world, tmp_path):
-    r = probe(*base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block0", "--no-controls"))
+    r = cli("probe", *base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block0", "--no-controls"))
     assert r.exit_code == 0, r.output
     got = rows(tmp_path / "probes.sqlite")
     assert len(got) == TARGETS and {r.tap for r in got} == {"block0"}
@@ -278,9 +239,9 @@ def test_sweep_recovers_a_sparse_function_of_the_activations(world, tmp_path):
     y = 3.0 * a[:, 2] - 2.0 * a[:, 5] + 0.5
     labels = tmp_path / "labels.csv"
     labels.write_text("id,synthetic\n" + "".join(f"{i},{v:.17g}\n" for i, v in zip(store.ids, y)))
-    r = probe("run", "--positions", str(world["data"]), "--net", str(world["single"]), "--labels", str(labels), "--taps", "block1",
-              "--pool", "mean", "--no-controls", "--db", f"sqlite:///{tmp_path / 'p.sqlite'}", "--results", str(tmp_path / "res"),
-              "--store", str(tmp_path))
+    r = cli("probe", "run", "--positions", str(world["data"]), "--net", str(world["single"]), "--labels", str(labels), "--taps", "block1",
+            "--pool", "mean", "--no-controls", "--db", f"sqlite:///{tmp_path / 'p.sqlite'}", "--results", str(tmp_path / "res"),
+            "--store", str(tmp_path))
     assert r.exit_code == 0, r.output
     assert not (tmp_path / "res" / "activations").exists()  # read from the given store, nothing extracted
     (row,) = rows(tmp_path / "p.sqlite")
@@ -309,7 +270,7 @@ def test_bad_input_is_refused_before_anything_is_written(world, tmp_path, change
                     [str(world["data"]), str(world["single"]), "in_check", "input,block0", "mean"]))
     args.update({k: {"MIXED": str(world["mixed"]), "LABELS": str(labels)}.get(v, v) for k, v in change.items()})
     db = tmp_path / "db" / "probes.sqlite"
-    r = probe("run", *[x for kv in args.items() for x in kv], "--db", f"sqlite:///{db}", "--results", str(tmp_path / "results"))
+    r = cli("probe", "run", *[x for kv in args.items() for x in kv], "--db", f"sqlite:///{db}", "--results", str(tmp_path / "results"))
     assert r.exit_code == 2, r.output
     err = r.stderr if hasattr(r, "stderr") else r.output
     lines = [ln for ln in err.splitlines() if ln.strip()]
@@ -318,11 +279,11 @@ def test_bad_input_is_refused_before_anything_is_written(world, tmp_path, change
 
 
 def test_reading_commands_refuse_missing_things(series_run, tmp_path):
-    r = probe("show", "--concept", "no_such", "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    r = cli("probe", "show", "--concept", "no_such", "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
     assert r.exit_code == 2 and "no probe results for concept 'no_such'" in r.output
-    r = probe("plot", "99", "-o", str(tmp_path / "x"), "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
+    r = cli("probe", "plot", "99", "-o", str(tmp_path / "x"), "--db", f"sqlite:///{series_run / 'probes.sqlite'}")
     assert r.exit_code == 2 and "no probe run 99" in r.output
-    r = probe("show", "--concept", "in_check", "--db", f"sqlite:///{tmp_path / 'none.sqlite'}")
+    r = cli("probe", "show", "--concept", "in_check", "--db", f"sqlite:///{tmp_path / 'none.sqlite'}")
     assert r.exit_code == 2 and not (tmp_path / "none.sqlite").exists()
 
 
@@ -353,8 +314,8 @@ def slow(*a, **k):
     time.sleep(0.1)  # while a finished cell is being written (in this process, with or without workers)
     return real(*a, **k)
 writer._save_vector = slow
-from conceptchess.cli.probe import app
-app(sys.argv[1:], prog_name="conceptchess probe")
+from conceptchess.cli.main import app
+app(["probe", *sys.argv[1:]], prog_name="conceptchess")
 """
 
 
@@ -383,6 +344,7 @@ def test_kill_9_mid_sweep_keeps_finished_cells_and_resume_completes_without_dupl
     args = base_args(world, tmp_path, "--net", str(world["series"]), "--jobs", jobs)
     db = tmp_path / "probes.sqlite"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a real process (slowed down by SLOW_DRIVER), since the point is to SIGKILL it mid-sweep
     proc = subprocess.Popen([sys.executable, "-c", SLOW_DRIVER, *args], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 90
@@ -413,7 +375,7 @@ def test_kill_9_mid_sweep_keeps_finished_cells_and_resume_completes_without_dupl
     partial = rows(db)
     total = 3 * 3 * TARGETS
     assert 0 < len(partial) < total
-    r = probe(*args)
+    r = cli("probe", *args)
     assert r.exit_code == 0, r.output
     final = rows(db)
     assert len(final) == total

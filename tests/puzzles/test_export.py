@@ -10,24 +10,9 @@ import pytest
 
 from conceptchess.errors import ConceptChessError
 from conceptchess.export import PROVENANCE_TAGS, default_path, export_collection, read_pgn_puzzles
-from conceptchess.puzzles.records import PuzzleRecord, add_to_collection, blind_order, collection_puzzles, make_puzzle_id, update_puzzle
+from conceptchess.puzzles.records import PuzzleRecord, add_to_collection, blind_order, collection_puzzles, update_puzzle
 from conceptchess.store.puzzles import Puzzle
-from tests.puzzles.test_common import imported_db, invoke
-
-
-def mined(i: int, kind: str = "concept", concept: str = "fork-dir") -> PuzzleRecord:
-    """A puzzle as mining makes it (provenance and verification filled in by hand)."""
-    fens = ["r3k3/pp3ppp/8/1N6/8/8/PPP2PPP/6K1 w - - 0 1", "6k1/ppp2pp1/7p/8/3q4/5N2/PPP2PPP/6K1 w - - 0 1",
-            "7k/3pp1pp/8/8/8/8/3qrPPP/RR4K1 w - - 0 1", "3qr1k1/5ppp/8/8/8/8/4RPPP/4R1K1 w - - 0 1"]
-    sols = [["b5c7", "e8d7", "c7a8"], ["f3d4"], ["a1a8"], ["e2e8", "d8e8", "e1e8"]]
-    alts = [[[], []], [[]], [["b1b8"]], [[], []]]
-    fen, sol = fens[i % 4], sols[i % 4]
-    return PuzzleRecord(id=make_puzzle_id(fen, sol[0], concept, i), fen=fen, start_fen=fen, leading_moves=[], solution=sol,
-                        side_to_solve="white", kind=kind, source="game", source_game=f"lichess.pgn#game{i}", network_sha256="ab" * 32,
-                        checkpoint="cc-6x32@178", tap="block5", concept=concept, concept_score=3.25 + i, concept_rank=i + 1,
-                        network_move=sol[0], network_policy=0.42, verified=True, verify_reason="ok", best_move=sol[0], best_cp=512,
-                        second_move=None, second_cp=None, win_chance_gap=0.91, accepted_moves=alts[i % 4],
-                        themes=["fork", "short"], difficulty=0.375, verify_settings={"nodes": 1000})
+from tests.helpers import cli, imported_db, mined
 
 
 @pytest.fixture
@@ -116,14 +101,14 @@ def test_export_errors(db, tmp_path):
 def test_cli_export(db, tmp_path):
     env = {"CONCEPTCHESS_DB": db.url}
     out = tmp_path / "cli.pgn"
-    r = invoke("puzzles", "export", "--collection", "mixed", "--blind", "--seed", "5", "-o", str(out), env=env)
+    r = cli("puzzles", "export", "--collection", "mixed", "--blind", "--seed", "5", "-o", str(out), env=env)
     assert r.exit_code == 0, r.stderr
     assert "blinded, order seed 5" in r.stdout
     with open(out) as f:
         assert chess.pgn.read_game(f).headers["OrderSeed"] == "5"
-    r = invoke("puzzles", "export", "--collection", "mixed", "--seed", "5", "-o", str(out), env=env)
+    r = cli("puzzles", "export", "--collection", "mixed", "--seed", "5", "-o", str(out), env=env)
     assert r.exit_code == 2 and r.stderr.strip() == "error: --seed orders a blinded export; add --blind"
-    r = invoke("puzzles", "list", "--collection", "mixed", env=env)
+    r = cli("puzzles", "list", "--collection", "mixed", env=env)
     assert r.exit_code == 0 and "cc0Fk" in r.stdout
-    r = invoke("puzzles", "list", env=env)
+    r = cli("puzzles", "list", env=env)
     assert r.exit_code == 0 and "mixed" in r.stdout and " 11 " in r.stdout

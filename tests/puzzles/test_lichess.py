@@ -13,7 +13,7 @@ from conceptchess.errors import ConceptChessError
 from conceptchess.puzzles.lichess import import_lichess, read_lichess_csv
 from conceptchess.puzzles.records import collection_puzzles
 from conceptchess.store.puzzles import CollectionPuzzle, Puzzle
-from tests.puzzles.test_common import LICHESS_CSV, NODES, imported_db, invoke, sqlite_db, stockfish_or_skip
+from tests.helpers import LICHESS_CSV, NODES, cli, imported_db, sqlite_db, stockfish_or_skip
 
 HEADER = "PuzzleId,FEN,Moves,Rating,RatingDeviation,Popularity,NbPlays,Themes,GameUrl,OpeningTags\n"
 
@@ -101,11 +101,11 @@ def test_a_file_without_the_header_is_refused(tmp_path):
 def test_cli_import_and_verify(tmp_path):
     stockfish_or_skip()
     env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
-    r = invoke("puzzles", "import", str(LICHESS_CSV), "--collection", "lichess", env=env)
+    r = cli("puzzles", "import", str(LICHESS_CSV), "--collection", "lichess", env=env)
     assert r.exit_code == 0, r.stderr
     assert "7 puzzle(s) added" in r.stdout
     out = tmp_path / "verdicts.csv"
-    r = invoke("puzzles", "verify", "--collection", "lichess", "--nodes", str(NODES), "--output", str(out), env=env)
+    r = cli("puzzles", "verify", "--collection", "lichess", "--nodes", str(NODES), "--output", str(out), env=env)
     assert r.exit_code == 0, r.stderr
     assert "6 accepted, 1 rejected of 7" in r.stdout and "cc0Tw" in r.stdout
     rows = list(csv.DictReader(open(out)))
@@ -121,13 +121,13 @@ def test_cli_import_and_verify(tmp_path):
         assert p.accepted_moves == [[], []] and "advantage" in p.themes and p.difficulty is not None
         assert s.get(Puzzle, "cc0Bk").best_mate == 1
         assert s.get(Puzzle, "cc0Tw").verified is False
-    r = invoke("puzzles", "verify", "--collection", "nope", env=env)
+    r = cli("puzzles", "verify", "--collection", "nope", env=env)
     assert r.exit_code == 2 and r.stderr.strip() == "error: no collection named 'nope' (collections: lichess)"
 
 
 def test_cli_import_errors_are_one_line(tmp_path):
     env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
-    r = invoke("puzzles", "import", str(tmp_path / "missing.csv"), "--collection", "x", env=env)
+    r = cli("puzzles", "import", str(tmp_path / "missing.csv"), "--collection", "x", env=env)
     assert r.exit_code == 2 and r.stderr.strip().startswith("error: ") and r.stderr.strip().endswith("no such file")
     assert len(r.stderr.strip().splitlines()) == 1
     shutil.copy(LICHESS_CSV, tmp_path / "ok.csv")

@@ -30,7 +30,7 @@ from conceptchess.puzzles.filters import (
 from conceptchess.puzzles.mine import Direction, HumanConcept, mine, mine_many, prototype_count, puzzle_kind, rank_positions
 from conceptchess.puzzles.records import collection_puzzles
 from conceptchess.puzzles.verify import NETWORK_DISAGREES, NOT_UNIQUE, NOT_WINNING, VerifySettings
-from tests.puzzles.test_common import (
+from tests.helpers import (
     EQUAL_ONLY_MOVES,
     FORK,
     MATES,
@@ -39,7 +39,7 @@ from tests.puzzles.test_common import (
     ONE_WINNER_BLACK,
     TWO_WINNERS,
     WON_BEFORE,
-    invoke,
+    cli,
     lichess_positions,
     network_or_skip,
     sqlite_db,
@@ -362,22 +362,22 @@ def test_cli_mine(corpus, tmp_path):
     env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
     args = ["puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
             "--dataset", str(ds), "--top", "0.1", "--nodes", str(NODES), "--control", "random", "--network", str(net)]
-    r = invoke(*args, "--collection", "c", env=env)
+    r = cli(*args, "--collection", "c", env=env)
     assert r.exit_code == 0, r.stderr
     assert "dir" in r.stdout and "random-dir-seed0" in r.stdout and "(control-random)" in r.stdout
     for label in ("prototypes", *REJECTION_REASONS, "puzzles", "acceptance"):
         assert label in r.stdout, label
     assert "too few to compare" in r.stdout and "solver kept at +2.00" in r.stdout
-    r = invoke(*args, "--collection", "off", "--min-advantage", "0", "--keep-recaptures", "--check-evasion-max", "0",
-               "--weak-max-prob", "0", "--min-difficulty", "0", "--decided-cp", "0", env=env)
+    r = cli(*args, "--collection", "off", "--min-advantage", "0", "--keep-recaptures", "--check-evasion-max", "0",
+            "--weak-max-prob", "0", "--min-difficulty", "0", "--decided-cp", "0", env=env)
     assert r.exit_code == 0, r.stderr
     assert "no advantage floor" in r.stdout
     db = sqlite_db(tmp_path, "cli.sqlite")
     with db.session() as s:
         for p in collection_puzzles(s, "off"):
             assert p.verify_settings["min_advantage_cp"] == 0 and p.filters["settings"] == MineFilters.off().as_dict()
-    r = invoke("puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
-                "--dataset", str(ds), "--collection", "c", "--control", "bogus", env=env)
+    r = cli("puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
+            "--dataset", str(ds), "--collection", "c", "--control", "bogus", env=env)
     assert r.exit_code == 2
 
 
@@ -417,10 +417,10 @@ def test_cli_mine_a_stored_probe_gives_the_puzzles_of_its_vector_file(corpus, tm
     run = _stored_probe(db, store, tmp_path / "fork.npy", "us_forks_available", "block0")
     common = ["--activations", str(store.path), "--dataset", str(ds), "--top", "0.13", "--nodes", str(NODES), "--network", str(net),
               "--collection", "c"]
-    by_ref = invoke("puzzles", "mine", "--direction", f"{run}:us_forks_available:block0", *common, "--db", db.url)
+    by_ref = cli("puzzles", "mine", "--direction", f"{run}:us_forks_available:block0", *common, "--db", db.url)
     assert by_ref.exit_code == 0, by_ref.stderr
-    by_file = invoke("puzzles", "mine", "--direction", str(tmp_path / "fork.npy"), "--tap", "block0", *common,
-                     "--db", sqlite_db(tmp_path, "files.sqlite").url)
+    by_file = cli("puzzles", "mine", "--direction", str(tmp_path / "fork.npy"), "--tap", "block0", *common,
+                  "--db", sqlite_db(tmp_path, "files.sqlite").url)
     assert by_file.exit_code == 0, by_file.stderr
 
     def puzzles(name: str):
@@ -452,8 +452,8 @@ def test_cli_mine_refuses_unknown_or_contradicting_directions(corpus, tmp_path, 
     np.save(tmp_path / "v.npy", np.ones(2048))
     db = sqlite_db(tmp_path)
     _stored_probe(db, store, tmp_path / "v.npy", "us_forks_available", "block0")
-    r = invoke("puzzles", "mine", "--direction", direction, *extra, "--activations", str(store.path), "--dataset", str(ds),
-               "--collection", "c", "--db", db.url)
+    r = cli("puzzles", "mine", "--direction", direction, *extra, "--activations", str(store.path), "--dataset", str(ds),
+            "--collection", "c", "--db", db.url)
     assert r.exit_code == 2 and r.stderr.strip() == message
     with db.session() as s:
         with pytest.raises(ConceptChessError, match="no collection"):

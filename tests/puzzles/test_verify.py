@@ -20,7 +20,7 @@ from conceptchess.puzzles.verify import (
     judge,
     win_chances,
 )
-from tests.puzzles.test_common import (
+from tests.helpers import (
     EQUAL_ONLY_MOVES,
     FORCED_FINISH,
     FORK,
@@ -32,7 +32,7 @@ from tests.puzzles.test_common import (
     ONE_WINNER,
     TWO_WINNERS,
     WON_BEFORE,
-    invoke,
+    cli,
     lichess_positions,
     network_or_skip,
     sqlite_db,
@@ -196,17 +196,17 @@ def test_cli_verify_applies_the_advantage_floor(equal_only_moves, tmp_path):
                                               solution=[uci], side_to_solve="white", kind="imported", themes=[])
                                        for k, (b, (_, _, _, uci, _)) in enumerate(zip(equal_only_moves, EQUAL_ONLY_MOVES, strict=True))])
     env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
-    r = invoke("puzzles", "verify", "--collection", "equal", "--nodes", str(REAL_NODES), env=env)
+    r = cli("puzzles", "verify", "--collection", "equal", "--nodes", str(REAL_NODES), env=env)
     assert r.exit_code == 0, r.stderr
     assert "0 accepted, 3 rejected of 3 (not winning enough 3)" in r.stdout and "+2.00" in r.stdout
     with db.session() as s:
         assert [(p.verified, p.verify_settings["min_advantage_cp"]) for p in s.query(Puzzle).order_by(Puzzle.id)] == [(False, 200)] * 3
-    r = invoke("puzzles", "verify", "--collection", "equal", "--nodes", str(REAL_NODES), "--min-advantage", "0", env=env)
+    r = cli("puzzles", "verify", "--collection", "equal", "--nodes", str(REAL_NODES), "--min-advantage", "0", env=env)
     assert r.exit_code == 0, r.stderr
     assert "3 accepted, 0 rejected of 3" in r.stdout and "no advantage floor" in r.stdout
     with db.session() as s:
         assert [(p.verified, p.verify_settings["min_advantage_cp"]) for p in s.query(Puzzle).order_by(Puzzle.id)] == [(True, 0)] * 3
-    assert invoke("puzzles", "verify", "--collection", "equal", "--min-advantage", "-1", env=env).exit_code == 2
+    assert cli("puzzles", "verify", "--collection", "equal", "--min-advantage", "-1", env=env).exit_code == 2
 
 
 def test_a_mate_line_with_an_ambiguous_later_move_is_refused_whole(sf):

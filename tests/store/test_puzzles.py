@@ -1,25 +1,25 @@
 """The puzzle schema: migration 0002_puzzles matches the models, downgrades cleanly, and the database
-itself refuses a second answer or an out-of-range confidence. ``check_*`` are reused on PostgreSQL."""
+itself refuses a second answer or an out-of-range confidence — on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, inspect
 from sqlalchemy.exc import IntegrityError
 
 import conceptchess.store.models  # noqa: F401  (core tables on the metadata)
-from conceptchess.store import Base, connect, upgrade
+from conceptchess.store import Base, alembic_config, connect, upgrade
 from conceptchess.store.base import utcnow
 from conceptchess.store.puzzles import Answer, Collection, CollectionPuzzle, EvalSession, Expert, Puzzle
 
 TABLES = {"puzzles", "collections", "collection_puzzles", "experts", "eval_sessions", "answers"}
 
 
-def check_schema_matches_models(url: str) -> None:
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    db = connect(url)
+def test_schema_matches_models(database_url):
+    db = connect(database_url)
     assert TABLES | {"networks", "datasets", "concepts"} <= set(inspect(db.engine).get_table_names())
     with db.engine.connect() as c:
         diffs = compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata)
@@ -37,8 +37,8 @@ def check_schema_matches_models(url: str) -> None:
     assert ours == []
 
 
-def check_database_refuses_duplicates(url: str) -> None:
-    db = connect(url)
+def test_database_refuses_duplicates(database_url):
+    db = connect(database_url)
     with db.begin() as s:
         s.add(Puzzle(id="p1", fen="8/8/8/8/8/8/8/K1k5 w - - 0 1", leading_moves=[], solution=["a1a2"], side_to_solve="white",
                      kind="imported", themes=[]))
@@ -65,36 +65,9 @@ def check_database_refuses_duplicates(url: str) -> None:
         assert s.query(Answer).count() == 1
 
 
-def check_downgrade_and_upgrade(url: str) -> None:
-    from alembic import command
-
-    from conceptchess.store import alembic_config
-
-    connect(url)
-    command.downgrade(alembic_config(url), "0001_core")
-    assert not TABLES & set(inspect(connect_no_migrate(url)).get_table_names())
-    upgrade(url)
-    assert TABLES <= set(inspect(connect_no_migrate(url)).get_table_names())
-
-
-def connect_no_migrate(url: str):
-    from sqlalchemy import create_engine
-
-    return create_engine(url)
-
-
-@pytest.fixture
-def url(tmp_path):
-    return f"sqlite:///{tmp_path / 's.sqlite'}"
-
-
-def test_schema_matches_models(url):
-    check_schema_matches_models(url)
-
-
-def test_database_refuses_duplicates(url):
-    check_database_refuses_duplicates(url)
-
-
-def test_downgrade_and_upgrade(url):
-    check_downgrade_and_upgrade(url)
+def test_downgrade_and_upgrade(database_url):
+    connect(database_url)
+    command.downgrade(alembic_config(database_url), "0001_core")
+    assert not TABLES & set(inspect(create_engine(database_url)).get_table_names())  # create_engine: no migration
+    upgrade(database_url)
+    assert TABLES <= set(inspect(create_engine(database_url)).get_table_names())

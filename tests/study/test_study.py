@@ -1,7 +1,7 @@
-"""Expert studies on SQLite: grading, sessions, answers (refusals store nothing), CSV import, interactive
+"""Expert studies: grading, sessions, answers (refusals store nothing), CSV import, interactive
 entry (kill -9 loses no answer given), two processes entering at once, and the report.
 
-The ``check_*`` functions take a database URL and are reused by test_postgres.py.
+Sessions and answers, and the concurrent entry, run on SQLite and on PostgreSQL (the ``database_url`` fixture).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import chess
 import numpy as np
@@ -30,8 +29,7 @@ from conceptchess.study.grading import AnswerKey, grade, solution_reply
 from conceptchess.study.report import bootstrap_delta, report
 from conceptchess.study.sessions import import_answers, new_session, pending, record_answer
 from conceptchess.study.terminal import interactive
-from tests.puzzles.test_common import FORK, LICHESS_CSV, MATE_IN_2, MATES, ROOT, invoke, run_cli
-from tests.puzzles.test_export import mined
+from tests.helpers import FORK, LICHESS_CSV, MATE_IN_2, MATES, ROOT, cli, cli_process, mined
 
 
 def populate(url: str):
@@ -62,9 +60,9 @@ def wrong_move(p: Puzzle) -> str:
     raise AssertionError("no wrong move")
 
 
-# -- checks shared with PostgreSQL ---------------------------------------------------------------------
-def check_sessions_and_answers(url: str) -> None:
-    db = populate(url)
+# -- on SQLite and on PostgreSQL ----------------------------------------------------------------------
+def test_sessions_and_answers(database_url):
+    db = populate(database_url)
     s1 = new_session(db, "Alice", "before", "lichess")
     with db.session() as s:
         ids = [p.id for p in collection_puzzles(s, "lichess")]
@@ -109,10 +107,10 @@ def check_sessions_and_answers(url: str) -> None:
         new_session(db, "Alice", "before", "lichess", seed=4)
 
 
-def check_concurrent_entry(url: str, tmp_path: Path) -> None:
+def test_concurrent_entry(database_url):
     """Two processes enter answers at the same moment, racing for the same puzzles: every answer is
     stored exactly once and every loser is told so."""
-    db = populate(url)
+    db = populate(database_url)
     sessions = [new_session(db, name, "before", "study").id for name in ("Ann", "Bob")]
     with db.session() as s:
         puzzles = collection_puzzles(s, "study")
@@ -136,7 +134,7 @@ for sid, pid, move in pairs:
         dup += 1
 print(json.dumps({"ok": ok, "dup": dup}))
 """
-    procs = [subprocess.Popen([sys.executable, "-c", code, url, str(start_at), json.dumps(order)], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-c", code, database_url, str(start_at), json.dumps(order)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=ROOT) for order in (pairs, pairs[::-1])]
     outs = [p.communicate(timeout=120) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
@@ -152,14 +150,6 @@ print(json.dumps({"ok": ok, "dup": dup}))
 @pytest.fixture
 def url(tmp_path):
     return f"sqlite:///{tmp_path / 'eval.sqlite'}"
-
-
-def test_sessions_and_answers(url):
-    check_sessions_and_answers(url)
-
-
-def test_concurrent_entry(url, tmp_path):
-    check_concurrent_entry(url, tmp_path)
 
 
 def test_grading_of_mates_and_alternatives(url):
@@ -248,8 +238,9 @@ def test_interactive_in_process(url):
 def test_kill_during_interactive_entry_loses_no_given_answer(url):
     db = populate(url)
     sid = new_session(db, "Finn", "before", "lichess").id
-    proc = subprocess.Popen([sys.executable, "-m", "conceptchess.cli.study", "interactive", "--session", str(sid), "--db", url],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    # a real process: the point is to SIGKILL it half-way through an answer
+    proc = cli_process("eval", "interactive", "--session", sid, "--db", url,
+                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         proc.stdin.write("Ra8\n5\nquick\n")
         proc.stdin.flush()
@@ -269,35 +260,35 @@ def test_kill_during_interactive_entry_loses_no_given_answer(url):
     with db.session() as s:
         (a,) = s.scalars(select(Answer)).all()
     assert (a.puzzle_id, a.moves, a.confidence, a.comment, a.first_move_correct) == ("cc0Bk", ["a1a8"], 5, "quick", True)
-    r = run_cli("study", "interactive", "--session", str(sid), "--db", url, input="quit\n")
-    assert r.returncode == 0 and "6 of 7 puzzles to go" in r.stdout
+    r = cli("eval", "interactive", "--session", sid, "--db", url, input="quit\n")
+    assert r.exit_code == 0 and "6 of 7 puzzles to go" in r.stdout
 
 
 def test_cli_entry(url):
     populate(url)
-    r = invoke("study", "session", "new", "--expert", "Gus", "--phase", "before", "--collection", "lichess", "--blind",
-                "--seed", "9", "--db", url)
+    r = cli("eval", "session", "new", "--expert", "Gus", "--phase", "before", "--collection", "lichess", "--blind",
+            "--seed", "9", "--db", url)
     assert r.exit_code == 0, r.stderr
     sid = r.stdout.strip().splitlines()[-1]
     assert sid.isdigit()
     # the library's refusals that name its arguments name the options here
-    r = invoke("study", "answer", "--session", sid, "--puzzle", "cc0Sm", "--move", "Qxf7", "--line", "Bxf7", "--db", url)
+    r = cli("eval", "answer", "--session", sid, "--puzzle", "cc0Sm", "--move", "Qxf7", "--line", "Bxf7", "--db", url)
     assert r.exit_code == 2 and r.stderr.strip() == "error: puzzle cc0Sm: --line starts with Bxf7 but the move given is Qxf7#"
-    r = invoke("study", "session", "new", "--expert", "Gus", "--phase", "after", "--collection", "lichess", "--seed", "9", "--db", url)
+    r = cli("eval", "session", "new", "--expert", "Gus", "--phase", "after", "--collection", "lichess", "--seed", "9", "--db", url)
     assert r.exit_code == 2 and r.stderr.strip() == "error: --seed orders a blinded session; add --blind"
-    r = invoke("study", "answer", "--session", sid, "--puzzle", "cc0Sm", "--move", "Qxf7#", "--seconds", "45", "--db", url)
+    r = cli("eval", "answer", "--session", sid, "--puzzle", "cc0Sm", "--move", "Qxf7#", "--seconds", "45", "--db", url)
     assert r.exit_code == 0, r.stderr
     for args, message in [(["--puzzle", "cc0Sm", "--move", "Qxf7"], "already has an answer"),
                           (["--puzzle", "cc0Bk", "--move", "Ra9"], "malformed move"),
                           (["--puzzle", "cc0Bk", "--move", "Kh2"], "illegal move"),
                           (["--puzzle", "nope", "--move", "e4"], "no puzzle 'nope'")]:
-        r = invoke("study", "answer", "--session", sid, *args, "--db", url)
+        r = cli("eval", "answer", "--session", sid, *args, "--db", url)
         assert r.exit_code == 2 and r.stderr.startswith("error: ") and message in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
-    r = invoke("study", "answer", "--session", "77", "--puzzle", "cc0Sm", "--move", "Qxf7", "--db", url)
+    r = cli("eval", "answer", "--session", "77", "--puzzle", "cc0Sm", "--move", "Qxf7", "--db", url)
     assert r.exit_code == 2 and r.stderr.strip() == "error: no evaluation session 77"
     assert count(connect(url)) == 1
-    r = invoke("study", "session", "list", "--db", url)
+    r = cli("eval", "session", "list", "--db", url)
     assert r.exit_code == 0 and "Gus" in r.stdout and "1/7" in r.stdout
 
 
@@ -354,7 +345,7 @@ def test_report(url, tmp_path):
     assert rep.png.stat().st_size > 10_000 and rep.png.read_bytes()[:4] == b"\x89PNG"
     page = rep.html.read_text()
     assert "Before → after" in page and "<td>concept − control</td><td>2</td><td>16</td>" in page
-    r = invoke("study", "report", "--db", url, "--output", str(tmp_path / "cli"))
+    r = cli("eval", "report", "--db", url, "--output", str(tmp_path / "cli"))
     assert r.exit_code == 0, r.stderr
     assert "concept − control" in r.stdout and (tmp_path / "cli.png").exists()
     cli_rows = {cells[0]: cells[1:] for line in r.stdout.splitlines() if line.startswith("│")
@@ -377,7 +368,7 @@ def test_report_refuses_a_change_made_of_two_people(url, tmp_path):
         assert (c.n_experts, c.n_answers, c.delta, c.ci_low, c.ci_high, c.excluded) == (0, 0, None, None, None, ("A", "B"))
         assert c.refused_reason.startswith("fewer than 2 experts have both phases") and "(0 of 2 do)" in c.refused_reason
     assert "refused: fewer than 2 experts have both phases of concept puzzles" in rep.html.read_text()
-    r = invoke("study", "report", "--db", url, "--output", str(tmp_path / "cli"))
+    r = cli("eval", "report", "--db", url, "--output", str(tmp_path / "cli"))
     assert r.exit_code == 0, r.stderr
     assert "refused: fewer than 2 experts have both phases of concept puzzles (0 of 2 do)" in r.stdout
     assert "+100 pts" not in r.stdout
