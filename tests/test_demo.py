@@ -18,11 +18,11 @@ from sqlalchemy import select
 from conceptchess.activations import extract_activations
 from conceptchess.concepts import label
 from conceptchess.datasets import iter_dataset, positions_path
+from conceptchess.demo import probe_directions
 from conceptchess.games import Sampling, pgn_dataset
 from conceptchess.networks import default_network
 from conceptchess.probing import SweepRequest, plan_sweep, run_sweep
 from conceptchess.probing.sources import Activations, net_info
-from conceptchess.puzzles.demo import probe_directions
 from conceptchess.store import connect
 from conceptchess.store.probes import ProbeResult
 

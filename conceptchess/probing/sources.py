@@ -32,7 +32,7 @@ import torch
 
 from conceptchess import checkpoints
 from conceptchess.activations import MANIFEST_FILE, ActivationFiles, extract_activations
-from conceptchess.datasets import DatasetWriter, dataset_sha256, positions_path, read_manifest
+from conceptchess.datasets import ORIGINS, DatasetWriter, dataset_origin, dataset_sha256, positions_path, read_manifest
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.lc0.trainable import TrainableLc0Net
 from conceptchess.lc0.weights import write_weights
@@ -227,9 +227,11 @@ class Activations:
             return self.dataset
         p = self._prefix_path()
         if not (p / "manifest.json").exists():
-            with open(positions_path(self.dataset), encoding="utf-8") as f, \
-                    DatasetWriter(p, {"made_by": "probe run --max-positions", "prefix_of": self.dataset_sha,
-                                      "source_path": str(self.dataset)}, overwrite=True) as w:
+            manifest = {"made_by": "probe run --max-positions", "prefix_of": self.dataset_sha, "source_path": str(self.dataset)}
+            origin = dataset_origin(read_manifest(self.dataset))
+            if origin in ORIGINS:  # a prefix has its dataset's origin
+                manifest["origin"] = origin
+            with open(positions_path(self.dataset), encoding="utf-8") as f, DatasetWriter(p, manifest, overwrite=True) as w:
                 for i, line in enumerate(f):
                     if i >= self.positions:
                         break

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.concepts import CONCEPTS
+from conceptchess.datasets import HUMAN_GAMES, MACHINE_GAMES, ROLLOUTS, dataset_origin
 from conceptchess.files import atomic_open
 from conceptchess.names import unique
 from conceptchess.probing.cell import TargetResult
@@ -40,10 +41,14 @@ def _save_vector(path: Path, v: np.ndarray) -> None:
         np.save(f, v.astype(np.float32))
 
 
+#: The ``source`` a dataset row records (human | machine) for each origin its manifest records; None for the others.
+DATASET_SOURCES = {HUMAN_GAMES: "human", MACHINE_GAMES: "machine", ROLLOUTS: "machine"}
+
+
 def dataset_source(manifest: dict) -> str | None:
-    """``human`` or ``machine`` from what made a dataset (its manifest's ``made_by``), None if it does not say."""
-    made_by = str(manifest.get("made_by", ""))
-    return "human" if "pgn" in made_by else "machine" if "selfplay" in made_by or "self-play" in made_by else None
+    """``human`` or ``machine`` from the origin a dataset's manifest records (:func:`~conceptchess.datasets.dataset_origin`),
+    None where it records none (a dataset built before origins were recorded) or another one."""
+    return DATASET_SOURCES.get(dataset_origin(manifest))
 
 
 class SweepWriter:

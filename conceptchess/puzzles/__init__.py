@@ -12,10 +12,10 @@
 - :mod:`~conceptchess.puzzles.themes` — Lichess theme names from board geometry;
   :mod:`~conceptchess.puzzles.difficulty` — a difficulty estimate before anyone solves it.
 - :mod:`~conceptchess.puzzles.records` — the puzzle value (:class:`~conceptchess.puzzles.records.PuzzleRecord`),
-  ids, boards, blinded order, and collections in the database; :mod:`~conceptchess.puzzles.demo` — the
-  puzzle part of ``make demo``.
+  ids, boards, blinded order, and collections in the database.
 
 The concept directions mined are :mod:`conceptchess.directions` (stored probes:
 :mod:`conceptchess.store.directions`); PGN export is :mod:`conceptchess.export`; expert studies are
-:mod:`conceptchess.study`; the tables are :mod:`conceptchess.store.puzzles`.
+:mod:`conceptchess.study`; the tables are :mod:`conceptchess.store.puzzles`; the puzzles of ``make demo`` are
+mined by :mod:`conceptchess.demo`.
 """

@@ -3,9 +3,10 @@
 Three signals, each scaled to [0, 1] (higher = harder):
 
 - ``weak``: how unlikely the solution's first move is for a weak network — ``1 - p`` where ``p`` is
-  its policy probability under the weakest trained checkpoint of a series (by default the first
-  checkpoint after step 0 in the network's folder: step 0 is the random initialisation, a control,
-  not a weak player); plus its rank among the legal moves, ``log(rank) / log(legal moves)``.
+  its policy probability under the weakest trained checkpoint of a series (by default
+  :func:`conceptchess.checkpoints.weakest_checkpoint`, the first checkpoint after step 0 in the
+  network's folder: step 0 is the random initialisation, a control, not a weak player); plus its rank
+  among the legal moves, ``log(rank) / log(legal moves)``.
 - ``depth``: the Stockfish depth from which the move stays Stockfish's best (from the
   verification search), ``min(depth, 20) / 20``.
 - ``length``: solver moves beyond the first, ``min(n - 1, 3) / 3``.
@@ -25,10 +26,7 @@ Stockfish from depth 1 (0.04 + 0 + 0.0175 = 0.0575).
 
 from __future__ import annotations
 
-import json
 import math
-import re
-from pathlib import Path
 
 WEIGHTS = {"weak_prob": 0.4, "weak_rank": 0.1, "depth": 0.35, "length": 0.15}
 MAX_DEPTH = 20
@@ -51,46 +49,6 @@ def estimate(*, weak_prob: float | None = None, weak_rank: int | None = None, le
     detail = {"signals": {k: round(v, 4) for k, v in parts.items()}, "weak_prob": weak_prob, "weak_rank": weak_rank,
               "legal_moves": legal, "depth_found": depth_found, "solver_moves": solver_moves, "weights": WEIGHTS}
     return value, detail
-
-
-def sidecar(path: str | Path) -> dict:
-    """The ``.json`` written beside a checkpoint (run, step, sha256, …), or ``{}``."""
-    p = Path(path)
-    name = re.sub(r"\.pb\.gz$|\.onnx(\.gz)?$", "", p.name)
-    f = p.with_name(name + ".json")
-    if not f.exists():
-        return {}
-    try:
-        return json.loads(f.read_text())
-    except (json.JSONDecodeError, OSError):
-        return {}
-
-
-def checkpoint_label(path: str | Path) -> str:
-    """``run@step`` from the checkpoint's sidecar (e.g. ``cc-6x32@178``), else the file name."""
-    meta = sidecar(path)
-    if meta.get("run") is not None and meta.get("step") is not None:
-        return f"{meta['run']}@{meta['step']}"
-    return Path(path).name
-
-
-def weakest_checkpoint(network: str | Path) -> Path | None:
-    """The first checkpoint after step 0 in the same series and folder as ``network`` (None if none)."""
-    network = Path(network)
-    run = sidecar(network).get("run")
-    if run is None:
-        return None
-    steps = []
-    for meta_file in network.parent.glob("*.json"):
-        try:
-            meta = json.loads(meta_file.read_text())
-        except (json.JSONDecodeError, OSError):
-            continue
-        if isinstance(meta, dict) and meta.get("run") == run and isinstance(meta.get("step"), int) and meta["step"] > 0:
-            f = network.parent / str(meta.get("file", ""))
-            if f.is_file():
-                steps.append((meta["step"], f))
-    return min(steps)[1] if steps else None
 
 
 def policy_rank(moves: list, policy, move) -> tuple[float, int, int]:

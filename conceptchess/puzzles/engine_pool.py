@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import chess.engine
 
+from conceptchess.concepts.stockfish import ENV_VAR, find_stockfish
 from conceptchess.errors import ConceptChessError
 
 T = TypeVar("T")
@@ -27,8 +28,6 @@ def stockfish_path(path: str | None = None) -> str:
     """The Stockfish binary: ``path``, else $CONCEPTCHESS_STOCKFISH, ``stockfish`` on PATH, /usr/games/stockfish."""
     if path:
         return path
-    from conceptchess.concepts.stockfish import ENV_VAR, find_stockfish
-
     found = find_stockfish()
     if found is None:
         raise ConceptChessError(f"puzzle verification needs Stockfish, not found (set ${ENV_VAR} or apt-get install stockfish)")

@@ -38,7 +38,7 @@ def _open_text(path: Path):
     except OSError as e:
         raise ConceptChessError(f"{path}: cannot read ({e.strerror})") from None
     if path.name.endswith(".zst"):
-        import zstandard
+        import zstandard  # lazy: only a .zst file needs it
 
         return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), encoding="utf-8", newline="")
     return io.TextIOWrapper(raw, encoding="utf-8", newline="")

@@ -36,10 +36,17 @@ from pathlib import Path
 import chess
 import numpy as np
 
+from conceptchess.checkpoints import checkpoint_label, weakest_checkpoint
+from conceptchess.concepts import CONCEPTS, label
+from conceptchess.datasets import HUMAN_GAMES, MACHINE_GAMES, UNKNOWN_ORIGIN, dataset_origin, dataset_sha256, iter_dataset, read_manifest
 from conceptchess.directions import ConceptDirection
+from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
+from conceptchess.networks import open_network
+from conceptchess.positions import histories_of
+from conceptchess.progress import Progress, ProgressFor
 from conceptchess.puzzles.acceptance import MineResult
-from conceptchess.puzzles.difficulty import checkpoint_label, estimate, policy_rank, weakest_checkpoint
+from conceptchess.puzzles.difficulty import estimate, policy_rank
 from conceptchess.puzzles.engine_pool import StockfishPool
 from conceptchess.puzzles.filters import (
     ALREADY_DECIDED,
@@ -54,11 +61,15 @@ from conceptchess.puzzles.filters import (
 from conceptchess.puzzles.records import GENERATOR_VERSION, PuzzleRecord, add_to_collection, collection_puzzles, make_puzzle_id, side_name
 from conceptchess.puzzles.themes import tag
 from conceptchess.puzzles.verify import GAME_OVER, Decided, Verdict, VerifySettings, already_decided, find_line
+from conceptchess.store.base import utcnow
 
 TOP = 0.025  # Schut et al.: the top 2.5% of positions by concept score are the prototypes
-Direction = ConceptDirection  # the name this module gave it before conceptchess.directions (puzzles/demo.py still uses it)
+Direction = ConceptDirection  # the name this module gave it before conceptchess.directions (kept for older callers)
 # the kind of the puzzles a concept's kind gives (a human concept is a control-human)
 PUZZLE_KINDS = {"probe": "concept", "discovered": "concept", "random-control": "control-random"}
+# a puzzle's source for the origin its dataset records (other origins are stored as they are): "game" unless self-play,
+# as before origins were recorded
+PUZZLE_SOURCES = {HUMAN_GAMES: "game", MACHINE_GAMES: "self-play", UNKNOWN_ORIGIN: "game"}
 
 
 @dataclass
@@ -71,8 +82,6 @@ class HumanConcept:
     seed: int | None = None
 
     def __post_init__(self):
-        from conceptchess.concepts import CONCEPTS
-
         if self.name not in CONCEPTS:
             raise ConceptChessError(f"unknown human concept {self.name!r}")
 
@@ -81,9 +90,6 @@ class HumanConcept:
         return hashlib.sha256(f"human:{self.name}".encode()).hexdigest()
 
     def scores(self, store, dataset) -> np.ndarray:
-        from conceptchess.concepts import label
-        from conceptchess.datasets import iter_dataset
-
         boards = [spec.board() for spec in iter_dataset(dataset)]
         if len(boards) != len(store):
             raise ConceptChessError(f"{dataset} has {len(boards)} positions, the activation folder {len(store)}")
@@ -110,8 +116,6 @@ def prototype_count(n: int, top: float = TOP) -> int:
 
 def _network_for(store, network) -> tuple[object, str]:
     """An open network for the store's activations: the given file, else the one named in the store."""
-    from conceptchess.networks import open_network
-
     path = network or store.manifest.get("net_path")
     if not path or not Path(path).is_file():
         raise ConceptChessError(f"{store.path}: its network {path!r} is not here; pass the network file")
@@ -123,7 +127,9 @@ def _network_for(store, network) -> tuple[object, str]:
 
 
 def _source(manifest: dict, meta: dict) -> tuple[str, str | None]:
-    kind = "self-play" if str(manifest.get("made_by", "")).endswith("selfplay") else "game"
+    """A puzzle's source (from its dataset's origin) and source game (from its position's metadata)."""
+    origin = dataset_origin(manifest)
+    kind = PUZZLE_SOURCES.get(origin, origin)
     game = meta.get("site") or (f"{meta.get('source')}#game{meta.get('game')}" if meta.get("game") is not None else None)
     return kind, game
 
@@ -132,7 +138,7 @@ def mine(concept: ConceptDirection | HumanConcept, store, dataset: str | os.Path
          top: float = TOP, max_puzzles: int | None = None, settings: VerifySettings = VerifySettings(), workers: int = 2,
          weak_network: str | os.PathLike | None | bool = True, seed: int = 0, pool: StockfishPool | None = None,
          engine=None, allow_recaptures: bool = False, filters: MineFilters = MineFilters(),
-         progress: Callable[[int, int], None] | None = None) -> MineResult:
+         progress: Progress | None = None) -> MineResult:
     """Mine puzzles for one concept over a positions dataset and its activation folder.
 
     ``network``: the network file (default: the store's). ``weak_network``: a checkpoint file for the
@@ -143,10 +149,6 @@ def mine(concept: ConceptDirection | HumanConcept, store, dataset: str | os.Path
     turns the recapture filter off (kept for older callers). ``progress(done, total)`` counts
     candidates checked by Stockfish.
     """
-    from conceptchess.datasets import dataset_sha256, iter_dataset, read_manifest
-    from conceptchess.engine import Engine
-    from conceptchess.positions import histories_of
-
     if allow_recaptures:
         filters = replace(filters, recaptures=False)
     ds_sha = dataset_sha256(dataset)
@@ -291,7 +293,7 @@ def _puzzle(run: _Run, spec, board: chess.Board, ev, wp, verdict: Verdict, decid
         source_position=str(spec.id), dataset_sha256=run.dataset_sha256, network_sha256=run.network_sha256,
         checkpoint=checkpoint_label(run.network_path), tap=concept.tap, concept=concept.name, direction_sha256=concept.sha256,
         concept_score=score, concept_rank=rank, network_move=first.uci(),
-        network_policy=float(ev.policy[ev.moves.index(first)]), seed=concept.seed, verify_engine=run.engine_name, verified_at=_now(),
+        network_policy=float(ev.policy[ev.moves.index(first)]), seed=concept.seed, verify_engine=run.engine_name, verified_at=utcnow(),
         **{**verdict.columns(), "verify_settings": {**verdict.settings, **run.engine_settings}},
         themes=tag(board, verdict.solution, verdict.final_score), difficulty=diff, difficulty_detail=detail,
         filters={"settings": run.filters.as_dict(), "values": values}, generator_version=GENERATOR_VERSION,
@@ -304,9 +306,6 @@ class _WeakEvals(list):
 
 def _weak_evals(weak_network, net_path: str, candidates, evals) -> _WeakEvals | None:
     """(probability, rank, legal moves) of each candidate's network move under the weak checkpoint."""
-    from conceptchess.engine import Engine
-    from conceptchess.positions import histories_of
-
     if not candidates or weak_network is False or weak_network is None:
         return None
     path = weakest_checkpoint(net_path) if weak_network is True else Path(weak_network)
@@ -321,22 +320,15 @@ def _weak_evals(weak_network, net_path: str, candidates, evals) -> _WeakEvals | 
     return out
 
 
-def _now():
-    from conceptchess.store.base import utcnow
-
-    return utcnow()
-
-
 def mine_many(db, collection: str, concepts: list, store, dataset, *, network=None, top: float = TOP,
               max_puzzles: int | None = None, settings: VerifySettings = VerifySettings(), workers: int = 2,
               weak_network=True, seed: int = 0, filters: MineFilters = MineFilters(), engine=None,
-              progress_for: Callable[[str], Callable[[int, int], None]] | None = None) -> list[MineResult]:
+              progress_for: ProgressFor | None = None) -> list[MineResult]:
     """Mine each concept (directions and controls) with one Stockfish pool and one network, storing
     each concept's puzzles in ``collection`` in its own transaction as soon as it is done. Controls
     go through the same ``filters``; :func:`acceptance_report` puts the results side by side.
-    ``engine``: an open :class:`~conceptchess.engine.Engine` to use instead of ``network``."""
-    from conceptchess.engine import Engine
-
+    ``engine``: an open :class:`~conceptchess.engine.Engine` to use instead of ``network``. ``progress_for``:
+    one stage per concept, ``mining <name>``."""
     if engine is None:
         net, _ = _network_for(store, network)
         engine = Engine(net, device="cpu", threads=1)

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import chess
 
+from conceptchess.checkpoints import checkpoint_label
+from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_open
-from conceptchess.puzzles.difficulty import checkpoint_label, estimate, policy_rank
+from conceptchess.progress import Progress
+from conceptchess.puzzles.difficulty import estimate, policy_rank
 from conceptchess.puzzles.engine_pool import StockfishPool
 from conceptchess.puzzles.records import collection_puzzles, puzzle_board, update_puzzle
 from conceptchess.puzzles.themes import tag
@@ -47,10 +49,8 @@ def _policy(engine, boards: list[chess.Board]):
 
 def verify_collection(db, collection: str, settings: VerifySettings = VerifySettings(), *, workers: int = 2,
                       network: str | os.PathLike | None = None, weak_network: str | os.PathLike | None = None,
-                      progress: Callable[[int, int], None] | None = None) -> list[StoredVerdict]:
+                      progress: Progress | None = None) -> list[StoredVerdict]:
     """Check every puzzle of ``collection``; ``network``: also require the network's move to be accepted."""
-    from conceptchess.engine import Engine
-
     with db.session() as s:
         puzzles = collection_puzzles(s, collection)
     if not puzzles:

@@ -160,7 +160,7 @@ def test_direction_scores_are_standardised_dot_products(corpus, tmp_path):
         ConceptDirection("d", "block0", v, network_sha256="0" * 64).scores(store)
     same = ConceptDirection("d", "block0", v, mean, scale, pooling="full", network_sha256=store.manifest["net_sha256"])
     np.testing.assert_array_equal(same.scores(store), d.scores(store))
-    assert Direction is ConceptDirection  # the name puzzles/demo.py still uses
+    assert Direction is ConceptDirection  # the name older callers use
 
 
 def test_random_control_matches_sparsity():

@@ -6,7 +6,8 @@ import chess
 import chess.engine
 import pytest
 
-from conceptchess.puzzles.difficulty import checkpoint_label, estimate, policy_rank, weakest_checkpoint
+from conceptchess.checkpoints import checkpoint_label, weakest_checkpoint
+from conceptchess.puzzles.difficulty import estimate, policy_rank
 from conceptchess.puzzles.themes import THEMES, phase, tag
 
 
