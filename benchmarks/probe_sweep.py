@@ -132,8 +132,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.sqlite")
         stamps: list[tuple[float, int]] = []
+
+        def progress_for(stage: str):
+            """Time stamps of the probing stage (cells done); other stages unrecorded."""
+            return (lambda done, total: stamps.append((time.perf_counter(), done))) if stage == "probing" else (lambda done, total: None)
+
         start = time.perf_counter()
-        run_id = run_sweep(plan, db=db, progress=lambda stage, d, t: stamps.append((time.perf_counter(), d)) if stage == "probing" else None)
+        run_id = run_sweep(plan, db=db, progress_for=progress_for)
         sweep_s = time.perf_counter() - start
         view = load_run(db, run_id)
     cells = len(plan.networks) * len(plan.taps[plan.networks[0].sha256])
