@@ -16,7 +16,9 @@ from pathlib import Path
 
 import chess
 import chess.pgn
+from typer.testing import CliRunner
 
+from conceptchess.cli.main import app
 from conceptchess.paths import test_data_dir
 
 DATA = test_data_dir()
@@ -30,6 +32,14 @@ def need(path: Path, what: str = "the shared test data") -> Path:
         sys.exit(f"error: {path} not found: this benchmark needs {what} "
                  "(set CONCEPTCHESS_TEST_DATA or provide ../shared/data); nothing was measured")
     return path
+
+
+def run_cli(*args: object) -> None:
+    """``conceptchess args…`` in this process (the command as a user runs it, without the interpreter's
+    start-up); a failure stops the benchmark with the command's message and exit status 1."""
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    if r.exit_code != 0:
+        sys.exit(f"error: conceptchess {' '.join(map(str, args))} exited {r.exit_code}: {r.output.strip() or repr(r.exception)}")
 
 
 def machine_load() -> str:

@@ -45,7 +45,7 @@ from pathlib import Path
 import chess
 import chess.pgn
 import numpy as np
-from _common import DATA, GAMES, MAIA1100, machine_load, need
+from _common import DATA, GAMES, MAIA1100, machine_load, need, run_cli
 
 from conceptchess.engine import Engine
 from conceptchess.lc0.encoder import encode
@@ -166,18 +166,12 @@ def bench_engine(specs: list[PositionSpec], threads: int, n: int) -> float:
 
 # -- 3. net eval --input ------------------------------------------------------------------------------------
 def bench_net_eval(jsonl: Path, tmp: Path, threads: int, n: int) -> float:
-    from typer.testing import CliRunner
-
-    from conceptchess.cli.main import app
-
     specs = list(read_positions_jsonl(jsonl))
     planes = encode(histories_of(specs)[0])
     out = tmp / "eval.jsonl"
 
     def cli():
-        r = CliRunner().invoke(app, ["net", "eval", str(NET), "--input", str(jsonl), "--output", str(out),
-                                     "--threads", str(threads), "--device", "cpu"])
-        assert r.exit_code == 0, r.output
+        run_cli("net", "eval", NET, "--input", jsonl, "--output", out, "--threads", threads, "--device", "cpu")
 
     def ort():
         Engine(NET, batch_size=BATCH, threads=threads, device="cpu").run_planes(planes)
@@ -297,9 +291,6 @@ def bench_lczerolens(python: str, jsonl: Path, tmp: Path, threads: int, n: int) 
 
 # -- 5. concepts label ------------------------------------------------------------------------------------
 def bench_label(tmp: Path, positions: int, n: int) -> float:
-    from typer.testing import CliRunner
-
-    from conceptchess.cli.main import app
     from conceptchess.concepts import label
     from conceptchess.datasets import iter_dataset
     from conceptchess.games import Sampling, pgn_dataset
@@ -319,8 +310,7 @@ def bench_label(tmp: Path, positions: int, n: int) -> float:
         return run
 
     def cli():
-        r = CliRunner().invoke(app, ["concepts", "label", "--input", str(ds), "--output", str(out)])
-        assert r.exit_code == 0, r.output
+        run_cli("concepts", "label", "--input", ds, "--output", out)
 
     t = rounds({"library": timed("library", lambda: label(boards)), "cli": timed("cli", cli)}, n)
     k = len(specs)
