@@ -31,13 +31,13 @@ extraction of other inputs is refused rather than mixed.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
-import platform
 import shutil
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from itertools import islice
@@ -46,7 +46,14 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.chunks import ChunkedArray, ChunkWriter, chunk_is_valid
+from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path
+from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_folder, atomic_write_text
+from conceptchess.lc0.encoder import encode
+from conceptchess.positions import histories_of
+from conceptchess.progress import Progress
+from conceptchess.provenance import software_versions
 from conceptchess.taps import INPUT, check, order, parse
 
 FORMAT = "conceptchess-activations"
@@ -87,9 +94,7 @@ def _read_manifest(path: Path) -> dict | None:
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
-    tmp = path / f".{MANIFEST_FILE}.part"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, path / MANIFEST_FILE)
+    atomic_write_text(path / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
 class ActivationFiles:
@@ -199,14 +204,10 @@ def _tap_shapes(engine, taps: list[str], pool: str) -> dict[str, list[int]]:
 
 
 def _versions() -> dict[str, str]:
-    import onnxruntime
-
-    import conceptchess
-
-    v = {"conceptchess": conceptchess.__version__, "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
-         "python": platform.python_version()}
+    """The software of an extraction (torch only when loaded: it made the ONNX graph of a .pb.gz)."""
+    v = software_versions("numpy", "onnxruntime")
     if "torch" in sys.modules:
-        v["torch"] = sys.modules["torch"].__version__
+        v.update(software_versions("torch"))  # adds torch last, as manifests have always listed it
     return v
 
 
@@ -222,39 +223,30 @@ def _mismatch(old: dict, new: dict) -> str | None:
 
 def _create_store(path: Path, ids_source: Iterator, manifest: dict) -> None:
     """Write ids.jsonl and the manifest into a temporary folder, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a store is an ordinary folder
     try:
-        n = 0
-        with open(tmp / IDS_FILE, "w", encoding="utf-8") as f:
-            for spec in ids_source:
-                f.write(json.dumps(spec.id, separators=(",", ":")) + "\n")
-                n += 1
-        if n == 0:
-            raise ConceptChessError(f"{manifest['dataset_path']}: the dataset has no positions")
-        manifest["positions"] = n
-        manifest["chunks"] = len(chunk_lengths(n, manifest["chunk_size"]))
-        for tap in manifest["taps"]:
-            (tmp / tap).mkdir()
-        _write_manifest(tmp, manifest)
-        try:
-            os.replace(tmp, path)  # an empty folder at `path` is replaced; a non-empty one was refused before
-        except OSError:
-            raise ConceptChessError(f"{path}: another extraction created this store meanwhile") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_folder(path) as tmp:  # an empty folder at `path` is replaced; a non-empty one was refused before
+            n = 0
+            with open(tmp / IDS_FILE, "w", encoding="utf-8") as f:
+                for spec in ids_source:
+                    f.write(json.dumps(spec.id, separators=(",", ":")) + "\n")
+                    n += 1
+            if n == 0:
+                raise ConceptChessError(f"{manifest['dataset_path']}: the dataset has no positions")
+            manifest["positions"] = n
+            manifest["chunks"] = len(chunk_lengths(n, manifest["chunk_size"]))
+            for tap in manifest["taps"]:
+                (tmp / tap).mkdir()
+            _write_manifest(tmp, manifest)
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):  # the rename found a folder with contents
+            raise
+        raise ConceptChessError(f"{path}: another extraction created this store meanwhile") from None
 
 
 class _Lock:
     """An exclusive lock on a store folder for the time of one extraction (released if killed)."""
 
     def __init__(self, path: Path):
-        import fcntl
-
         self.f = open(path / LOCK_FILE, "w")
         try:
             fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -269,7 +261,7 @@ class _Lock:
 def extract_activations(network, dataset: str | os.PathLike, store: str | os.PathLike, taps=None, *,
                         pool: str = "full", dtype: str = "float16", chunk_size: int = DEFAULT_CHUNK_SIZE,
                         batch_size: int = 256, device: str = "auto", threads: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> ActivationFiles:
+                        progress: Progress | None = None) -> ActivationFiles:
     """Extract ``taps`` (default: ``input`` and every block) of ``network`` over ``dataset`` into ``store``.
 
     ``network``: a network file, a :class:`~conceptchess.networks.Network` or a ready
@@ -280,9 +272,6 @@ def extract_activations(network, dataset: str | os.PathLike, store: str | os.Pat
     the store folder is created; the positions' FENs and moves are checked as their chunk is read,
     and a store this call created is removed if one of them is bad.
     """
-    from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path
-    from conceptchess.engine import Engine
-
     if pool not in POOLS:
         raise ConceptChessError(f"unknown pooling {pool!r}; use {' or '.join(POOLS)}")
     if dtype not in DTYPES:
@@ -339,9 +328,6 @@ def extract_activations(network, dataset: str | os.PathLike, store: str | os.Pat
 
 def _run(engine, store: Path, manifest: dict, specs: Iterator, batch_size: int, progress) -> None:
     """Write every missing chunk file; histories of the next chunk are built while this one runs."""
-    from conceptchess.lc0.encoder import encode
-    from conceptchess.positions import histories_of
-
     taps, pool, dtype = manifest["taps"], manifest["pool"], np.dtype(manifest["dtype"])
     shapes = {t: tuple(s) for t, s in manifest["shapes"].items()}
     lengths = chunk_lengths(manifest["positions"], manifest["chunk_size"])

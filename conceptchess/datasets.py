@@ -22,18 +22,18 @@ Commands accept either such a folder or a bare ``.jsonl`` file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import chess
 
-from conceptchess.errors import ConceptChessError
+from conceptchess.errors import ArgumentError, ConceptChessError
+from conceptchess.files import atomic_folder
 from conceptchess.lc0.encoder import HISTORY, starts_at_standard_position
 from conceptchess.positions import PositionSpec, read_positions_jsonl
+from conceptchess.provenance import sha256_of
 
 POSITIONS_FILE = "positions.jsonl"
 MANIFEST_FILE = "manifest.json"
@@ -82,14 +82,6 @@ def position_record(start: chess.Board, moves: list[chess.Move], t: int, halfmov
         rec["fen"] = fen
     rec["moves"] = [m.uci() for m in moves[s:t]]
     return rec
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def positions_path(dataset: str | os.PathLike) -> Path:
@@ -146,13 +138,14 @@ class DatasetWriter:
     def __init__(self, path: str | os.PathLike, manifest: dict | None = None, overwrite: bool = False):
         self.path = Path(path)
         if self.path.exists() and not overwrite:
-            raise ConceptChessError(f"{self.path}: already exists (choose another output or pass --overwrite)")
+            raise ArgumentError("already exists (choose another output or pass {overwrite})", prefix=f"{self.path}: ",
+                                overwrite="overwrite=True")
         self.manifest = dict(manifest or {})
         self.count = 0
 
     def __enter__(self) -> "DatasetWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".part", dir=self.path.parent))
+        self._folder = atomic_folder(self.path, replace=True)
+        self.tmp = self._folder.__enter__()
         self.f = open(self.tmp / POSITIONS_FILE, "w", encoding="utf-8")
         return self
 
@@ -160,16 +153,14 @@ class DatasetWriter:
         self.f.write(json.dumps(record, separators=(",", ":")) + "\n")
         self.count += 1
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        import shutil
-
+    def __exit__(self, exc_type, exc, tb) -> bool | None:
         self.f.close()
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        self.manifest.setdefault("positions", self.count)
-        self.manifest["positions_sha256"] = sha256_of(self.tmp / POSITIONS_FILE)
-        (self.tmp / MANIFEST_FILE).write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        os.replace(self.tmp, self.path)
+        if exc_type is None:
+            try:
+                self.manifest.setdefault("positions", self.count)
+                self.manifest["positions_sha256"] = sha256_of(self.tmp / POSITIONS_FILE)
+                (self.tmp / MANIFEST_FILE).write_text(json.dumps(self.manifest, indent=2, sort_keys=True) + "\n")
+            except BaseException as e:
+                self._folder.__exit__(type(e), e, e.__traceback__)
+                raise
+        return self._folder.__exit__(exc_type, exc, tb)

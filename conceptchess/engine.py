@@ -20,6 +20,7 @@ from conceptchess.errors import ConceptChessError
 from conceptchess.lc0.encoder import Histories, board_histories, encode
 from conceptchess.lc0.legal import legal_moves_batch
 from conceptchess.networks import Network, open_network
+from conceptchess.taps import check
 
 
 @dataclass
@@ -68,7 +69,7 @@ def _softmax_segments(logits: np.ndarray, pos: np.ndarray, starts: np.ndarray, c
 
 
 def available_providers() -> list[str]:
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: only running a network needs it, and it takes ~0.4 s to import
 
     return ort.get_available_providers()
 
@@ -85,7 +86,7 @@ class Engine:
 
     def __init__(self, network: str | os.PathLike | Network, *, device: str = "auto", batch_size: int = 256,
                  threads: int | None = None, tap_dtype: str = "float32"):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: see available_providers
 
         self.network = network if isinstance(network, Network) else open_network(network)
         if tap_dtype not in ("float32", "float16"):
@@ -121,10 +122,9 @@ class Engine:
 
     # -- raw planes ---------------------------------------------------------------------------
     def check_taps(self, taps) -> list[str]:
+        """``taps`` as a list, once each is known to be a tap of this network."""
         taps = list(taps or [])
-        missing = [t for t in taps if t not in self.taps]
-        if missing:
-            raise ConceptChessError(f"tap {missing[0]!r} is not in this network (taps: {', '.join(self.taps)})")
+        check(taps, self.taps, "this network")
         return taps
 
     def run_planes(self, planes: np.ndarray, taps=()) -> dict[str, np.ndarray]:

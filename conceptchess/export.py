@@ -31,11 +31,10 @@ import chess.pgn
 
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.files import atomic_write_text
+from conceptchess.paths import PUZZLES_DIR
 from conceptchess.puzzles.records import PuzzleRecord, blind_order, collection_puzzles
 from conceptchess.puzzles.verify import fmt_score
-from conceptchess.store import ROOT
 
-PUZZLES_DIR = ROOT / "puzzles"
 PROVENANCE_TAGS = ("PuzzleId", "Kind", "Concept", "Network", "Checkpoint", "Tap", "ConceptScore", "Themes", "Difficulty")
 
 

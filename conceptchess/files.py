@@ -1,12 +1,15 @@
-"""Writing files without ever leaving a half-written one: write beside the target, then rename.
+"""Writing files and folders without ever leaving a half-written one: write beside the target, then rename.
 
 >>> with atomic_open("out/report.csv", "w", newline="") as f:     # doctest: +SKIP
 ...     f.write("id,score\\n")
+>>> with atomic_folder("out/dataset") as tmp:                      # doctest: +SKIP
+...     (tmp / "positions.jsonl").write_text("...")
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,3 +52,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """A temporary folder beside ``path``, renamed onto it if the block succeeds, removed if not.
+
+    An existing ``path`` is removed first when ``replace`` is true; otherwise the rename replaces only
+    an empty folder (``OSError`` for anything else).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        yield tmp
+        if replace and path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -23,6 +23,8 @@ the filters and every move legal) and skipped per reason (``rating``, ``time_con
 
 A file that is not PGN (a first "game" without tag pairs or legal moves, bytes that are not UTF-8) or
 whose compression is corrupt or truncated is a :class:`ConceptChessError` naming the file.
+:func:`open_text` reads any other text file (a Lichess CSV…) through the same plain / gzip / zstd
+readers, with the same checks.
 
 >>> reader = PgnPositions(["games.pgn.zst"], GameFilter(min_rating=1500), Sampling(every=4))  # doctest: +SKIP
 >>> for record in reader:                                                                    # doctest: +SKIP
@@ -40,6 +42,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,8 +51,10 @@ import chess.pgn
 import chess.variant
 import numpy as np
 
-from conceptchess.datasets import HUMAN_GAMES, position_record, sha256_of
-from conceptchess.errors import ConceptChessError
+from conceptchess.datasets import HUMAN_GAMES, DatasetWriter, position_record
+from conceptchess.errors import ArgumentError, ConceptChessError
+from conceptchess.progress import Progress
+from conceptchess.provenance import sha256_of, software_versions
 
 SPEEDS = ("ultrabullet", "bullet", "blitz", "rapid", "classical", "correspondence")
 _SPEED_LIMITS = ((30, "ultrabullet"), (180, "bullet"), (480, "blitz"), (1500, "rapid"))
@@ -117,7 +122,8 @@ class GameFilter:
 
     def __post_init__(self):
         if self.min_rating is not None and self.max_rating is not None and self.min_rating > self.max_rating:
-            raise ConceptChessError(f"--min-rating {self.min_rating} is above --max-rating {self.max_rating}")
+            raise ArgumentError(f"{{min_rating}} {self.min_rating} is above {{max_rating}} {self.max_rating}",
+                                min_rating="min_rating", max_rating="max_rating")
         for tc in self.time_controls:
             if tc.lower() not in SPEEDS and not re.fullmatch(r"[-+*/:0-9]+", tc):
                 raise ConceptChessError(f"unknown time control {tc!r}: use {', '.join(SPEEDS)} or a TimeControl string like 180+2")
@@ -254,9 +260,9 @@ def compression_of(path: str | os.PathLike) -> str:
     return kind
 
 
-def _text_stream(counting: _CountingReader, kind: str) -> io.TextIOWrapper:
+def _text_stream(counting: _CountingReader, kind: str, newline: str | None = None) -> io.TextIOWrapper:
     if kind == "zstd":
-        import zstandard
+        import zstandard  # lazy: only .zst files need it
 
         # max_window_size: Lichess dumps may be compressed with --long
         dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
@@ -265,7 +271,55 @@ def _text_stream(counting: _CountingReader, kind: str) -> io.TextIOWrapper:
         binary = gzip.GzipFile(fileobj=io.BufferedReader(counting, _CHUNK), mode="rb")
     else:
         binary = io.BufferedReader(counting, 1 << 20)
-    return io.TextIOWrapper(binary, encoding="utf-8", errors="strict", newline=None)
+    return io.TextIOWrapper(binary, encoding="utf-8", errors="strict", newline=newline)
+
+
+def _read_error(path: Path, kind: str, counting: _CountingReader, e: Exception, hint: str = "") -> ConceptChessError | None:
+    """The one-line error of a failed read of ``path`` (None: ``e`` is not a reading error)."""
+    import zstandard  # lazy: see _text_stream
+
+    if isinstance(e, zstandard.ZstdError):
+        return ConceptChessError(f"{path}: corrupt zstd data ({e})")
+    if isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return ConceptChessError(f"{path}: corrupt or truncated {kind} data ({e})")
+    if isinstance(e, UnicodeDecodeError):
+        if counting.frames is not None and not counting.frames.complete and counting.count == Path(path).stat().st_size:
+            return ConceptChessError(f"{path}: truncated zstd data (the file ends inside a frame)")
+        return ConceptChessError(f"{path}: not UTF-8 text ({e.reason} after ~{counting.count} bytes read{hint})")
+    return None
+
+
+def _truncated(path: Path, counting: _CountingReader) -> ConceptChessError | None:
+    if counting.frames is not None and not counting.frames.complete:
+        return ConceptChessError(f"{path}: truncated zstd data (the file ends inside a frame)")
+    return None
+
+
+@contextmanager
+def open_text(path: str | os.PathLike, *, newline: str | None = None) -> Iterator[io.TextIOWrapper]:
+    """A UTF-8 text stream of a plain, gzip or zstd file, streamed (the compression is told by the
+    first bytes; a name promising another one is refused). Corrupt, truncated or non-UTF-8 data is a
+    one-line :class:`ConceptChessError` naming the file. ``newline`` as for :func:`open` (``""`` for
+    the csv module).
+
+    >>> with open_text("lichess_db_puzzle.csv.zst", newline="") as f:     # doctest: +SKIP
+    ...     rows = list(csv.DictReader(f))
+    """
+    path = Path(path)
+    kind = compression_of(path)
+    with open(path, "rb", buffering=0) as raw:
+        counting = _CountingReader(raw, _ZstdFrames() if kind == "zstd" else None)
+        try:
+            yield _text_stream(counting, kind, newline)
+        except Exception as e:
+            err = _read_error(path, kind, counting, e)
+            if err is None:
+                raise
+            raise err from None
+        if counting.count == path.stat().st_size:
+            err = _truncated(path, counting)
+            if err is not None:
+                raise err
 
 
 # -- one game at a time -------------------------------------------------------------------------------
@@ -281,11 +335,11 @@ class Sampling:
 
     def __post_init__(self):
         if self.skip_plies < 0:
-            raise ConceptChessError("--skip-plies must be 0 or more")
+            raise ArgumentError("{skip_plies} must be 0 or more", skip_plies="skip_plies")
         if self.every < 1:
-            raise ConceptChessError("--every must be 1 or more")
+            raise ArgumentError("{every} must be 1 or more", every="every")
         if self.max_positions is not None and self.max_positions < 1:
-            raise ConceptChessError("--max-positions must be 1 or more")
+            raise ArgumentError("{max_positions} must be 1 or more", max_positions="max_positions")
 
     def first_ply(self, game: int) -> int:
         """First ply kept in game number ``game``: ``skip_plies`` plus a seeded offset below ``every``."""
@@ -424,14 +478,14 @@ class PgnPositions:
     """Iterate the position records of PGN files (see the module docstring); ``counts`` and
     ``sources`` fill in as it goes and are complete once the iteration ends.
 
-    ``progress(done_bytes, file)`` is called now and then with the compressed bytes read so far (all
-    files together); ``warn(message)`` with each game skipped for an illegal move.
+    ``progress(done, total)`` is called now and then with the compressed bytes read so far and in all
+    (all files together); ``warn(message)`` with each game skipped for an illegal move.
     """
 
     paths: list[str | os.PathLike]
     filter: GameFilter = field(default_factory=GameFilter)
     sampling: Sampling = field(default_factory=Sampling)
-    progress: Callable[[int, str], None] | None = None
+    progress: Progress | None = None
     warn: Callable[[str], None] | None = None
 
     def __post_init__(self):
@@ -463,12 +517,15 @@ class PgnPositions:
     def __iter__(self) -> Iterator[dict]:
         seen: set[int] = set()
         done_before = 0
+        total = self.total_bytes
+        if self.progress is not None:
+            self.progress(0, total)
         for path in self.paths:
             info = SourceInfo(path.name, str(path), compression_of(path), path.stat().st_size)
             self.sources.append(info)
             with open(path, "rb", buffering=0) as raw:
                 counting = _CountingReader(raw, _ZstdFrames() if info.compression == "zstd" else None)
-                yield from self._read_file(path, info, counting, seen, done_before)
+                yield from self._read_file(path, info, counting, seen, done_before, total)
                 counting.drain()
             info.sha256 = counting.sha.hexdigest()
             done_before += info.bytes
@@ -478,9 +535,8 @@ class PgnPositions:
                     self.sources.append(SourceInfo(rest.name, str(rest), compression_of(rest), rest.stat().st_size, sha256_of(rest)))
                 return
 
-    def _read_file(self, path: Path, info: SourceInfo, counting: _CountingReader, seen: set, done_before: int) -> Iterator[dict]:
-        import zstandard
-
+    def _read_file(self, path: Path, info: SourceInfo, counting: _CountingReader, seen: set, done_before: int,
+                   total: int) -> Iterator[dict]:
         text = _text_stream(counting, info.compression)
         visitor = _GameVisitor(self)
         max_positions = self.sampling.max_positions
@@ -489,17 +545,15 @@ class PgnPositions:
         while True:
             try:
                 found = chess.pgn.read_game(text, Visitor=lambda: visitor)
-            except zstandard.ZstdError as e:
-                raise ConceptChessError(f"{path}: corrupt zstd data ({e})") from None
-            except (EOFError, zlib.error, gzip.BadGzipFile) as e:
-                raise ConceptChessError(f"{path}: corrupt or truncated {info.compression} data ({e})") from None
-            except UnicodeDecodeError as e:
-                if counting.frames is not None and not counting.frames.complete and counting.count == info.bytes:
-                    raise ConceptChessError(f"{path}: truncated zstd data (the file ends inside a frame)") from None
-                raise ConceptChessError(f"{path}: not UTF-8 text ({e.reason} after ~{counting.count} bytes read; is it a PGN file?)") from None
+            except Exception as e:
+                err = _read_error(path, info.compression, counting, e, "; is it a PGN file?")
+                if err is None:
+                    raise
+                raise err from None
             if found is None:
-                if counting.frames is not None and not counting.frames.complete:
-                    raise ConceptChessError(f"{path}: truncated zstd data (the file ends inside a frame)")
+                err = _truncated(path, counting)
+                if err is not None:
+                    raise err
                 break
             n = self.game_index
             self.game_index += 1
@@ -533,39 +587,26 @@ class PgnPositions:
             if self.progress is not None and (n & 15 == 0 or self.stopped_early):
                 done = done_before + counting.count
                 if done != last_report:
-                    self.progress(done, path.name)
+                    self.progress(done, total)
                     last_report = done
             if self.stopped_early:
                 return
         if self.progress is not None:
-            self.progress(done_before + counting.count, path.name)
-
-
-def software_versions() -> dict:
-    import platform
-
-    import conceptchess
-
-    return {"conceptchess": conceptchess.__version__, "python-chess": chess.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+            self.progress(done_before + counting.count, total)
 
 
 def pgn_dataset(paths: Iterable[str | os.PathLike], output: str | os.PathLike, *, filter: GameFilter | None = None,
-                sampling: Sampling | None = None, overwrite: bool = False,
-                progress: Callable[[int, str], None] | None = None, warn: Callable[[str], None] | None = None,
-                on_start: Callable[[int], None] | None = None) -> dict:
+                sampling: Sampling | None = None, overwrite: bool = False, progress: Progress | None = None,
+                warn: Callable[[str], None] | None = None) -> dict:
     """Write the positions of PGN files to a dataset folder; returns its manifest.
 
     Nothing is left behind on error (the dataset is written to a temporary folder renamed at the end).
-    ``on_start(total_bytes)`` is called once the inputs are checked, before reading.
+    ``progress(done, total)`` counts compressed bytes read (see :class:`PgnPositions`); its first call,
+    ``(0, total)``, comes once the inputs are checked, before reading.
     """
-    from conceptchess.datasets import DatasetWriter
-
     reader = PgnPositions(list(paths), filter or GameFilter(), sampling or Sampling(), progress, warn)
     for p in reader.paths:
         compression_of(p)  # refuse misnamed files before anything is written
-    if on_start is not None:
-        on_start(reader.total_bytes)
     manifest = {"kind": "positions", "origin": HUMAN_GAMES, "made_by": "positions from-pgn"}
     with DatasetWriter(output, manifest, overwrite=overwrite) as w:
         for rec in reader:
@@ -579,7 +620,7 @@ def pgn_dataset(paths: Iterable[str | os.PathLike], output: str | os.PathLike, *
                       "final_positions": True},
             seed=s.seed,
             counts=reader.summary(),
-            software=software_versions(),
+            software=software_versions("chess", "numpy"),
         )
         manifest["positions"] = reader.counts["positions_written"]
         w.manifest = manifest

@@ -12,7 +12,6 @@ A network is identified by the sha256 of its file.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 import os
 import zlib
@@ -25,8 +24,10 @@ from google.protobuf.message import DecodeError
 
 from conceptchess.checkpoints import DEFAULT_SERIES
 from conceptchess.errors import NetworkFormatError
+from conceptchess.lc0.model import Lc0Net
 from conceptchess.lc0.onnx_io import export_onnx, tap_lc0_onnx
 from conceptchess.lc0.weights import NetSpec, parse_net, spec_and_state
+from conceptchess.provenance import sha256_bytes
 from conceptchess.taps import block_taps
 
 ENV_DEFAULT_NET = "CONCEPTCHESS_NET"
@@ -54,16 +55,12 @@ class Network:
     def onnx_model(self) -> onnx.ModelProto:
         """The ONNX model with the project's output names (exported on first use for .pb.gz files)."""
         if self._onnx is None:
-            from conceptchess.lc0.model import Lc0Net
-
             self._onnx = export_onnx(Lc0Net.from_state(self.spec, self.state))
         return self._onnx
 
     def torch_model(self):
         if self.spec is None:
             raise NetworkFormatError(f"{self.path}: only .pb.gz networks have a torch model; this one is {self.kind}")
-        from conceptchess.lc0.model import Lc0Net
-
         return Lc0Net.from_state(self.spec, self.state)
 
     def parameter_count(self) -> int:
@@ -97,7 +94,7 @@ def open_network(path: str | os.PathLike) -> Network:
     if path.is_dir():
         raise NetworkFormatError(f"{path}: is a folder, not a network file")
     data = _read(path)
-    sha = hashlib.sha256(data).hexdigest()
+    sha = sha256_bytes(data)
     if _is_onnx_name(path):
         if path.name.endswith(".gz"):
             try:

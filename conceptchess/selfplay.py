@@ -25,16 +25,20 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import chess
 import numpy as np
 
-from conceptchess.datasets import MACHINE_GAMES, history_start, position_record
-from conceptchess.errors import ConceptChessError
+from conceptchess.datasets import MACHINE_GAMES, DatasetWriter, history_start, position_record
+from conceptchess.engine import Engine
+from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.lc0.encoder import Histories, game_histories
+from conceptchess.positions import read_positions_jsonl
+from conceptchess.progress import Progress
+from conceptchess.provenance import sha256_of, software_versions
 
 # Common openings as UCI book moves from the start position (the start position itself first).
 BUILTIN_OPENINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -76,8 +80,6 @@ def builtin_openings() -> list[Opening]:
 
 def read_openings(path: str | os.PathLike) -> list[Opening]:
     """Openings from a JSONL positions file: each position's ``fen`` (or the start) and ``moves``."""
-    from conceptchess.positions import read_positions_jsonl
-
     openings = []
     for spec in read_positions_jsonl(path):
         start, moves = spec.parsed(f"{path}: id={spec.id}")
@@ -153,25 +155,24 @@ def choose_move(moves: list[chess.Move], logits: np.ndarray, temperature: float,
     return moves[int(rng.choice(len(p), p=p))]
 
 
-def play(engine, games: int, *, temperature: float = 1.0, seed: int = 0, openings: list[Opening] | None = None,
-         max_plies: int = 400, batch_size: int = 256,
-         progress: Callable[[int, int], None] | None = None) -> Iterator[SelfPlayGame]:
-    """Play ``games`` games with ``engine`` (an :class:`conceptchess.engine.Engine`); yields them in index order.
+def _check_play_arguments(games: int, temperature: float, max_plies: int, batch_size: int) -> None:
+    for name, value, least in (("games", games, 0), ("temperature", temperature, 0), ("max_plies", max_plies, 1),
+                               ("batch_size", batch_size, 1)):
+        if value < least:
+            raise ArgumentError(f"{{{name}}} must be {least} or more", **{name: name})
 
-    ``progress(finished_games, positions_evaluated)`` is called after every batch.
+
+def play(engine: Engine, games: int, *, temperature: float = 1.0, seed: int = 0, openings: list[Opening] | None = None,
+         max_plies: int = 400, batch_size: int = 256, progress: Progress | None = None) -> Iterator[SelfPlayGame]:
+    """Play ``games`` games with ``engine``; yields them in index order.
+
+    ``progress(finished_games, games)`` is called after every batch.
     """
-    if games < 0:
-        raise ConceptChessError("--games must be 0 or more")
-    if temperature < 0:
-        raise ConceptChessError("--temperature must be 0 or more")
-    if max_plies < 1:
-        raise ConceptChessError("--max-plies must be 1 or more")
-    if batch_size < 1:
-        raise ConceptChessError("--batch-size must be 1 or more")
+    _check_play_arguments(games, temperature, max_plies, batch_size)
     openings = openings or builtin_openings()
     active: list[tuple[SelfPlayGame, np.random.Generator]] = []
     done: dict[int, SelfPlayGame] = {}
-    started = finished = evaluated = 0
+    started = finished = 0
     next_out = 0
     while next_out < games:
         while len(active) < batch_size and started < games:
@@ -190,9 +191,8 @@ def play(engine, games: int, *, temperature: float = 1.0, seed: int = 0, opening
             evs = engine.evaluate(Histories.concat([g.histories() for g, _ in active]), [g.board for g, _ in active])
             for (g, rng), ev in zip(active, evs, strict=True):
                 g.push(choose_move(ev.moves, ev.logits, temperature, rng))
-            evaluated += len(active)
         if progress is not None:
-            progress(finished, evaluated)
+            progress(finished, games)
         while next_out in done:
             yield done.pop(next_out)
             next_out += 1
@@ -201,16 +201,16 @@ def play(engine, games: int, *, temperature: float = 1.0, seed: int = 0, opening
 def selfplay_dataset(net: str | os.PathLike, output: str | os.PathLike, *, games: int, temperature: float = 1.0, seed: int = 0,
                      openings: str | os.PathLike | None = None, max_plies: int = 400, batch_size: int = 256,
                      threads: int | None = None, device: str = "auto", overwrite: bool = False,
-                     progress: Callable[[int, int], None] | None = None) -> dict:
-    """Play self-play games with the network file ``net`` and write their positions as a dataset; returns the manifest."""
-    import onnxruntime
+                     progress: Progress | None = None) -> dict:
+    """Play self-play games with the network file ``net`` and write their positions as a dataset; returns the manifest.
 
-    from conceptchess.datasets import DatasetWriter, sha256_of
-    from conceptchess.engine import Engine
-    from conceptchess.games import software_versions
-
+    ``progress(finished_games, games)`` as for :func:`play`. The arguments, the openings and the network are
+    checked before anything is played or written.
+    """
+    _check_play_arguments(games, temperature, max_plies, batch_size)
     if Path(output).exists() and not overwrite:
-        raise ConceptChessError(f"{output}: already exists (choose another output or pass --overwrite)")
+        raise ArgumentError("already exists (choose another output or pass {overwrite})", prefix=f"{output}: ",
+                            overwrite="overwrite=True")
     book = read_openings(openings) if openings is not None else builtin_openings()
     engine = Engine(net, batch_size=batch_size, threads=threads, device=device)
     source = Path(net).name
@@ -242,7 +242,7 @@ def selfplay_dataset(net: str | os.PathLike, output: str | os.PathLike, *, games
             "counts": {"games": games, "positions_written": w.count, "plies_played": plies,
                        "results": dict(sorted(results.items())), "terminations": dict(sorted(terminations.items()))},
             "positions": w.count,
-            "software": {**software_versions(), "onnxruntime": onnxruntime.__version__},
+            "software": software_versions("chess", "numpy", "onnxruntime"),
         }
         manifest = w.manifest
     return manifest

@@ -7,6 +7,7 @@ import numpy as np
 import onnx
 import pytest
 
+from conceptchess.provenance import sha256_of
 from tests.helpers import cli
 
 
@@ -22,9 +23,7 @@ def test_info(maia1100):
     r = cli("net", "info", maia1100)
     assert r.exit_code == 0, r.output
     assert "6 blocks × 64 filters, SE 8" in r.output and "policy, wdl" in r.output
-    from conceptchess.lc0.weights import sha256_file
-
-    assert sha256_file(maia1100) in r.output.replace("\n", "").replace(" ", "")
+    assert sha256_of(maia1100) in r.output.replace("\n", "").replace(" ", "")
 
 
 def test_info_on_lc0_onnx(shared_data):

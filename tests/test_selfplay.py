@@ -9,9 +9,9 @@ import chess
 import numpy as np
 import pytest
 
-from conceptchess.datasets import sha256_of
 from conceptchess.lc0.encoder import game_histories
 from conceptchess.positions import PositionSpec
+from conceptchess.provenance import sha256_of
 from conceptchess.selfplay import BUILTIN_OPENINGS, Opening, SelfPlayGame, builtin_openings, choose_move, play, read_openings
 from tests.helpers import DATA, cli
 

@@ -14,7 +14,8 @@ from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
 from conceptchess.lc0.encoder import encode
 from conceptchess.lc0.model import Lc0Net
-from conceptchess.lc0.weights import read_weights, sha256_file
+from conceptchess.lc0.weights import read_weights
+from conceptchess.provenance import sha256_of
 from conceptchess.training import (
     TrainConfig,
     Trainer,
@@ -80,7 +81,7 @@ def test_tiny_net_learns_and_writes_lc0_checkpoints(tmp_path, dataset):
     assert last["heldout_accuracy"] > first["heldout_accuracy"]
     for m in hist:
         p = tmp_path / m["file"]
-        assert sha256_file(p) == m["sha256"]
+        assert sha256_of(p) == m["sha256"]
         spec, _ = read_weights(p)
         assert spec.blocks == 1 and spec.moves_left
         assert json.loads(p.with_name(p.name.replace(".pb.gz", ".json")).read_text())["dataset_sha256"] == m["dataset_sha256"]
@@ -113,7 +114,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, dataset):
     b = torch.load(tmp_path / "cut" / "resume.pt", weights_only=False)["model"]
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    assert sha256_file(tmp_path / "full" / "r-step000040.pb.gz") == sha256_file(tmp_path / "cut" / "r-step000040.pb.gz")
+    assert sha256_of(tmp_path / "full" / "r-step000040.pb.gz") == sha256_of(tmp_path / "cut" / "r-step000040.pb.gz")
 
 
 def test_resume_with_another_architecture_is_refused(tmp_path, dataset):

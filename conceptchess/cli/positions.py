@@ -7,19 +7,23 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from conceptchess.cli.common import console, err_console, guarded
+from conceptchess.cli.common import console, err_console, guarded, options_named
+from conceptchess.games import GameFilter, Sampling, pgn_dataset
+from conceptchess.names import split_names
+from conceptchess.selfplay import selfplay_dataset
 
 app = typer.Typer(help="Build positions datasets (JSONL + manifest) from games or from self-play.", no_args_is_help=True)
 
 _MAX_WARNINGS = 20
-
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for chunk in (values or []) for v in chunk.split(",") if v.strip())
+FROM_PGN_OPTIONS = {"min_rating": "--min-rating", "max_rating": "--max-rating", "skip_plies": "--skip-plies", "every": "--every",
+                    "max_positions": "--max-positions", "overwrite": "--overwrite"}
+SELFPLAY_OPTIONS = {"games": "--games", "temperature": "--temperature", "max_plies": "--max-plies", "batch_size": "--batch-size",
+                    "overwrite": "--overwrite"}
 
 
 @app.command("from-pgn")
 @guarded
+@options_named(FROM_PGN_OPTIONS)
 def from_pgn(
     games: list[Path] = typer.Argument(..., help="PGN files: .pgn, .pgn.gz or .pgn.zst (Lichess open-database format)"),
     output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write"),
@@ -41,9 +45,7 @@ def from_pgn(
     Reads the files as a stream (constant memory). Skips Chess960 and other variants, and games with an
     illegal move (warned and counted in the manifest).
     """
-    from conceptchess.games import GameFilter, Sampling, pgn_dataset
-
-    filt = GameFilter(min_rating, max_rating, _split(time_control))
+    filt = GameFilter(min_rating, max_rating, tuple(split_names(time_control)))
     sampling = Sampling(skip_plies, every, max_positions, dedup, seed)
     warned = 0
 
@@ -58,11 +60,8 @@ def from_pgn(
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("reading", total=None)
-        manifest = pgn_dataset(
-            games, output, filter=filt, sampling=sampling, overwrite=overwrite, warn=warn,
-            on_start=lambda total: bar.update(task, total=total),
-            progress=lambda done, name: bar.update(task, completed=done, description=f"reading {name}"),
-        )
+        manifest = pgn_dataset(games, output, filter=filt, sampling=sampling, overwrite=overwrite, warn=warn,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))
     c = manifest["counts"]
     skipped = ", ".join(f"{k} {v}" for k, v in c["games_skipped"].items()) or "none"
     console.print(f"wrote {c['positions_written']} positions from {c['games_kept']} of {c['games_read']} games "
@@ -71,6 +70,7 @@ def from_pgn(
 
 @app.command()
 @guarded
+@options_named(SELFPLAY_OPTIONS)
 def selfplay(
     net: Path = typer.Option(..., "--net", help="Network playing both sides (.pb.gz or lc0 .onnx)"),
     games: int = typer.Option(..., "--games", help="How many games to play"),
@@ -90,15 +90,13 @@ def selfplay(
     50-move draws are claimed) or at --max-plies (result "*"). Records start after the opening moves and
     include final positions (move null).
     """
-    from conceptchess.selfplay import selfplay_dataset
-
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("self-play", total=games)
         manifest = selfplay_dataset(
             net, output, games=games, temperature=temperature, seed=seed, openings=openings, max_plies=max_plies,
             batch_size=batch_size, threads=threads, device=device, overwrite=overwrite,
-            progress=lambda finished, plies: bar.update(task, completed=finished, description=f"self-play (ply {plies})"),
+            progress=lambda finished, total: bar.update(task, completed=finished, total=total),
         )
     c = manifest["counts"]
     results = ", ".join(f"{k} {v}" for k, v in c["results"].items())

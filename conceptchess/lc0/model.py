@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from conceptchess.lc0.policy_map import CONV_POLICY_MAP
 from conceptchess.lc0.weights import NetSpec
+from conceptchess.taps import block, block_taps
 
 
 def _act(name: str):
@@ -91,7 +92,7 @@ class Lc0Net(nn.Module):
         names = ["policy", "wdl" if self.spec.value == "wdl" else "value"]
         if self.spec.moves_left:
             names.append("mlh")
-        return names + [f"block{i}" for i in range(self.spec.blocks)]
+        return names + block_taps(self.spec.blocks)
 
     def heads(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits-level outputs (policy logits, WDL logits or pre-tanh value, mlh) from the body output."""
@@ -111,9 +112,9 @@ class Lc0Net(nn.Module):
     def forward(self, planes: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.act(self.input(planes))
         taps = {}
-        for i, block in enumerate(self.blocks):
-            x = block(x)
-            taps[f"block{i}"] = x
+        for i, residual in enumerate(self.blocks):
+            x = residual(x)
+            taps[block(i)] = x
         out = self.heads(x)
         v = out.pop("value_logits")
         if self.spec.value == "wdl":

@@ -12,7 +12,6 @@ batch norm folded into the convolutions, named like the parameters of
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import zlib
 from dataclasses import asdict, dataclass
@@ -24,6 +23,7 @@ from google.protobuf.message import DecodeError
 from conceptchess.errors import NetworkFormatError
 from conceptchess.files import atomic_write_bytes
 from conceptchess.lc0 import proto
+from conceptchess.provenance import sha256_bytes
 
 BN_EPSILON = 1e-5
 LEELA2ONNX_HINT = "convert it with lc0's `leela2onnx` and load the .onnx file instead"
@@ -53,14 +53,6 @@ class NetSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------- reading
@@ -307,4 +299,4 @@ def write_weights(path: str | os.PathLike, spec: NetSpec, state: dict[str, np.nd
     net = build_net(spec, state, encoding, training_steps, license)
     data = gzip.compress(net.SerializeToString(), mtime=0)
     atomic_write_bytes(path, data)
-    return hashlib.sha256(data).hexdigest()
+    return sha256_bytes(data)
