@@ -331,6 +331,7 @@ def main() -> int:
     ap.add_argument("--lczerolens-python", help="a Python with lczerolens 0.5.1 installed (see the module docstring)")
     ap.add_argument("--require-lczerolens", action="store_true", help="exit 1 when the lczerolens comparison cannot run")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured
     need(NET)
     games = game_moves(GAMES)
     specs = [PositionSpec(f"g{g}-p{t}", None, moves[:t]) for g, moves in enumerate(games) for t in range(EVERY, len(moves) + 1, EVERY)]

@@ -107,11 +107,11 @@ def eval_(
     path = _resolve(file)
     if input is not None:
         specs = list(read_positions_jsonl(input))  # every line parsed before anything is evaluated
-        # chunks: a first small one replayed before the network is loaded, then a few engine tasks each
-        # (every Engine.evaluate call drains the engine's pipeline at its end)
+        # chunks of one engine task: the first is replayed before the network is loaded, the last one's
+        # results are all that is written once ONNX Runtime is done (between two Engine.evaluate calls
+        # ONNX Runtime waits only for the encoding of the next chunk, ~1 ms)
         step = max(batch_size, Engine.TASK_POSITIONS)
-        ends = [0, min(step, len(specs)), *range(step + 4 * step, len(specs), 4 * step), len(specs)]
-        chunks = [specs[a:b] for a, b in zip(ends, ends[1:]) if b > a]
+        chunks = [specs[s : s + step] for s in range(0, len(specs), step)]
         first = histories_of(chunks[0] if chunks else [])
         engine = Engine(path, batch_size=batch_size, threads=threads, device=device)
         with atomic_open(output, "w") as f, Progress(console=console, transient=True) as bar:

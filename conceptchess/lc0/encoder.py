@@ -70,8 +70,12 @@ def _castling_row(board: chess.Board) -> tuple[bool, bool, bool, bool]:
 
 def _fill_row(board: chess.Board) -> list[int]:
     """Position 0 as lc0 repeats it into missing history: a double pawn push just made is taken back."""
-    row = board_row(board)
-    ep = board.ep_square
+    return fill_row_of(board_row(board), board.ep_square)
+
+
+def fill_row_of(row: list[int], ep: int | None) -> list[int]:
+    """:func:`_fill_row` of the 12 bitboards ``row`` with en-passant square ``ep`` (python-chess's)."""
+    row = list(row)
     if ep is not None:
         if chess.square_rank(ep) == 2 and row[0] >> (ep + 8) & 1:  # white pushed to rank 4
             row[0] = row[0] & ~(1 << (ep + 8)) | (1 << (ep - 8))
@@ -82,7 +86,12 @@ def _fill_row(board: chess.Board) -> list[int]:
 
 def starts_at_standard_position(board: chess.Board) -> bool:
     """lc0's test for leaving missing history empty: the standard start position, white to move."""
-    return board.turn == chess.WHITE and board.castling_rights == chess.BB_CORNERS and board_row(board) == _START_ROW
+    return is_standard_start(board_row(board), board.turn, board.castling_rights)
+
+
+def is_standard_start(row: list[int], white: bool, castling_rights: int) -> bool:
+    """:func:`starts_at_standard_position` of 12 bitboards, side to move and python-chess castling rights."""
+    return white and castling_rights == chess.BB_CORNERS and list(row) == _START_ROW
 
 
 class IllegalMoveInHistory(ValueError):

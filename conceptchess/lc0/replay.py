@@ -22,13 +22,14 @@ what :func:`~conceptchess.lc0.encoder.game_histories` gives with ``check_legal=T
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import chess
 import numpy as np
 
-from conceptchess.lc0.encoder import HISTORY, Histories, _fill_row, board_row, starts_at_standard_position
+from conceptchess.lc0.encoder import HISTORY, Histories, board_row, fill_row_of, is_standard_start
 
 
 def _uci_table() -> dict[str, tuple[int, ...]]:
@@ -86,15 +87,84 @@ def _attacked(sq: int, occ: int, bb: list[int], t: int, white: bool) -> bool:
     return bool((_RANK_A[sq][_RANK_M[sq] & occ] | _FILE_A[sq][_FILE_M[sq] & occ]) & rq or _DIAG_A[sq][_DIAG_M[sq] & occ] & bq)
 
 
-def _start(fen: str | None) -> chess.Board | None:
-    """The start position, or None where :func:`conceptchess.positions.parse_fen` would refuse it."""
+_FEN = re.compile(r"([1-8PNBRQKpnbrqk/]{15,71}) ([wb]) (-|K?Q?k?q?) (-|[a-h][36]) ([0-9]{1,4}) ([0-9]{1,5})", re.ASCII)
+_CODE = {c: i for i, c in enumerate("PNBRQKpnbrqk")}
+_CASTLE = {"K": (5, chess.E1, 3, chess.H1), "Q": (5, chess.E1, 3, chess.A1), "k": (11, chess.E8, 9, chess.H8), "q": (11, chess.E8, 9, chess.A8)}
+_STANDARD = (board_row(chess.Board()), True, chess.BB_CORNERS, None, 0, 1, 0)
+
+
+def _fen_state(fen: str) -> tuple | None:
+    """The state (12 bitboards, white to move, castling rights, en-passant square, clocks) of a FEN as
+    python-chess writes one, when its validity is simple to judge and it is valid: one king each, no
+    more pawns and pieces than a side can have, none on the back ranks, castling rights with king and
+    rook at home, a real en-passant square, nobody in check. None otherwise: then python-chess parses
+    and judges it (a fifth of the cost: ``chess.Board(fen).is_valid()`` costs ~60 µs)."""
+    m = _FEN.fullmatch(fen)
+    if m is None:
+        return None
+    board_part, turn, castling, ep_part, hmc, fmn = m.groups()
+    rows = board_part.split("/")
+    if len(rows) != 8 or not castling:
+        return None
+    bb = [0] * 12
+    for r, row in enumerate(rows):
+        sq, end, digit = 56 - 8 * r, 64 - 8 * r, False
+        for c in row:
+            if c <= "8":
+                if digit:  # python-chess refuses two digits in a row
+                    return None
+                sq += ord(c) - 48
+                digit = True
+            elif sq < end:
+                bb[_CODE[c]] |= 1 << sq
+                sq += 1
+                digit = False
+            else:
+                return None
+        if sq != end:
+            return None
+    w = bb[0] | bb[1] | bb[2] | bb[3] | bb[4] | bb[5]
+    k = bb[6] | bb[7] | bb[8] | bb[9] | bb[10] | bb[11]
+    if (bb[5].bit_count() != 1 or bb[11].bit_count() != 1 or w.bit_count() > 16 or k.bit_count() > 16
+            or bb[0].bit_count() > 8 or bb[6].bit_count() > 8 or (bb[0] | bb[6]) & chess.BB_BACKRANKS):
+        return None
+    cr = 0
+    if castling != "-":
+        for flag in castling:
+            king, king_sq, rook, rook_sq = _CASTLE[flag]
+            if bb[king] != 1 << king_sq or not bb[rook] >> rook_sq & 1:
+                return None
+            cr |= 1 << rook_sq
+    white = turn == "w"
+    ep = None
+    if ep_part != "-":
+        ep = chess.parse_square(ep_part)
+        pushed, origin, pawns = (ep - 8, ep + 8, bb[6]) if white else (ep + 8, ep - 8, bb[0])
+        if chess.square_rank(ep) != (5 if white else 2) or not pawns >> pushed & 1 or (w | k) >> ep & 1 or (w | k) >> origin & 1:
+            return None
+    occ = w | k
+    us, them = (0, 6) if white else (6, 0)
+    if (_attacked(bb[them + 5].bit_length() - 1, occ, bb, us, not white)
+            or _attacked(bb[us + 5].bit_length() - 1, occ, bb, them, white)):
+        return None
+    return bb, white, cr, ep, int(hmc), max(int(fmn), 1), 0
+
+
+def _start_state(fen: str | None) -> tuple | None:
+    """The start state of a position (see :func:`_fen_state`), or None where
+    :func:`conceptchess.positions.parse_fen` would refuse the FEN."""
     if fen is None:
-        return chess.Board()
+        return _STANDARD[0][:], *_STANDARD[1:]
+    state = _fen_state(fen)
+    if state is not None:
+        return state
     try:
         board = chess.Board(fen)
     except Exception:  # the caller's python-chess replay raises the exact error
         return None
-    return board if board.is_valid() else None
+    if not board.is_valid():
+        return None
+    return board_row(board), board.turn, board.castling_rights, board.ep_square, board.halfmove_clock, board.fullmove_number, board.promoted
 
 
 def _board(bb: list[int], white: bool, cr: int, ep: int | None, hmc: int, fmn: int, promoted: int) -> chess.Board:
@@ -217,9 +287,8 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
                 node = parent[node]
                 k += 1
 
-    ok = bytearray(m)
     row_of = [-1] * m
-    table: list[tuple] = []  # history rows: 12 bitboards, white to move, castling rights
+    table: list[int] = []  # history rows, flat: 12 bitboards, white to move, castling rights (one list: faster to numpy)
     reps: list[int] = []
     hmcs: list[int] = []
     fill_of: dict[int, int] = {}  # root → row of its history fill
@@ -239,34 +308,34 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
         p = parent[j]
         if p != cur:
             if p < 0:
-                start = _start(roots[j])
+                start = _start_state(roots[j])
                 if start is None:
                     cur = -2
                     continue
-                bb = board_row(start)
+                bb, white, cr, ep, hmc, fmn, promoted = start
                 box = [-1] * 64
+                occ = 0
                 for code, x in enumerate(bb):
+                    occ |= x
                     while x:
                         low = x & -x
                         box[low.bit_length() - 1] = code
                         x ^= low
-                white, cr, ep = start.turn, start.castling_rights, start.ep_square
-                hmc, fmn, promoted, occ = start.halfmove_clock, start.fullmove_number, start.promoted, start.occupied
                 seg, seg_cr = [], []
                 if histories:
-                    fill_of[j] = len(table)
-                    fill = _fill_row(start) if not starts_at_standard_position(start) else [0] * 12
-                    table.append((*fill, 0, 0))
+                    fill_of[j] = len(reps)
+                    table.extend(fill_row_of(bb, ep) if not is_standard_start(bb, white, cr) else [0] * 12)
+                    table += (0, 0)
                     reps.append(0)
                     hmcs.append(0)
                     seg.append(tuple(bb))
                     seg_cr.append(cr)
-                ok[j] = 1
                 cur = j
                 f = flags[j]
                 if f & 2:
-                    row_of[j] = len(table)
-                    table.append((*bb, white, cr))
+                    row_of[j] = len(reps)
+                    table.extend(bb)
+                    table += (white, cr)
                     reps.append(0)
                     hmcs.append(hmc)
                 if f & 1:
@@ -274,7 +343,7 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
                 if f & 4:
                     saved[j] = (bb[:], box[:], white, cr, ep, hmc, fmn, promoted, occ, seg[:], seg_cr[:])
                 continue
-            if not ok[p]:
+            if p not in saved:  # its move was declined, so are its descendants
                 continue
             bb, box, white, cr, ep, hmc, fmn, promoted, occ, seg, seg_cr = saved[p]
             bb, box, seg, seg_cr = bb[:], box[:], seg[:], seg_cr[:]
@@ -282,11 +351,10 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
             if not keep[p]:
                 del saved[p]
         cur = -2  # the state is being changed; it holds node j once the move is accepted
-        u = ucis[j]
-        mv = uci_table.get(u) if type(u) is str else None
-        if mv is None:
+        try:
+            fr, to, promo, fb, tb, ft = uci_table[ucis[j]]
+        except (KeyError, TypeError):  # not a move text this module plays
             continue
-        fr, to, promo, fb, tb, ft = mv
         us = 0 if white else 6
         pc = box[fr]
         pt = pc - us
@@ -296,9 +364,7 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
         if cap >= 0 and not 0 <= cap - 6 + us < 5:  # our own piece, or their king
             continue
         t = 6 - us  # their pieces: bb[t : t + 6]
-        epc = -1  # square of a pawn taken en passant
-        new_ep = None
-        rook_from = -1
+        special = 0  # 1 a double push (sq: the square it passes), 2 en passant (sq: the pawn taken), 3 castling
         if pt == 0:
             d, last, second = (to - fr, to >= 56, 8 <= fr < 16) if white else (fr - to, to < 8, 48 <= fr < 56)
             if (promo != 0) != last:
@@ -307,15 +373,16 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
                 if cap >= 0:
                     continue
             elif d == 16:
-                mid = (fr + to) >> 1
-                if not second or cap >= 0 or box[mid] >= 0:
+                sq = (fr + to) >> 1
+                if not second or cap >= 0 or box[sq] >= 0:
                     continue
-                new_ep = mid
+                special = 1
             elif pawn_t[white][fr] & tb:
                 if cap < 0:
-                    epc = to - 8 if white else to + 8
-                    if to != ep or box[epc] != t:
+                    sq = to - 8 if white else to + 8
+                    if to != ep or box[sq] != t:
                         continue
+                    special = 2
             else:
                 continue
         elif promo:
@@ -338,6 +405,7 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
                     continue
                 if _attacked(home, occ ^ fb, bb, t, white) or _attacked(passes, occ ^ fb, bb, t, white):
                     continue  # the king may not be in check nor pass an attacked square
+                special = 3
         elif not line_t[ft] & slides[pt] or occ & between_t[ft]:
             continue
         # play it, as chess.Board.push does
@@ -357,11 +425,6 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
         occ = (occ ^ fb) | tb
         if cap >= 0:
             bb[cap] ^= tb
-        elif epc >= 0:
-            bb[t] ^= 1 << epc
-            box[epc] = -1
-            occ ^= 1 << epc
-            promoted &= ~(1 << epc)
         if promo:
             bb[pc] ^= fb
             pt = promo
@@ -371,13 +434,21 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
         else:
             bb[pc] ^= fb | tb
         box[to] = pc
-        if rook_from >= 0:
-            rook_bits = (1 << rook_from) | (1 << rook_to)
-            bb[us + 3] ^= rook_bits
-            box[rook_from], box[rook_to] = -1, us + 3
-            occ ^= rook_bits
-            promoted &= ~rook_bits
-        ep = new_ep
+        ep = None
+        if special:
+            if special == 1:
+                ep = sq
+            elif special == 2:
+                bb[t] ^= 1 << sq
+                box[sq] = -1
+                occ ^= 1 << sq
+                promoted &= ~(1 << sq)
+            else:
+                rook_bits = (1 << rook_from) | (1 << rook_to)
+                bb[us + 3] ^= rook_bits
+                box[rook_from], box[rook_to] = -1, us + 3
+                occ ^= rook_bits
+                promoted &= ~rook_bits
         # our king may not be attacked now
         k = bb[us + 5].bit_length() - 1
         if knight_t[k] & bb[t + 1] or king_t[k] & bb[t + 5] or pawn_t[white][k] & bb[t]:
@@ -387,7 +458,6 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
                                     or diag_a[k][diag_m[k] & occ] & bq):
             continue
         white = not white
-        ok[j] = 1
         cur = j
         f = flags[j]
         if histories:
@@ -397,8 +467,9 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
             seg.append(now)
             seg_cr.append(cr)
             if f & 2:
-                row_of[j] = len(table)
-                table.append((*bb, white, cr))
+                row_of[j] = len(reps)
+                table.extend(bb)
+                table += (white, cr)
                 i = len(seg) - 3  # an equal position has the same side to move: an even number of plies ago
                 while i >= 0 and not (seg[i] == now and seg_cr[i] == cr):
                     i -= 2
@@ -412,7 +483,7 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
     boards: list[chess.Board | None] = []
     handed: set[int] = set()
     for node in tree.at:
-        if node < 0 or not ok[node]:
+        if node not in boards_at:
             boards.append(None)
         elif node in handed:  # the same position twice: a board each
             boards.append(boards_at[node].copy(stack=False))
@@ -421,28 +492,35 @@ def _replay(positions: Sequence[tuple[str | None, Sequence]], histories: bool) -
             boards.append(boards_at[node])
     if not histories:
         return Replay(None, boards)
-    return Replay(_histories(tree, ok, row_of, fill_of, table, reps, hmcs), boards)
+    return Replay(_histories(tree, row_of, fill_of, table, reps, hmcs), boards)
 
 
-def _histories(tree: _Tree, ok: bytearray, row_of: list[int], fill_of: dict[int, int], table: list[tuple],
+def _histories(tree: _Tree, row_of: list[int], fill_of: dict[int, int], table: list[int],
                reps: list[int], hmcs: list[int]) -> Histories:
     """Gather each position's 8 history steps from the rows played; zeros where declined."""
-    n, m = len(tree.at), len(tree.parent)
-    at = np.array(tree.at, dtype=np.int64)
-    good = at >= 0
-    good[good] = np.frombuffer(bytes(ok), dtype=np.uint8)[at[good]] == 1
-    # steps reach back through parents; past a root they stay on a virtual node holding its fill row
-    roots = np.fromiter(fill_of, dtype=np.int64, count=len(fill_of))
-    up = np.append(np.array(tree.parent, dtype=np.int64), np.arange(m, m + len(roots)))
-    up[roots] = m + np.arange(len(roots))
-    row = np.append(np.array(row_of, dtype=np.int64), np.fromiter(fill_of.values(), dtype=np.int64, count=len(fill_of)))
-    node = np.where(good, at, 0)
-    window = np.empty((n, HISTORY), dtype=np.int64)
-    for k in range(HISTORY):
-        window[:, k] = row[node]
-        node = up[node]
-    window[~good] = 0
-    tab = np.array(table or [(0,) * 14], dtype=np.uint64).reshape(-1, 14)
+    parent = tree.parent
+    windows = []
+    good = []
+    for node in tree.at:
+        if node < 0 or row_of[node] < 0:
+            windows.append((0,) * HISTORY)
+            good.append(False)
+            continue
+        w = []
+        for _ in range(HISTORY):  # back through the parents; before the root, its fill row
+            if node >= 0:
+                w.append(row_of[node])
+                if parent[node] < 0:
+                    fill, node = fill_of[node], -1
+                else:
+                    node = parent[node]
+            else:
+                w.append(fill)
+        windows.append(w)
+        good.append(True)
+    window = np.array(windows, dtype=np.int64).reshape(-1, HISTORY)
+    ok = np.array(good, dtype=bool)
+    tab = np.array(table or [0] * 14, dtype=np.uint64).reshape(-1, 14)
     boards = tab[window, :12]
     rep = np.array(reps or [0], dtype=np.uint8)[window]
     now = window[:, 0]
@@ -450,6 +528,6 @@ def _histories(tree: _Tree, ok: bytearray, row_of: list[int], fill_of: dict[int,
     castling = np.stack([(cr >> np.uint64(s)) & np.uint64(1) for s in (chess.A1, chess.H1, chess.A8, chess.H8)], axis=1).astype(bool)
     black = tab[now, 12] == 0
     rule50 = np.array(hmcs or [0], dtype=np.float32)[now]
-    boards[~good], rep[~good], castling[~good] = 0, 0, False
-    black[~good], rule50[~good] = False, 0
+    boards[~ok], rep[~ok], castling[~ok] = 0, 0, False
+    black[~ok], rule50[~ok] = False, 0
     return Histories(boards, rep, black, castling, rule50)

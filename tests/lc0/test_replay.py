@@ -123,6 +123,38 @@ def test_every_move_text_is_played_exactly_when_python_chess_finds_it_legal():
             assert got is not None and got == after and got.fen(en_passant="fen") == after.fen(en_passant="fen"), (fen, u)
 
 
+def test_fens_the_replay_reads_itself_are_read_as_python_chess_reads_them():
+    """FENs as python-chess writes them (positions from-pgn's origins) are read without python-chess when
+    that is simple; whatever is read so python-chess finds valid and reads the same, the rest is left to it."""
+    from conceptchess.lc0.encoder import board_row
+    from conceptchess.lc0.replay import _fen_state
+
+    rng = random.Random(13)
+    written, fens = [], ["8/8/8/8/8/8/8/8 w - - 0 1", "4k3/8/8/8/8/8/8/4K1R1 w K - 0 1", "4k3/8/8/8/8/8/8/4K3 w - - 00 0",
+                         "rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR w KQkq e3 0 2", "4k3/8/8/8/8/8/8/4K3 w - - 0 1 x"]
+    for _ in range(150):
+        b = chess.Board()
+        for u in random_game(rng, b, rng.randrange(1, 150)):
+            b.push(chess.Move.from_uci(u))
+            if rng.random() < 0.1:
+                written.append(b.copy(stack=False))
+                fens += [b.fen(), b.fen(en_passant="fen")]
+    for fen in fens[:1500]:  # typos: python-chess must refuse them or read them as the replay does
+        i = rng.randrange(len(fen))
+        fens += [fen[:i] + rng.choice("12345678/pnbrqkPNBRQK wb-KQkqaeh0~ ") + fen[i + 1 :], fen[:i] + fen[i + 1 :]]
+    accepted = 0
+    for fen in fens:
+        state = _fen_state(fen)
+        if state is not None:
+            accepted += 1
+            board = chess.Board(fen)
+            assert board.is_valid(), fen
+            assert state == (board_row(board), board.turn, board.castling_rights, board.ep_square, board.halfmove_clock,
+                             board.fullmove_number, board.promoted), fen
+    assert accepted > 1500
+    assert all(_fen_state(b.fen(en_passant="fen")) is not None for b in written if not b.is_check())
+
+
 def test_repetitions_null_moves_and_king_takes_rook_castling():
     shuffle = ["g1f3", "g8f6", "f3g1", "f6g8"] * 3
     specs = [PositionSpec(f"r{t}", None, shuffle[:t]) for t in range(len(shuffle) + 1)]
@@ -183,7 +215,7 @@ def test_net_eval_input_writes_what_one_position_at_a_time_gives(tmp_path, liche
     inp, out = tmp_path / "p.jsonl", tmp_path / "o.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
     r = cli("net", "eval", str(maia1100), "--input", str(inp), "--output", str(out), "--batch-size", "8",
-            "--threads", "1", "--device", "cpu")  # chunks of 32, 128, 128, …: several in flight
+            "--threads", "1", "--device", "cpu")  # chunks of 32: several in flight
     assert r.exit_code == 0, r.output
     assert len(recs) > 150
     specs = [PositionSpec.from_dict(rec) for rec in recs]
