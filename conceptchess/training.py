@@ -14,12 +14,10 @@ initialisation) and roughly log-spaced steps after it; each is an lc0 ``.pb.gz``
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import chess
@@ -27,15 +25,18 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from conceptchess import __version__
 from conceptchess.checkpoints import checkpoint_name, series_sidecars, write_sidecar
 from conceptchess.datasets import dataset_sha256, iter_dataset
+from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_write_bytes
-from conceptchess.lc0.encoder import Histories, encode, game_histories
+from conceptchess.lc0.encoder import Histories, encode
 from conceptchess.lc0.policy_map import legal_move_indices, move_to_index
 from conceptchess.lc0.trainable import TrainableLc0Net
 from conceptchess.lc0.weights import NetSpec, read_weights, write_weights
+from conceptchess.positions import histories_of
+from conceptchess.progress import Progress
+from conceptchess.provenance import sha256_bytes, software_versions
 
 _RESULT_WDL = {"1-0": (1.0, 0.0, 0.0), "0-1": (0.0, 0.0, 1.0), "1/2-1/2": (0.0, 1.0, 0.0)}
 
@@ -110,38 +111,42 @@ def _game_key(spec) -> str:
     return str(g) if g is not None else str(spec.id).rsplit("-p", 1)[0]
 
 
+_CHUNK = 4096  # positions replayed (and reported to ``progress``) at a time
+
+
 def load_training_data(dataset: str | os.PathLike, max_positions: int | None = None,
-                       progress: Callable[[int], None] | None = None) -> TrainingData:
-    """Read a positions dataset (records need ``move``; ``result`` for the value target)."""
+                       progress: Progress | None = None) -> TrainingData:
+    """Read a positions dataset (records need ``move``; ``result`` for the value target).
+
+    The records with a played move (the first ``max_positions`` of them) are replayed together
+    (:func:`~conceptchess.positions.histories_of`); ``progress(done, total)`` counts them.
+    """
+    with_move = (spec for spec in iter_dataset(dataset) if spec.meta.get("move"))
+    specs = list(islice(with_move, max_positions or None))
     parts, legal, pidx, wdl, mlh, games, boards = [], [], [], [], [], [], []
-    for spec in iter_dataset(dataset):
-        if max_positions and len(pidx) >= max_positions:
-            break
-        move = spec.meta.get("move")
-        if not move:
-            continue
-        where = f"{dataset} id={spec.id}"
-        start, moves = spec.parsed(where)
-        h, bs = game_histories(start, moves, plies=[len(moves)], keep_boards=True)
-        board = bs[0]
-        try:
-            m = board.parse_uci(move)
-        except ValueError:
-            raise ConceptChessError(f"{where}: played move {move!r} is not legal in {board.fen()}") from None
-        legal_moves, idx = legal_move_indices(board)
-        mask = np.zeros(1858, bool)
-        mask[idx] = True
+    for s in range(0, len(specs), _CHUNK):
+        chunk = specs[s : s + _CHUNK]
+        h, chunk_boards = histories_of(chunk, where=f"{dataset} ")
         parts.append(h)
-        legal.append(mask)
-        pidx.append(move_to_index(m, board.turn, board.is_castling(m)))
-        res = _RESULT_WDL.get(spec.meta.get("result", ""), (np.nan, np.nan, np.nan))
-        wdl.append(res if board.turn == chess.WHITE else res[::-1])
-        left = spec.meta.get("plies_left")
-        mlh.append(np.nan if left is None else float(left))
-        games.append(_game_key(spec))
-        boards.append(board)
-        if progress:
-            progress(1)
+        for spec, board in zip(chunk, chunk_boards, strict=True):
+            move = spec.meta["move"]
+            try:
+                m = board.parse_uci(move)
+            except ValueError:
+                raise ConceptChessError(f"{dataset} id={spec.id}: played move {move!r} is not legal in {board.fen()}") from None
+            _, idx = legal_move_indices(board)
+            mask = np.zeros(1858, bool)
+            mask[idx] = True
+            legal.append(mask)
+            pidx.append(move_to_index(m, board.turn, board.is_castling(m)))
+            res = _RESULT_WDL.get(spec.meta.get("result", ""), (np.nan, np.nan, np.nan))
+            wdl.append(res if board.turn == chess.WHITE else res[::-1])
+            left = spec.meta.get("plies_left")
+            mlh.append(np.nan if left is None else float(left))
+            games.append(_game_key(spec))
+            boards.append(board)
+        if progress is not None:
+            progress(len(boards), len(specs))
     if not pidx:
         raise ConceptChessError(f"{dataset}: no training positions (empty dataset, or no record has a played \"move\")")
     return TrainingData(Histories.concat(parts), np.stack(legal), np.array(pidx, np.int64), np.array(wdl, np.float32),
@@ -159,8 +164,6 @@ def holdout_games(games: np.ndarray, holdout: float, seed: int) -> tuple[np.ndar
 
 def teacher_targets(teacher: str | os.PathLike, data: TrainingData, batch_size: int = 256) -> None:
     """Replace the targets by a teacher network's policy over legal moves and its WDL (distillation)."""
-    from conceptchess.engine import Engine
-
     eng = Engine(teacher, batch_size=batch_size)
     raw = eng.run_planes(encode(data.hist))
     logits = np.where(data.legal, raw["policy"], -np.inf)
@@ -228,19 +231,22 @@ def evaluate_loss(net, data: TrainingData, idx: np.ndarray, batch_size: int = 51
 # ------------------------------------------------------------------------------------------ run
 
 def _versions() -> dict:
-    return {"conceptchess": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python-chess": chess.__version__, "python": platform.python_version()}
+    return software_versions("torch", "numpy", "chess")
 
 
 class Trainer:
-    """One training run writing into ``out_dir``; ``run()`` is resumable."""
+    """One training run writing into ``out_dir``; ``run()`` is resumable.
+
+    ``progress(step, cfg.steps)`` is called after every step; ``last_loss`` is that step's training loss.
+    """
 
     def __init__(self, cfg: TrainConfig, dataset: str | os.PathLike, out_dir: str | os.PathLike,
-                 data: TrainingData | None = None, progress=None):
+                 data: TrainingData | None = None, progress: Progress | None = None):
         self.cfg = cfg
         self.dataset = Path(dataset)
         self.out = Path(out_dir)
         self.progress = progress
+        self.last_loss: float | None = None
         self.data = data if data is not None else load_training_data(dataset, cfg.max_positions)
         if cfg.teacher:
             teacher_targets(cfg.teacher, self.data)
@@ -340,10 +346,11 @@ class Trainer:
             opt.step()
             step += 1
             done += 1
-            run_loss += total.item()
+            self.last_loss = total.item()
+            run_loss += self.last_loss
             run_n += 1
             if self.progress:
-                self.progress(step, total.item())
+                self.progress(step, self.cfg.steps)
             if step in self.schedule:
                 net.eval()
                 self._write_checkpoint(net, step, run_loss / run_n, history)
@@ -357,7 +364,8 @@ class Trainer:
         return history
 
 
-def train(cfg: TrainConfig, dataset: str | os.PathLike, out_dir: str | os.PathLike, resume: bool = True, progress=None) -> list[dict]:
+def train(cfg: TrainConfig, dataset: str | os.PathLike, out_dir: str | os.PathLike, resume: bool = True,
+          progress: Progress | None = None) -> list[dict]:
     return Trainer(cfg, dataset, out_dir, progress=progress).run(resume=resume)
 
 
@@ -430,7 +438,7 @@ def finetune_student(student: TrainableLc0Net, hist: Histories, legal: np.ndarra
 
 
 def config_hash(cfg: TrainConfig) -> str:
-    return hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:12]
+    return sha256_bytes(json.dumps(asdict(cfg), sort_keys=True).encode())[:12]
 
 
 def series_markdown(folder: str | os.PathLike, run: str) -> str:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from conceptchess.cli.common import console, guarded
 from conceptchess.errors import ConceptChessError
-from conceptchess.training import DEFAULT_ARCH
+from conceptchess.training import DEFAULT_ARCH, TrainConfig, Trainer
 
 
 @guarded
@@ -36,8 +36,6 @@ def train(
     threads: int | None = typer.Option(None, "--threads", help="torch threads (1 makes runs bit-reproducible across machines with different core counts)"),
 ):
     """Train AlphaZero-style (policy + WDL) from positions, writing lc0 .pb.gz checkpoints from step 0."""
-    from conceptchess.training import TrainConfig, Trainer
-
     if teacher is not None and not teacher.exists():
         raise ConceptChessError(f"{teacher}: no such teacher network")
     cfg = TrainConfig(run=run, blocks=blocks, filters=filters, se_channels=se_channels, moves_left=moves_left, steps=steps,
@@ -50,7 +48,7 @@ def train(
     with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
                   TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("train", total=steps, loss=float("nan"))
-        trainer.progress = lambda step, loss: bar.update(task, completed=step, loss=loss)
+        trainer.progress = lambda step, total: bar.update(task, completed=step, total=total, loss=trainer.last_loss)
         history = trainer.run(resume=resume)
     t = Table("step", "file", "held-out loss", "held-out accuracy", "sha256")
     for m in history:
