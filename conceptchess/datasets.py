@@ -13,7 +13,8 @@ games a network played, search rollouts, puzzles); :func:`dataset_origin` reads 
 guesses it from other fields. The origin is not part of a dataset's identity (:func:`dataset_sha256`
 hashes the positions file only).
 
-Commands accept either such a folder or a bare ``.jsonl`` file.
+Commands accept either such a folder or a bare ``.jsonl`` file. :func:`label_dataset` writes a
+dataset's concept labels as a table (one row per position id, one column per concept).
 
 >>> rec = position_record(chess.Board(), [chess.Move.from_uci("e2e4")], 1)
 >>> rec["moves"], "fen" in rec
@@ -24,15 +25,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import chess
+import numpy as np
 
+from conceptchess.concepts.labeling import check_board, label_selection
+from conceptchess.concepts.registry import select
+from conceptchess.concepts.stockfish import StockfishEval, require_stockfish
+from conceptchess.concepts.table import table_format, write_table
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.files import atomic_folder
 from conceptchess.lc0.encoder import HISTORY, starts_at_standard_position
-from conceptchess.positions import PositionSpec, read_positions_jsonl
+from conceptchess.positions import PositionSpec, boards_of, read_positions_jsonl
+from conceptchess.progress import Progress
 from conceptchess.provenance import sha256_of
 
 POSITIONS_FILE = "positions.jsonl"
@@ -164,3 +172,53 @@ class DatasetWriter:
                 self._folder.__exit__(type(e), e, e.__traceback__)
                 raise
         return self._folder.__exit__(exc_type, exc, tb)
+
+
+LABEL_CHUNK = 2048  # positions replayed and labelled at a time
+
+
+@dataclass(frozen=True)
+class ConceptTable:
+    """What :func:`label_dataset` wrote: ``positions`` rows of ``concepts`` columns (and ``id``) at ``path``."""
+
+    path: Path
+    positions: int
+    concepts: list[str]
+
+
+def label_dataset(dataset: str | os.PathLike, output: str | os.PathLike, concepts: str | Iterable[str] | None = None, *,
+                  stockfish: bool | None = None, progress: Progress | None = None) -> ConceptTable:
+    """Label every position of ``dataset`` with ``concepts`` and write the table to ``output`` (.csv or
+    .parquet, atomically): an ``id`` column, then one column per concept.
+
+    ``concepts`` and ``stockfish`` as for :func:`conceptchess.concepts.select` (default: every python-chess
+    concept). The output name, the concepts and the Stockfish binary are checked before any position is
+    read; positions are replayed ``LABEL_CHUNK`` at a time (:func:`~conceptchess.positions.boards_of`) and
+    ``progress(done, total)`` counts them.
+
+    >>> label_dataset("positions/", "labels.parquet", "in_check,material_diff")     # doctest: +SKIP
+    ConceptTable(path=PosixPath('labels.parquet'), positions=20000, concepts=['in_check', 'material_diff'])
+    """
+    table_format(output)
+    sel = select(concepts, stockfish=stockfish)
+    if sel.stockfish:
+        require_stockfish()
+    where = f"{positions_path(dataset)}: "
+    specs = list(iter_dataset(dataset))
+    if progress is not None:
+        progress(0, len(specs))
+    parts: list[dict[str, np.ndarray]] = []
+    engine = StockfishEval() if sel.stockfish else None
+    try:
+        for s in range(0, len(specs), LABEL_CHUNK):
+            chunk = specs[s : s + LABEL_CHUNK]
+            parts.append(label_selection(boards_of(chunk, where, check=check_board), sel, engine=engine))
+            if progress is not None:
+                progress(s + len(chunk), len(specs))
+    finally:
+        if engine is not None:
+            engine.close()
+    columns = {c.name: np.concatenate([p[c.name] for p in parts]) if parts else np.array([], dtype=c.dtype)
+               for c in sel.python_chess + sel.stockfish}
+    write_table(output, [spec.id for spec in specs], {n: columns[n] for n in sel.names})
+    return ConceptTable(Path(output), len(specs), list(sel.names))

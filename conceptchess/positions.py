@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,6 +136,23 @@ def histories_of(specs: list[PositionSpec], where: str = "") -> tuple[Histories,
         parts.append(h)
         boards += r.boards
     return Histories.concat(parts) if len(parts) != 1 else parts[0], boards
+
+
+def boards_of(specs: list[PositionSpec], where: str = "",
+              check: Callable[[chess.Board, str], None] | None = None) -> list[chess.Board]:
+    """The boards (no move stack) of validated position specs, in their order: :func:`histories_of`
+    without the histories. Positions are replayed together; one the fast replay declines is replayed
+    alone with python-chess (:meth:`PositionSpec.board`), which gives the same board or the one-line
+    error naming its id and ply. ``check(board, where)``, when given, vets each board in turn (errors
+    come in the order of ``specs``)."""
+    boards = replay([(spec.fen, spec.moves) for spec in specs], histories=False).boards
+    for i, spec in enumerate(specs):
+        w = f"{where}id={spec.id}"
+        if boards[i] is None:
+            boards[i] = spec.board(w).copy(stack=False)
+        if check is not None:
+            check(boards[i], w)
+    return boards
 
 
 def history_of(spec: PositionSpec, where: str = "") -> tuple[Histories, chess.Board]:

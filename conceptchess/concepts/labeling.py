@@ -12,7 +12,7 @@ Stockfish concepts come from one long-lived Stockfish process for the whole call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import chess
 import numpy as np
@@ -21,6 +21,7 @@ from conceptchess.concepts.context import PositionContext
 from conceptchess.concepts.registry import Selection, select
 from conceptchess.concepts.stockfish import StockfishEval
 from conceptchess.errors import PositionError
+from conceptchess.progress import Progress
 
 
 def check_board(board: chess.Board, where: str = "") -> None:
@@ -34,20 +35,21 @@ def check_board(board: chess.Board, where: str = "") -> None:
 
 
 def label(boards: Sequence[chess.Board], names: list[str] | None = None, *, stockfish: bool | None = None,
-          engine=None, progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+          engine=None, progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Concept values of every board: ``{name: array of len(boards)}`` in the order of ``names``.
 
     ``names=None`` means every python-chess concept, plus the Stockfish ones when ``stockfish`` is
     true. ``engine`` is an open :class:`~conceptchess.concepts.stockfish.StockfishEval` to reuse
     (otherwise one is started and closed here when Stockfish concepts are asked for).
-    ``progress(n)`` is called after each ``n`` more positions. Boards are left as they were.
+    ``progress(done, len(boards))`` is called as the python-chess concepts of positions are done. Boards are
+    left as they were.
     """
     sel = select(names, stockfish=stockfish)
     return label_selection(boards, sel, engine=engine, progress=progress)
 
 
 def label_selection(boards: Sequence[chess.Board], sel: Selection, *, engine=None,
-                    progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+                    progress: Progress | None = None) -> dict[str, np.ndarray]:
     """:func:`label` for an already resolved :class:`~conceptchess.concepts.registry.Selection`."""
     n = len(boards)
     out: dict[str, np.ndarray] = {}
@@ -60,9 +62,9 @@ def label_selection(boards: Sequence[chess.Board], sel: Selection, *, engine=Non
             ctx = PositionContext(board)
             rows.append([f(ctx) for f in fns])
             if progress is not None and (i + 1) % step == 0:
-                progress(step)
+                progress(i + 1, n)
         if progress is not None and n % step:
-            progress(n % step)
+            progress(n, n)
         table = np.array(rows, dtype=np.float64).reshape(n, len(fns))
         for j, c in enumerate(sel.python_chess):
             out[c.name] = table[:, j].astype(c.dtype)

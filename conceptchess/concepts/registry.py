@@ -15,14 +15,15 @@ Stockfish terms (``sf_…``) are absolute; the column word in their name (``whit
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import chess
 
 from conceptchess.concepts.context import PositionContext
-from conceptchess.errors import ConceptChessError
+from conceptchess.errors import ArgumentError, ConceptChessError
+from conceptchess.names import split_names, unique
 
 ConceptType = Literal["binary", "scalar", "categorical"]
 Frame = Literal["us", "them", "white", "black", "both"]
@@ -144,35 +145,31 @@ class Selection:
     stockfish: list[Concept] = field(default_factory=list)
 
 
-def select(names: list[str] | None = None, *, stockfish: bool | None = None) -> Selection:
-    """Resolve concept names (``None``: every python-chess concept).
+def select(names: str | Iterable[str] | None = None, *, stockfish: bool | None = None) -> Selection:
+    """Resolve concept names, a list or a comma list, each taken once (``None``: every python-chess concept).
 
     ``stockfish=True`` adds every Stockfish concept not already named, ``False`` refuses them, and
     ``None`` takes those named.
 
-    >>> select(["in_check", "material_diff"]).names
-    ['in_check', 'material_diff']
+    >>> select(["in_check", "material_diff"]).names, select("in_check, in_check").names
+    (['in_check', 'material_diff'], ['in_check'])
     """
     if names is None:
         chosen = [c for c in CONCEPTS.values() if c.source == "python-chess" or (stockfish and c.source == "stockfish")]
     else:
-        seen: set[str] = set()
-        chosen = []
-        for n in names:
-            n = n.strip()
-            if not n or n in seen:
-                continue
+        wanted = unique(split_names(names))
+        for n in wanted:
             if n not in CONCEPTS:
                 raise UnknownConceptError(f"unknown concept {n!r} (see `conceptchess concepts list`)")
-            seen.add(n)
-            chosen.append(CONCEPTS[n])
-        if not chosen:
+        if not wanted:
             raise UnknownConceptError("no concept names given")
+        chosen = [CONCEPTS[n] for n in wanted]
         if stockfish:
-            chosen += [c for c in CONCEPTS.values() if c.source == "stockfish" and c.name not in seen]
+            chosen += [c for c in CONCEPTS.values() if c.source == "stockfish" and c.name not in wanted]
     sel = Selection([c.name for c in chosen])
     for c in chosen:
         (sel.stockfish if c.source == "stockfish" else sel.python_chess).append(c)
     if sel.stockfish and stockfish is False:
-        raise ConceptChessError(f"concept {sel.stockfish[0].name!r} needs Stockfish, but --no-stockfish was given")
+        raise ArgumentError(f"concept {sel.stockfish[0].name!r} needs Stockfish, but {{stockfish}} was given",
+                            stockfish="stockfish=False")
     return sel

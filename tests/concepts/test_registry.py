@@ -10,7 +10,7 @@ import pytest
 
 from conceptchess.concepts import CONCEPTS, Concept, ConceptUnavailableError, UnknownConceptError, label, select
 from conceptchess.concepts.registry import FRAMES, TYPES, UNPREFIXED_RELATIVE, register
-from conceptchess.errors import ConceptChessError, PositionError
+from conceptchess.errors import ArgumentError, ConceptChessError, PositionError
 
 PY = {n: c for n, c in CONCEPTS.items() if c.source == "python-chess"}
 
@@ -73,8 +73,9 @@ def test_select() -> None:
     assert both[:2] == ["sf_final_eval", "in_check"] and len(both) == 71
     with pytest.raises(UnknownConceptError, match="'nope'"):
         select(["in_check", "nope"])
-    with pytest.raises(ConceptChessError, match="--no-stockfish"):
+    with pytest.raises(ArgumentError, match="needs Stockfish, but stockfish=False was given") as refused:
         select(["sf_total_total_mg"], stockfish=False)
+    assert refused.value.naming({"stockfish": "--no-stockfish"}).endswith("but --no-stockfish was given")
     assert issubclass(UnknownConceptError, ConceptChessError) and issubclass(ConceptUnavailableError, ConceptChessError)
 
 
