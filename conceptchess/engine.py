@@ -1,25 +1,35 @@
 """Inference through ONNX Runtime: batches of positions → policy over legal moves, WDL/value,
 moves-left and any block taps. CUDA when the installed onnxruntime offers it, CPU otherwise.
 
+:func:`evaluate_file` is the batch mode: a JSONL positions file in, a JSONL file of evaluations out.
+
 >>> eng = Engine("maia-1900.pb.gz")                          # doctest: +SKIP
 >>> ev = eng.evaluate_boards([chess.Board()])[0]             # doctest: +SKIP
 >>> ev.top(3), ev.wdl, eng.provider                          # doctest: +SKIP
+>>> evaluate_file("maia-1900.pb.gz", "positions.jsonl", "evaluations.jsonl")   # doctest: +SKIP
+EvaluatedFile(path=PosixPath('evaluations.jsonl'), positions=1000, provider='CPUExecutionProvider')
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import chess
 import numpy as np
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.files import atomic_open
 from conceptchess.lc0.encoder import Histories, board_histories, encode
 from conceptchess.lc0.legal import legal_moves_batch
 from conceptchess.networks import Network, open_network
+from conceptchess.positions import PositionSpec, histories_of, read_positions_jsonl
+from conceptchess.progress import Progress
 from conceptchess.taps import check
 
 
@@ -221,3 +231,61 @@ class Engine:
     def evaluate_boards(self, boards: list[chess.Board], taps=()) -> list[Evaluation]:
         """Evaluate ``chess.Board`` objects, each with its move stack as history."""
         return self.evaluate(board_histories(boards), boards, taps)
+
+
+# -- batch mode: a JSONL file of positions ----------------------------------------------------------
+@dataclass(frozen=True)
+class EvaluatedFile:
+    """What :func:`evaluate_file` wrote: one JSON line per position at ``path``, evaluated on ``provider``."""
+
+    path: Path
+    positions: int
+    provider: str
+
+
+def evaluate_file(network: str | os.PathLike | Network, positions: str | os.PathLike, output: str | os.PathLike, *,
+                  batch_size: int = 256, threads: int | None = None, device: str = "auto",
+                  progress: Progress | None = None) -> EvaluatedFile:
+    """Evaluate every position of a JSONL positions file and write one line per position to ``output``
+    (atomically): ``{"id", "logits", "policy", "wdl", "value", "mlh"}`` (:meth:`Evaluation.to_json`).
+
+    Every line is parsed, and the first chunk replayed, before the network is loaded; then ONNX Runtime
+    evaluates chunk after chunk in a thread while this one replays the next chunks and writes the results
+    (:func:`_evaluations`). ``progress(done, total)`` counts the positions written.
+    """
+    specs = list(read_positions_jsonl(positions))  # every line parsed before anything is evaluated
+    # chunks of one engine task: the first is replayed before the network is loaded, the last one's
+    # results are all that is written once ONNX Runtime is done (between two Engine.evaluate calls
+    # ONNX Runtime waits only for the encoding of the next chunk, ~1 ms)
+    step = max(batch_size, Engine.TASK_POSITIONS)
+    chunks = [specs[s : s + step] for s in range(0, len(specs), step)]
+    first = histories_of(chunks[0] if chunks else [])
+    engine = Engine(network, batch_size=batch_size, threads=threads, device=device)
+    done = 0
+    with atomic_open(output, "w") as f:
+        if progress is not None:
+            progress(0, len(specs))
+        for chunk, evs in zip(chunks, _evaluations(engine, first, chunks[1:])):
+            f.write("".join(json.dumps(ev.to_json(spec.id)) + "\n" for spec, ev in zip(chunk, evs)))
+            done += len(evs)
+            if progress is not None:
+                progress(done, len(specs))
+    return EvaluatedFile(Path(output), len(specs), engine.provider)
+
+
+def _evaluations(engine: Engine, first: tuple[Histories, list[chess.Board]],
+                 rest: list[list[PositionSpec]]) -> Iterator[list[Evaluation]]:
+    """Evaluations of chunks of positions, in order: ``first`` as histories and boards, ``rest`` as
+    position specs. ONNX Runtime works through the chunks in a thread while this one replays the next
+    ones (:func:`~conceptchess.positions.histories_of`: an error there stops everything, found about as
+    soon as replaying everything first would find it) and the caller writes the results.
+    """
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate")
+    try:
+        pending = deque([pool.submit(engine.evaluate, *first)])
+        for chunk in rest:
+            pending.append(pool.submit(engine.evaluate, *histories_of(chunk)))
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import typer
@@ -13,9 +9,11 @@ from rich.progress import Progress
 from rich.table import Table
 
 from conceptchess.cli.common import console, guarded
+from conceptchess.engine import Engine, evaluate_file
 from conceptchess.errors import ConceptChessError
-from conceptchess.files import atomic_open, atomic_write_bytes
+from conceptchess.files import atomic_write_bytes
 from conceptchess.networks import default_network, open_network
+from conceptchess.positions import PositionSpec, histories_of
 
 app = typer.Typer(help="Inspect, convert and evaluate Leela networks (.pb.gz or lc0 .onnx).", no_args_is_help=True)
 
@@ -66,25 +64,6 @@ def convert(file: Path = typer.Argument(..., help="Network to convert (.pb.gz or
     console.print(f"wrote {output} (outputs: {', '.join(net.heads + net.taps)})")
 
 
-def _evaluations(engine, first: tuple, rest: list[list]) -> Iterator[list]:
-    """Evaluations of chunks of positions, in order: ``first`` as histories and boards, ``rest`` as
-    position specs. ONNX Runtime works through the chunks in a thread while this one replays the next
-    ones (:func:`~conceptchess.positions.histories_of`: an error there stops everything, found about as
-    soon as replaying everything first would find it) and the caller writes the results.
-    """
-    from conceptchess.positions import histories_of
-
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evaluate")
-    try:
-        pending = deque([pool.submit(engine.evaluate, *first)])
-        for chunk in rest:
-            pending.append(pool.submit(engine.evaluate, *histories_of(chunk)))
-        while pending:
-            yield pending.popleft().result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
 @app.command("eval")
 @guarded
 def eval_(
@@ -99,27 +78,15 @@ def eval_(
     device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
 ):
     """Evaluate one position (top moves and WDL) or a JSONL file of positions."""
-    from conceptchess.engine import Engine
-    from conceptchess.positions import PositionSpec, histories_of, read_positions_jsonl
-
     if (input is None) != (output is None):
         raise ConceptChessError("batch mode needs both --input and --output")
     path = _resolve(file)
     if input is not None:
-        specs = list(read_positions_jsonl(input))  # every line parsed before anything is evaluated
-        # chunks of one engine task: the first is replayed before the network is loaded, the last one's
-        # results are all that is written once ONNX Runtime is done (between two Engine.evaluate calls
-        # ONNX Runtime waits only for the encoding of the next chunk, ~1 ms)
-        step = max(batch_size, Engine.TASK_POSITIONS)
-        chunks = [specs[s : s + step] for s in range(0, len(specs), step)]
-        first = histories_of(chunks[0] if chunks else [])
-        engine = Engine(path, batch_size=batch_size, threads=threads, device=device)
-        with atomic_open(output, "w") as f, Progress(console=console, transient=True) as bar:
-            task = bar.add_task("evaluating", total=len(specs))
-            for chunk, evs in zip(chunks, _evaluations(engine, first, chunks[1:])):
-                f.write("".join(json.dumps(ev.to_json(spec.id)) + "\n" for spec, ev in zip(chunk, evs)))
-                bar.advance(task, len(evs))
-        console.print(f"evaluated {len(specs)} positions with {path.name} on {engine.provider} → {output}")
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("evaluating", total=None)
+            written = evaluate_file(path, input, output, batch_size=batch_size, threads=threads, device=device,
+                                 progress=lambda n, total: bar.update(task, completed=n, total=total))
+        console.print(f"evaluated {written.positions} positions with {path.name} on {written.provider} → {output}")
         return
     ms = [m for chunk in (moves or []) for m in chunk.split()]
     spec = PositionSpec("cli", fen, ms)
