@@ -65,33 +65,39 @@ def game_moves(path: Path) -> list[list[str]]:
     return out
 
 
-def rounds(fns: dict, n: int) -> dict[str, list[float]]:
-    """Seconds of each fn in each of ``n`` rounds; the order alternates from round to round."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
+def rounds(fns: dict, n: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall-clock and process CPU seconds (all threads) of each fn in each of ``n`` rounds; the order
+    alternates from round to round."""
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     items = list(fns.items())
     for r in range(n):
         for name, fn in items if r % 2 == 0 else items[::-1]:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             fn()
-            times[name].append(time.perf_counter() - t)
-    return times
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return wall, cpu
 
 
-def chunked(fns: dict, chunks: int, n: int) -> dict[str, list[float]]:
+def chunked(fns: dict, chunks: int, n: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Like :func:`rounds`, but each fn takes a chunk index and the fns alternate chunk by chunk, so that
     their ratio sees the same host conditions (the host's speed drifts by tens of percent in seconds)."""
-    times: dict[str, list[float]] = {k: [] for k in fns}
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     items = list(fns.items())
     for _ in range(n):
-        acc = dict.fromkeys(fns, 0.0)
+        acc = {k: [0.0, 0.0] for k in fns}
         for c in range(chunks):
             for name, fn in items if c % 2 == 0 else items[::-1]:
-                t = time.perf_counter()
+                t, p = time.perf_counter(), time.process_time()
                 fn(c)
-                acc[name] += time.perf_counter() - t
-        for k, v in acc.items():
-            times[k].append(v)
-    return times
+                acc[name][0] += time.perf_counter() - t
+                acc[name][1] += time.process_time() - p
+        for k, (w, p) in acc.items():
+            wall[k].append(w)
+            cpu[k].append(p)
+    return wall, cpu
 
 
 def spread(base: list[float], ours: list[float]) -> str:
@@ -119,8 +125,8 @@ def bench_replay(specs: list[PositionSpec], games: list[list[str]], n: int) -> N
                     b.copy(stack=False)
 
     shuffled = [specs[i] for i in np.random.default_rng(0).permutation(len(specs))]
-    t = rounds({"tree": lambda: histories_of(specs), "tree, shuffled": lambda: histories_of(shuffled),
-                "alone": lambda: [history_of(s) for s in specs], "per game": per_game}, n)
+    t, _ = rounds({"tree": lambda: histories_of(specs), "tree, shuffled": lambda: histories_of(shuffled),
+                   "alone": lambda: [history_of(s) for s in specs], "per game": per_game}, n)
     best = {k: min(v) for k, v in t.items()}
     print(f"\n1. replay → histories + boards ({len(specs)} positions, {plies / len(specs):.0f} plies each on average; {machine_load()})")
     print(f"   {'':58s} {'positions/s':>12s} {'vs this':>8s}")
@@ -155,12 +161,13 @@ def bench_engine(specs: list[PositionSpec], threads: int, n: int) -> float:
         s = starts[c]
         engine.evaluate(hist[s : s + size], boards[s : s + size])
 
-    t = chunked({"ort": ort, "moves": from_moves, "ready": ready}, len(starts), n)
+    t, cpu = chunked({"ort": ort, "moves": from_moves, "ready": ready}, len(starts), n)
     best = {k: min(v) for k, v in t.items()}
     ratio = best["ort"] / best["moves"]
     print(f"   {threads} thread(s): ONNX Runtime alone {len(specs) / best['ort']:6,.0f}/s | Engine from move lists "
-          f"{len(specs) / best['moves']:6,.0f}/s = {ratio:.2f}× (rounds {spread(t['ort'], t['moves'])}) | "
-          f"Engine on ready histories {len(specs) / best['ready']:6,.0f}/s = {best['ort'] / best['ready']:.2f}× | {machine_load()}")
+          f"{len(specs) / best['moves']:6,.0f}/s = {ratio:.2f}× (rounds {spread(t['ort'], t['moves'])}; CPU time "
+          f"{min(cpu['ort']) / min(cpu['moves']):.2f}×) | Engine on ready histories {len(specs) / best['ready']:6,.0f}/s = "
+          f"{best['ort'] / best['ready']:.2f}× (CPU time {min(cpu['ort']) / min(cpu['ready']):.2f}×) | {machine_load()}")
     return ratio
 
 
@@ -176,11 +183,12 @@ def bench_net_eval(jsonl: Path, tmp: Path, threads: int, n: int) -> float:
     def ort():
         Engine(NET, batch_size=BATCH, threads=threads, device="cpu").run_planes(planes)
 
-    t = rounds({"ort": ort, "cli": cli}, n)
+    t, cpu = rounds({"ort": ort, "cli": cli}, n)
     best = {k: min(v) for k, v in t.items()}
     ratio = best["ort"] / best["cli"]
     print(f"   {threads} thread(s): ONNX Runtime alone (engine built + run) {best['ort']:5.2f} s | net eval --input "
-          f"{best['cli']:5.2f} s = {ratio:.2f}× (rounds {spread(t['ort'], t['cli'])}) | {machine_load()}")
+          f"{best['cli']:5.2f} s = {ratio:.2f}× (rounds {spread(t['ort'], t['cli'])}; CPU time {min(cpu['ort']):.2f} s vs "
+          f"{min(cpu['cli']):.2f} s = {min(cpu['ort']) / min(cpu['cli']):.2f}×) | {machine_load()}")
     return ratio
 
 
@@ -272,7 +280,7 @@ def bench_lczerolens(python: str, jsonl: Path, tmp: Path, threads: int, n: int) 
             h, b = histories_of(specs)
             engine.evaluate(h, b)
 
-        t = rounds({"lzl": lzl, "ours": ours_e2e}, n)
+        t, _ = rounds({"lzl": lzl, "ours": ours_e2e}, n)
     finally:
         proc.stdin.close()
         proc.wait(timeout=60)
@@ -300,19 +308,11 @@ def bench_label(tmp: Path, positions: int, n: int) -> float:
     specs = list(iter_dataset(ds))
     boards = [s.board() for s in specs]
     out = tmp / "labels.csv"
-    cpu: dict[str, list[float]] = {"cli": [], "library": []}
-
-    def timed(name, fn):
-        def run():
-            c = time.process_time()
-            fn()
-            cpu[name].append(time.process_time() - c)
-        return run
 
     def cli():
         run_cli("concepts", "label", "--input", ds, "--output", out)
 
-    t = rounds({"library": timed("library", lambda: label(boards)), "cli": timed("cli", cli)}, n)
+    t, cpu = rounds({"library": lambda: label(boards), "cli": cli}, n)
     k = len(specs)
     rate, rate_cpu = k / min(t["cli"]), k / min(cpu["cli"])
     print(f"\n5. concepts label, {k} positions of a positions from-pgn dataset ({sum(1 for s in specs if s.fen)} with a FEN start), "
