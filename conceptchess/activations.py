@@ -77,7 +77,7 @@ def chunk_lengths(positions: int, chunk_size: int) -> list[int]:
 
 
 def _read_manifest(path: Path) -> dict | None:
-    """The manifest of an activation folder folder, None if the folder has none."""
+    """The manifest of an activation folder, None if the folder has none."""
     f = path / MANIFEST_FILE
     if not f.exists():
         return None

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import chess
+import chess.engine
 import chess.pgn
 
 from conceptchess.errors import ArgumentError, ConceptChessError
@@ -56,8 +57,6 @@ def default_path(collection: str, blind: bool = False, seed: int | None = None) 
 
 
 def _score(cp: int | None, mate: int | None) -> str:
-    import chess.engine
-
     if mate is not None:
         return fmt_score(chess.engine.Mate(mate))
     if cp is not None:

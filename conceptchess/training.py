@@ -14,6 +14,8 @@ initialisation) and roughly log-spaced steps after it; each is an lc0 ``.pb.gz``
 
 from __future__ import annotations
 
+import copy
+import io
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -282,8 +284,6 @@ class Trainer:
         return self.out / "resume.pt"
 
     def _save_resume(self, net, opt, step: int, history: list) -> None:
-        import io
-
         buf = io.BytesIO()
         torch.save({"step": step, "model": net.state_dict(), "opt": opt.state_dict(), "spec": asdict(self.cfg.spec()),
                     "torch_rng": torch.get_rng_state(), "config": asdict(self.cfg), "history": history}, buf)
@@ -416,8 +416,6 @@ def finetune_student(student: TrainableLc0Net, hist: Histories, legal: np.ndarra
     Batch norm statistics stay frozen (eval mode), so a few prototypes cannot wreck them. Returns the
     fine-tuned copy; the original is untouched.
     """
-    import copy
-
     net = copy.deepcopy(student).eval()
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=lr)

@@ -62,7 +62,7 @@ def extract(
 
 @app.command()
 @guarded
-def info(store: Path = typer.Argument(..., help="Activation folder folder")):
+def info(store: Path = typer.Argument(..., help="Activation folder")):
     """What a store holds: inputs, taps and shapes, positions, and whether it is complete."""
     s = ActivationFiles(store, allow_partial=True)
     m = s.manifest

@@ -46,7 +46,7 @@ def _sqlite_pragmas(engine: SAEngine) -> None:
 
 
 def alembic_config(url: str):
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: ~1.5 s to import, and only migrating needs it
 
     cfg = Config(str(DB_DIR / "alembic.ini"))
     cfg.set_main_option("script_location", str(DB_DIR / "migrations"))
@@ -56,7 +56,7 @@ def alembic_config(url: str):
 
 def upgrade(url: str | None = None, revision: str = "heads") -> None:
     """Apply the Alembic migrations up to ``revision`` (default: every branch head)."""
-    from alembic import command
+    from alembic import command  # lazy: see alembic_config
 
     url = db_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
