@@ -1,12 +1,25 @@
-"""Positions datasets: the origin recorded in the manifest, and the identity that does not depend on it."""
+"""Positions datasets: the origin recorded in the manifest, the identity that does not depend on it, and
+labelling a dataset with concepts."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 
-from conceptchess.datasets import ORIGINS, dataset_origin, dataset_sha256, read_manifest
+from conceptchess.concepts import label
+from conceptchess.datasets import (
+    ORIGINS,
+    ConceptTable,
+    DatasetWriter,
+    dataset_origin,
+    dataset_sha256,
+    iter_dataset,
+    label_dataset,
+    read_manifest,
+)
+from conceptchess.errors import ArgumentError
 from conceptchess.games import pgn_dataset
 from conceptchess.provenance import sha256_of
 
@@ -56,3 +69,28 @@ def test_selfplay_datasets_record_machine_games(tmp_path):
     write_weights(net, spec, TrainableLc0Net(spec).folded_state())
     manifest = selfplay_dataset(net, tmp_path / "sp", games=1, max_plies=4, device="cpu")
     assert manifest["origin"] == dataset_origin(read_manifest(tmp_path / "sp")) == "machine-games"
+
+
+def test_label_dataset_writes_what_label_gives_on_each_board(tmp_path):
+    pgn = tmp_path / "g.pgn"
+    pgn.write_text(PGN)
+    pgn_dataset([pgn], tmp_path / "ds")
+    specs = list(iter_dataset(tmp_path / "ds"))
+    seen = []
+    table = label_dataset(tmp_path / "ds", tmp_path / "labels.csv", "in_check, material_diff,in_check",
+                          progress=lambda done, total: seen.append((done, total)))
+    assert table == ConceptTable(tmp_path / "labels.csv", len(specs), ["in_check", "material_diff"])
+    want = label([s.board() for s in specs], ["in_check", "material_diff"])
+    with open(tmp_path / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["id"] for r in rows] == [s.id for s in specs]
+    assert [int(r["in_check"]) for r in rows] == want["in_check"].tolist()
+    assert [float(r["material_diff"]) for r in rows] == want["material_diff"].tolist()
+    assert seen[0] == (0, len(specs)) and seen[-1] == (len(specs), len(specs))
+
+
+def test_dataset_writer_refusal_names_the_argument(tmp_path):
+    (tmp_path / "ds").mkdir()
+    with pytest.raises(ArgumentError, match="already exists .*pass overwrite=True") as e:
+        DatasetWriter(tmp_path / "ds")
+    assert e.value.naming({"overwrite": "--overwrite"}).endswith("pass --overwrite)")

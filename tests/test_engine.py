@@ -94,3 +94,30 @@ def test_histories_and_boards_must_match_in_number(maia):
     boards = [chess.Board(), chess.Board()]
     with pytest.raises(ConceptChessError, match="2 histories but 1 boards"):
         maia.evaluate(board_histories(boards), boards[:1])
+
+
+def test_evaluate_file_reproduces_evaluate_position_by_position(maia, maia1900, lichess_pgn, tmp_path):
+    """Several chunks (32 positions each at batch 8), one position set up from a FEN: each written line is
+    what Engine.evaluate gives that position alone; progress ends at (n, n)."""
+    import json
+
+    import chess.pgn
+
+    from conceptchess.engine import evaluate_file
+
+    with open(lichess_pgn) as f:
+        moves = [m.uci() for m in chess.pgn.read_game(f).mainline_moves()][:80]
+    specs = [PositionSpec(f"p{t}", None, moves[:t]) for t in range(len(moves) + 1)]
+    specs.insert(33, PositionSpec("fen", "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1", ["a1a8"]))
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"id": s.id, **({"fen": s.fen} if s.fen else {}), "moves": s.moves}) + "\n" for s in specs))
+    seen = []
+    written = evaluate_file(maia1900, inp, tmp_path / "out.jsonl", batch_size=8, device="cpu",
+                            progress=lambda done, total: seen.append((done, total)))
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert (written.positions, written.provider, [d["id"] for d in lines]) == (len(specs), maia.provider, [s.id for s in specs])
+    for spec, got in zip(specs, lines, strict=True):
+        want = maia.evaluate(*histories_of([spec]))[0].to_json(spec.id)
+        assert got["policy"] == pytest.approx(want["policy"], abs=1e-6) and got["wdl"] == pytest.approx(want["wdl"], abs=1e-6)
+    assert seen[-1] == (len(specs), len(specs)) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert lines[33]["policy"] == {}  # Ra8 mates: Black has no move

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import zstandard
 
-from conceptchess.games import GameFilter, Sampling, _ZstdFrames, parse_clock, speed_class
+from conceptchess.errors import ConceptChessError
+from conceptchess.games import GameFilter, Sampling, _ZstdFrames, open_text, parse_clock, speed_class
 from conceptchess.lc0.encoder import game_histories
 from conceptchess.positions import PositionSpec
 from tests.helpers import DATA, cli
@@ -379,3 +380,46 @@ def test_library_filter_reasons():
     assert GameFilter().reject(h) == "variant"
     assert GameFilter().reject(chess.pgn.Headers({"Variant": "Standard"})) is None
     assert GameFilter(min_rating=1000).reject(chess.pgn.Headers({"WhiteElo": "1200", "BlackElo": "?"})) == "rating"
+
+
+# -- open_text: the same readers for any text file ------------------------------------------------------
+CSV_TEXT = "PuzzleId,FEN\r\n00008,r6k/pp2r2p/4Rp1Q/3p4/8/1N1P2R1/PqP2bPP/7K b - - 0 24\r\nnon-ascii,é\r\n"
+
+
+@pytest.mark.parametrize("name, pack", [
+    ("p.csv", lambda b: b),
+    ("p.csv.gz", gzip.compress),
+    ("p.csv.zst", lambda b: zstandard.ZstdCompressor().compress(b)),
+    ("p.csv", lambda b: zstandard.ZstdCompressor().compress(b)),  # the bytes say zstd, the name says nothing
+])
+def test_open_text_reads_plain_gzip_and_zstd_alike(tmp_path, name, pack):
+    p = tmp_path / name
+    p.write_bytes(pack(CSV_TEXT.encode()))
+    with open_text(p, newline="") as f:
+        assert f.read() == CSV_TEXT
+    with open_text(p) as f:
+        assert f.read() == CSV_TEXT.replace("\r\n", "\n")
+
+
+def _half(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda d: (d / "cut.csv.zst").write_bytes(_half(zstandard.ZstdCompressor().compress(CSV_TEXT.encode() * 500))) and d / "cut.csv.zst",
+     "truncated zstd data"),
+    (lambda d: (d / "text.csv.zst").write_text(CSV_TEXT) and d / "text.csv.zst", "not zstd data"),
+    (lambda d: (d / "cut.csv.gz").write_bytes(_half(gzip.compress(CSV_TEXT.encode() * 500))) and d / "cut.csv.gz", "gzip data"),
+    (lambda d: (d / "bin.csv").write_bytes(bytes(range(128, 256))) and d / "bin.csv", "not UTF-8 text"),
+])
+def test_open_text_refuses_bad_files_in_one_line_naming_them(tmp_path, make, says):
+    path = make(tmp_path)
+    with pytest.raises(ConceptChessError, match=says) as e, open_text(path) as f:
+        f.read()
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
+
+
+def test_open_text_lets_other_errors_through(tmp_path):
+    (tmp_path / "p.csv").write_text(CSV_TEXT)
+    with pytest.raises(KeyError), open_text(tmp_path / "p.csv") as f:
+        raise KeyError(f.readline())
