@@ -13,7 +13,7 @@ difficulty, source or solution — so concept puzzles and the control puzzles mi
 cannot be told apart.
 
 >>> path = export_collection(db, "fork", blind=True, seed=7)          # doctest: +SKIP
->>> path.name
+>>> path.name                                                         # doctest: +SKIP
 'fork-blind-seed7.pgn'
 """
 

@@ -5,7 +5,7 @@ ONNX) and lc0's own ``leela2onnx`` exports (``.onnx`` or ``.onnx.gz``, any body;
 A network is identified by the sha256 of its file.
 
 >>> net = open_network("maia-1100.pb.gz")                  # doctest: +SKIP
->>> net.blocks, net.heads, net.sha256[:12]
+>>> net.blocks, net.heads, net.sha256[:12]                 # doctest: +SKIP
 (6, ['policy', 'wdl'], '...')
 """
 

@@ -6,7 +6,7 @@ kept in ``meta``. A position's history is its moves from the start position or t
 
 >>> spec = PositionSpec.from_dict({"id": 1, "moves": ["e2e4", "e7e5"]})
 >>> spec.board().fen()
-'rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR w KQkq e6 0 2'
+'rnbqkbnr/pppp1ppp/8/4p3/4P3/8/PPPP1PPP/RNBQKBNR w KQkq - 0 2'
 """
 
 from __future__ import annotations

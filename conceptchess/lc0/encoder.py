@@ -14,7 +14,7 @@ The work is split in two: :func:`game_histories` replays a game once, turning ev
 bitboards, and :func:`encode` turns a batch of 8-step bitboard histories into planes with numpy only.
 
 >>> planes = encode_boards([chess.Board()])                 # doctest: +SKIP
->>> planes.shape
+>>> planes.shape                                            # doctest: +SKIP
 (1, 112, 8, 8)
 """
 

@@ -5,7 +5,7 @@ batch norm folded into the convolutions, named like the parameters of
 :class:`conceptchess.lc0.model.Lc0Net`. Writing takes the same pair back to a file lc0 loads.
 
 >>> spec, state = read_weights("maia-1100.pb.gz")          # doctest: +SKIP
->>> spec.blocks, spec.filters, spec.value
+>>> spec.blocks, spec.filters, spec.value                  # doctest: +SKIP
 (6, 64, 'wdl')
 """
 
