@@ -381,12 +381,12 @@ def demo_puzzles(run_id: int, out: str | os.PathLike | None = None, *, db_url: s
         raise ConceptChessError(f"the directions given are of probe run {found.directions[0].run_id}, not {run_id}")
     first = found.directions[0]
     taps = sorted({d.tap for d in found.directions})
-    store = extract_activations(first.network_path, found.held_out,
+    activations = extract_activations(first.network_path, found.held_out,
                                 work / f"activations-{found.held_out.name}-{found.pool}-{'_'.join(taps)}", taps, pool=found.pool,
                                 device="cpu", threads=1)
     scorers: list = [d.direction for d in found.directions]
     controls = [first.direction.random_control(seed), HumanConcept(first.concept)]
-    results = mine_many(db, collection, scorers + controls, store, found.held_out, network=first.network_path,
+    results = mine_many(db, collection, scorers + controls, activations, found.held_out, network=first.network_path,
                         max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes), workers=workers, weak_network=True, seed=seed,
                         progress_for=progress_for)
     if not any(r.puzzles for r in results):

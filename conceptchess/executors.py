@@ -19,9 +19,13 @@ The key stays in this process; only ``fn`` and the argument travel (they must pi
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 from conceptchess.errors import ConceptChessError
@@ -73,9 +77,6 @@ class ProcessExecutor:
     """
 
     def __init__(self, workers: int, threads: int, ahead: int = AHEAD):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         self.workers, self.threads, self.ahead = workers, threads, ahead
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                          initializer=_init_worker, initargs=(threads, os.getpid()))
@@ -110,9 +111,7 @@ def make_executor(name: str = "inline", workers: int = 1, threads: int = 1) -> I
 
 
 def _init_worker(threads: int, parent: int) -> None:
-    import threading
-
-    import torch  # the units solve with torch; its thread count is set once per worker
+    import torch  # lazy: only a worker needs it (its units solve with torch; the thread count is set once per worker)
 
     torch.set_num_threads(threads)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True, name="parent-watch").start()
@@ -120,8 +119,6 @@ def _init_worker(threads: int, parent: int) -> None:
 
 def _exit_with(parent: int) -> None:
     """End this worker once the parent process is gone."""
-    import time
-
     while os.getppid() == parent:
         time.sleep(0.5)
     os._exit(1)

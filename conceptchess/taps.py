@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.names import split_names, unique
 
 INPUT = "input"
 _BLOCK = re.compile(r"block(\d+)")
@@ -70,15 +71,13 @@ def parse(taps: str | Iterable[str] | None, *, duplicates: str = "drop") -> list
     """
     if taps is None:
         return None
-    if isinstance(taps, str):
-        taps = taps.split(",")
-    given = [t for t in (str(t).strip() for t in taps) if t]
+    given = split_names(taps)
     if not given:
         raise ConceptChessError("no taps given (e.g. input,block0,block3)")
     twice = sorted({t for t in given if given.count(t) > 1})
     if twice and duplicates == "refuse":
         raise ConceptChessError(f"tap {twice[0]!r} is given twice")
-    return list(dict.fromkeys(given))
+    return unique(given)
 
 
 def check(taps: Iterable[str], available: list[str], where: str) -> None:

@@ -36,7 +36,7 @@ def run(
     max_positions: int | None = typer.Option(None, "--max-positions", help="Use the first N positions of the dataset"),
     labels: Path | None = typer.Option(None, "--labels", help="Take labels only from this table (.csv/.parquet from `concepts label`) instead of computing them"),
     results: Path | None = typer.Option(None, "--results", help="Folder for probe vectors, labels, activations (default: results/probes)"),
-    store: list[Path] | None = typer.Option(None, "--activations", "--store", help="Extra folder with activation folders to read (repeatable)"),
+    activations: list[Path] | None = typer.Option(None, "--activations", "--store", help="Extra folder with activation folders to read (repeatable)"),
     pool: str = typer.Option("full", "--pool", help="Activations per position: full [C,8,8] or mean [C]"),
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (of test games) for the confidence interval"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime threads for any extraction"),
@@ -50,7 +50,7 @@ def run(
     """
     req = SweepRequest(dataset=positions, nets=list(net) if net else None, concepts=concepts, taps=taps, controls=controls,
                        seed=seed, max_positions=max_positions, pool=pool, labels=labels, results=results,
-                       stores=list(store or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads,
+                       activation_folders=list(activations or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads,
                        jobs=jobs)
     plan = plan_sweep(req)  # validates everything before anything is written
     start = time.perf_counter()

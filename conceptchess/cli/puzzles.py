@@ -78,7 +78,7 @@ def mine(direction: str = typer.Option(..., "--direction",
                                             "direction saved as .npz, or a .npy vector over the tap's flattened activations (with --tap)"),
          tap: str | None = typer.Option(None, "--tap", help="Tap a bare vector reads (e.g. block3); stored probes and saved directions know theirs"),
          activations: Path = typer.Option(..., "--activations", help="Activation folder holding that tap"),
-         dataset: Path = typer.Option(..., "--dataset", help="The positions dataset the store was extracted from"),
+         dataset: Path = typer.Option(..., "--dataset", help="The positions dataset the activations were extracted from"),
          collection: str = typer.Option(..., "--collection", "-c", help="Collection to add the puzzles to"),
          name: str | None = typer.Option(None, "--name", help="Concept name (default: the direction file's name, or CONCEPT-probe-TAP)"),
          mean: Path | None = typer.Option(None, "--mean", help="Standardisation mean (.npy) of a bare vector"),
@@ -89,7 +89,7 @@ def mine(direction: str = typer.Option(..., "--direction",
          seed: int = typer.Option(0, "--seed", help="Seed for ties and random controls"),
          nodes: int = typer.Option(1_000_000, "--nodes", min=1, help="Stockfish nodes per check"),
          workers: int = typer.Option(2, "--workers", min=1, help="Stockfish processes (one thread each)"),
-         network: Path | None = typer.Option(None, "--network", help="Network file (default: the store's)"),
+         network: Path | None = typer.Option(None, "--network", help="Network file (default: the activation folder's)"),
          weak_network: Path | None = typer.Option(None, "--weak-network",
                                                   help="Checkpoint for difficulty and the weak-network filter (default: the series' weakest)"),
          min_advantage: int = typer.Option(MIN_ADVANTAGE_CP, "--min-advantage", min=0, metavar="CP", help=MIN_ADVANTAGE_HELP),
@@ -109,8 +109,8 @@ def mine(direction: str = typer.Option(..., "--direction",
     Trivial puzzles are dropped (each filter has an option that turns it off) and every rejected prototype is counted
     by reason, concepts and controls side by side."""
     database = connect(db)
-    store = ActivationFiles(activations)
-    concept = _direction(database, direction, tap, name, mean, scale, store.manifest.get("net_sha256"))
+    files = ActivationFiles(activations)
+    concept = _direction(database, direction, tap, name, mean, scale, files.manifest.get("net_sha256"))
     extra = []
     for c in controls:
         if c == "random":
@@ -122,7 +122,7 @@ def mine(direction: str = typer.Option(..., "--direction",
     filters = MineFilters(recaptures=not keep_recaptures, check_evasion_max_legal=check_evasion_max, weak_max_prob=weak_max_prob,
                           min_difficulty=min_difficulty, decided_cp=decided_cp)
     with stage_bar(transient=False) as progress:
-        results = mine_many(database, collection, [concept, *extra], store, dataset, network=network, top=top,
+        results = mine_many(database, collection, [concept, *extra], files, dataset, network=network, top=top,
                             max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes, min_advantage_cp=min_advantage),
                             workers=workers, weak_network=weak_network or True, seed=seed, filters=filters,
                             progress_for=stage_callback(progress))

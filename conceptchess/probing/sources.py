@@ -11,11 +11,11 @@ network of the same architecture with freshly initialised weights (PyTorch's def
 batch norm at identity), written once under ``<results>/networks/`` as an lc0 ``.pb.gz``.
 
 Activations are read from activation folders (:mod:`conceptchess.activations`) found under the
-stores folder (default ``<results>/activations``) and any further folders given (``probe run --activations``); what is
+extraction folder (default ``<results>/activations``) and any further folders given (``probe run --activations``); what is
 missing is extracted there with :func:`~conceptchess.activations.extract_activations`. The ``input``
-tap depends only on the positions, so one store of it serves every network. With
+tap depends only on the positions, so one activation folder of it serves every network. With
 ``max_positions`` below the dataset's size, the first ``max_positions`` positions are used: from a
-store over the whole dataset if one exists, else from one over a prefix dataset written once under
+folder over the whole dataset if one exists, else from one over a prefix dataset written once under
 ``<results>/datasets/``.
 """
 
@@ -151,7 +151,7 @@ def random_init_network(like: NetInfo, seed: int, folder: str | os.PathLike) -> 
 
 # -- activation folders ----------------------------------------------------------------------------------
 @dataclass
-class StoreRef:
+class ActivationFolder:
     path: Path
     net_sha256: str
     dataset_sha256: str
@@ -160,7 +160,7 @@ class StoreRef:
     positions: int
 
 
-def scan_stores(folders: list[Path]) -> list[StoreRef]:
+def scan_activation_folders(folders: list[Path]) -> list[ActivationFolder]:
     """Complete activation folders in ``folders`` (each folder itself, or its immediate subfolders)."""
     out = []
     for folder in folders:
@@ -177,26 +177,26 @@ def scan_stores(folders: list[Path]) -> list[StoreRef]:
                 continue
             if not isinstance(m, dict) or m.get("format") != "conceptchess-activations" or not m.get("complete"):
                 continue
-            out.append(StoreRef(c, m["net_sha256"], m["dataset_sha256"], list(m["taps"]), m["pool"], int(m["positions"])))
+            out.append(ActivationFolder(c, m["net_sha256"], m["dataset_sha256"], list(m["taps"]), m["pool"], int(m["positions"])))
     return out
 
 
 class Activations:
-    """The activations a sweep reads: per (network, tap), a store and how many leading rows to use."""
+    """The activations a sweep reads: per (network, tap), an activation folder and how many leading rows to use."""
 
     def __init__(self, dataset: Path, dataset_sha: str, dataset_size: int, positions: int, ids: list, pool: str,
-                 results: Path, store_dirs: list[Path]):
+                 results: Path, folders: list[Path]):
         self.dataset, self.dataset_sha, self.dataset_size = dataset, dataset_sha, dataset_size
         self.positions, self.ids, self.pool = positions, ids, pool
         self.results = results
         self.extract_dir = results / "activations"
-        self.store_dirs = [self.extract_dir] + list(store_dirs)
+        self.folders = [self.extract_dir] + list(folders)
         self._prefix: tuple[Path, str] | None = None
-        self._refs: list[StoreRef] | None = None
+        self._refs: list[ActivationFolder] | None = None
 
-    def refs(self) -> list[StoreRef]:
+    def refs(self) -> list[ActivationFolder]:
         if self._refs is None:
-            self._refs = scan_stores(self.store_dirs)
+            self._refs = scan_activation_folders(self.folders)
         return self._refs
 
     def _datasets(self) -> list[str]:
@@ -209,7 +209,7 @@ class Activations:
                     shas.append(sha)
         return shas
 
-    def find(self, net_sha: str, tap: str) -> StoreRef | None:
+    def find(self, net_sha: str, tap: str) -> ActivationFolder | None:
         datasets = self._datasets()
         for r in self.refs():
             if r.pool != self.pool or tap not in r.taps or r.dataset_sha256 not in datasets or r.positions < self.positions:
@@ -240,7 +240,7 @@ class Activations:
         return p
 
     def ensure(self, net: NetInfo, taps: list[str], progress: Progress | None = None, threads: int | None = None) -> None:
-        """Extract whatever of ``taps`` no store has yet, for ``net``."""
+        """Extract whatever of ``taps`` no activation folder has yet, for ``net``."""
         missing = [t for t in taps if self.find(net.sha256, t) is None]
         if not missing:
             return
@@ -256,20 +256,20 @@ class Activations:
         return read_matrix(self.locate(net_sha, tap), tap, self.positions, self.ids)
 
     def locate(self, net_sha: str, tap: str) -> Path:
-        """The store holding ``tap`` of network ``net_sha`` (for :func:`read_matrix`)."""
+        """The activation folder holding ``tap`` of network ``net_sha`` (for :func:`read_matrix`)."""
         ref = self.find(net_sha, tap)
         if ref is None:
             raise ConceptChessError(f"no activations of tap {tap!r} for network {net_sha[:12]}… (extraction missing)")
         return ref.path
 
 
-def read_matrix(store_path: Path, tap: str, positions: int, ids: list) -> tuple[np.ndarray, tuple[int, ...]]:
-    """The first ``positions`` rows of ``tap`` in the store at ``store_path`` as ``(X float32, per-position shape)``,
-    after checking that the store's position ids are ``ids``."""
-    store = ActivationFiles(store_path)
-    if store.ids[:positions] != ids[:positions]:
-        raise ConceptChessError(f"{store_path}: its position ids do not match the dataset's")
-    arr = store[tap][:positions]
+def read_matrix(folder: Path, tap: str, positions: int, ids: list) -> tuple[np.ndarray, tuple[int, ...]]:
+    """The first ``positions`` rows of ``tap`` in the activation folder ``folder`` as ``(X float32, per-position shape)``,
+    after checking that the folder's position ids are ``ids``."""
+    files = ActivationFiles(folder)
+    if files.ids[:positions] != ids[:positions]:
+        raise ConceptChessError(f"{folder}: its position ids do not match the dataset's")
+    arr = files[tap][:positions]
     shape = tuple(arr.shape[1:])
     X = np.empty((positions, int(np.prod(shape))), dtype=np.float32)
     X[...] = arr.reshape(positions, -1)

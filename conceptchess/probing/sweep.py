@@ -29,6 +29,7 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from conceptchess.concepts.labeling import check_board
 from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path, read_manifest
@@ -70,7 +71,7 @@ class SweepRequest:
     pool: str = "full"
     labels: str | os.PathLike | None = None
     results: str | os.PathLike | None = None
-    stores: list[str | os.PathLike] = field(default_factory=list)
+    activation_folders: list[str | os.PathLike] = field(default_factory=list)  # further folders to read activations from
     settings: ProbeSettings = field(default_factory=ProbeSettings)
     threads: int | None = None
     jobs: int | None = None  # worker processes for the cells (None: auto, see sweep_workers)
@@ -196,8 +197,6 @@ def _versions() -> dict:
 
 
 def _torch_threads() -> int:
-    import torch  # lazy: only the thread count of an inline sweep is read here (the cells import torch themselves)
-
     return torch.get_num_threads()
 
 
@@ -235,7 +234,7 @@ def run_key(dataset_sha: str, settings: dict) -> str:
 class _CellJob:
     """What a worker needs to probe one cell (picklable: the matrix is read in the worker)."""
 
-    store: Path
+    folder: Path  # the activation folder holding the cell's tap
     tap: str
     positions: int
     ids: list
@@ -247,7 +246,7 @@ class _CellJob:
 
 
 def _probe_cell(job: _CellJob) -> list[TargetResult]:
-    X, shape = read_matrix(job.store, job.tap, job.positions, job.ids)
+    X, shape = read_matrix(job.folder, job.tap, job.positions, job.ids)
     return probe_matrix(X, shape, job.targets, job.Y, job.split, settings=job.settings, seed=job.seed)
 
 
@@ -331,7 +330,7 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
     cells, total = plan_cells(order, taps, plan.targets, writer.done)
     needs = taps_to_extract(cells)
     acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, req.pool, plan.results,
-                       [Path(p) for p in req.stores])
+                       [Path(p) for p in req.activation_folders])
     if probing:
         probing(total - len(cells), total)
 

@@ -89,10 +89,10 @@ class HumanConcept:
     def sha256(self) -> str:
         return hashlib.sha256(f"human:{self.name}".encode()).hexdigest()
 
-    def scores(self, store, dataset) -> np.ndarray:
+    def scores(self, activations, dataset) -> np.ndarray:
         boards = [spec.board() for spec in iter_dataset(dataset)]
-        if len(boards) != len(store):
-            raise ConceptChessError(f"{dataset} has {len(boards)} positions, the activation folder {len(store)}")
+        if len(boards) != len(activations):
+            raise ConceptChessError(f"{dataset} has {len(boards)} positions, the activation folder {len(activations)}")
         return np.asarray(label(boards, [self.name])[self.name], dtype=np.float64)
 
 
@@ -114,15 +114,15 @@ def prototype_count(n: int, top: float = TOP) -> int:
     return max(1, math.ceil(top * n)) if n else 0
 
 
-def _network_for(store, network) -> tuple[object, str]:
-    """An open network for the store's activations: the given file, else the one named in the store."""
-    path = network or store.manifest.get("net_path")
+def _network_for(activations, network) -> tuple[object, str]:
+    """An open network for an activation folder: the given file, else the one the folder names."""
+    path = network or activations.manifest.get("net_path")
     if not path or not Path(path).is_file():
-        raise ConceptChessError(f"{store.path}: its network {path!r} is not here; pass the network file")
+        raise ConceptChessError(f"{activations.path}: its network {path!r} is not here; pass the network file")
     net = open_network(path)
-    want = store.manifest.get("net_sha256")
+    want = activations.manifest.get("net_sha256")
     if want and net.sha256 != want:
-        raise ConceptChessError(f"{path}: sha256 {net.sha256[:12]}… is not the network of {store.path} ({want[:12]}…)")
+        raise ConceptChessError(f"{path}: sha256 {net.sha256[:12]}… is not the network of {activations.path} ({want[:12]}…)")
     return net, str(path)
 
 
@@ -134,14 +134,15 @@ def _source(manifest: dict, meta: dict) -> tuple[str, str | None]:
     return kind, game
 
 
-def mine(concept: ConceptDirection | HumanConcept, store, dataset: str | os.PathLike, *, network: str | os.PathLike | None = None,
+def mine(concept: ConceptDirection | HumanConcept, activations, dataset: str | os.PathLike, *, network: str | os.PathLike | None = None,
          top: float = TOP, max_puzzles: int | None = None, settings: VerifySettings = VerifySettings(), workers: int = 2,
          weak_network: str | os.PathLike | None | bool = True, seed: int = 0, pool: StockfishPool | None = None,
          engine=None, allow_recaptures: bool = False, filters: MineFilters = MineFilters(),
          progress: Progress | None = None) -> MineResult:
     """Mine puzzles for one concept over a positions dataset and its activation folder.
 
-    ``network``: the network file (default: the store's). ``weak_network``: a checkpoint file for the
+    ``activations``: the :class:`~conceptchess.activations.ActivationFiles` of ``dataset``. ``network``: the
+    network file (default: the activation folder's). ``weak_network``: a checkpoint file for the
     difficulty estimate and the weak-network filter, ``True`` for the series' weakest
     (:func:`weakest_checkpoint`), ``False``/None for none. ``max_puzzles``: stop once that many are
     accepted. ``pool``/``engine``: an open :class:`StockfishPool` / :class:`~conceptchess.engine.Engine`
@@ -152,15 +153,15 @@ def mine(concept: ConceptDirection | HumanConcept, store, dataset: str | os.Path
     if allow_recaptures:
         filters = replace(filters, recaptures=False)
     ds_sha = dataset_sha256(dataset)
-    if store.manifest.get("dataset_sha256") and store.manifest["dataset_sha256"] != ds_sha:
-        raise ConceptChessError(f"{store.path} was extracted from another dataset than {dataset}")
+    if activations.manifest.get("dataset_sha256") and activations.manifest["dataset_sha256"] != ds_sha:
+        raise ConceptChessError(f"{activations.path} was extracted from another dataset than {dataset}")
     if engine is None:
-        net, net_path = _network_for(store, network)
+        net, net_path = _network_for(activations, network)
         engine = Engine(net, device="cpu", threads=1)
     else:
         net, net_path = engine.network, str(engine.network.path)
-    scores = concept.scores(store, dataset)
-    ids = store.ids
+    scores = concept.scores(activations, dataset)
+    ids = activations.ids
     if len(scores) != len(ids):
         raise ConceptChessError(f"{concept.name}: {len(scores)} scores for {len(ids)} positions")
     order = rank_positions(scores, seed)
@@ -183,7 +184,7 @@ def mine(concept: ConceptDirection | HumanConcept, store, dataset: str | os.Path
     for i in protos:
         spec = specs.get(int(i))
         if spec is None:
-            raise ConceptChessError(f"position {ids[i]!r} of {store.path} is not in {dataset}")
+            raise ConceptChessError(f"position {ids[i]!r} of {activations.path} is not in {dataset}")
         board = spec.board(f"{dataset}: id={spec.id}")
         key = (board.board_fen(), board.turn, board.castling_rights, board.ep_square)
         if key in seen:
@@ -320,7 +321,7 @@ def _weak_evals(weak_network, net_path: str, candidates, evals) -> _WeakEvals | 
     return out
 
 
-def mine_many(db, collection: str, concepts: list, store, dataset, *, network=None, top: float = TOP,
+def mine_many(db, collection: str, concepts: list, activations, dataset, *, network=None, top: float = TOP,
               max_puzzles: int | None = None, settings: VerifySettings = VerifySettings(), workers: int = 2,
               weak_network=True, seed: int = 0, filters: MineFilters = MineFilters(), engine=None,
               progress_for: ProgressFor | None = None) -> list[MineResult]:
@@ -330,13 +331,13 @@ def mine_many(db, collection: str, concepts: list, store, dataset, *, network=No
     ``engine``: an open :class:`~conceptchess.engine.Engine` to use instead of ``network``. ``progress_for``:
     one stage per concept, ``mining <name>``."""
     if engine is None:
-        net, _ = _network_for(store, network)
+        net, _ = _network_for(activations, network)
         engine = Engine(net, device="cpu", threads=1)
     results = []
     with StockfishPool(workers) as pool:
         for concept in concepts:
             progress = progress_for(f"mining {concept.name}") if progress_for else None
-            res = mine(concept, store, dataset, top=top, max_puzzles=max_puzzles, settings=settings, weak_network=weak_network,
+            res = mine(concept, activations, dataset, top=top, max_puzzles=max_puzzles, settings=settings, weak_network=weak_network,
                        seed=seed, pool=pool, engine=engine, filters=filters, progress=progress)
             with db.begin() as s:
                 res.puzzles = _new_positions(s, collection, res)

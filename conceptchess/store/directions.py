@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from conceptchess.directions import ConceptDirection, load_array
 from conceptchess.errors import ConceptChessError
+from conceptchess.names import unique
 from conceptchess.store.models import Dataset, NetworkRow
 from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
 
@@ -114,8 +115,8 @@ def probe_direction(session: Session, run: int | str, concept: str, tap: str, ne
         hint = f"closest: {', '.join(close)}; " if close else ""
         raise ConceptChessError(f"probe run {r.id} has no probe of concept {concept!r} ({hint}concepts: {_listing(sorted(concepts))})")
     # in the order the sweep wrote them (input first, then the blocks)
-    taps = list(dict.fromkeys(session.scalars(select(ProbeResult.tap).where(ProbeResult.run_id == r.id, ProbeResult.concept == concept)
-                                              .order_by(ProbeResult.id))))
+    taps = unique(session.scalars(select(ProbeResult.tap).where(ProbeResult.run_id == r.id, ProbeResult.concept == concept)
+                                  .order_by(ProbeResult.id)))
     if tap not in taps:
         raise ConceptChessError(f"probe run {r.id} probed {concept} at taps {_listing(taps)}, not {tap!r}")
     rows = session.execute(select(ProbeResult, ProbeRunNetwork, NetworkRow)

@@ -1,4 +1,4 @@
-"""Puzzles, collections and expert evaluation (migrations ``0002_puzzles``, ``0003_puzzle_filters``).
+"""Puzzles, collections and expert studies (migrations ``0002_puzzles``, ``0003_puzzle_filters``).
 
 - :class:`Puzzle`: a position shown to a solver and its solution line (UCI, solver move first and
   last), where it came from (Lichess, a game, self-play), its provenance (network sha256, checkpoint,
@@ -7,8 +7,9 @@
   estimate made before anyone solves it; for a mined puzzle, the trivial-puzzle filters it passed
   (``filters``: their settings and the puzzle's numbers).
 - :class:`Collection` and :class:`CollectionPuzzle`: named, ordered sets of puzzles.
-- :class:`Expert`, :class:`EvalSession` (expert × phase × collection, blinded or not, order seed)
-  and :class:`Answer` (one per session and puzzle: a unique constraint refuses a second one).
+- :class:`Expert`, :class:`EvalSession` (a study session: expert × phase × collection, blinded or not,
+  order seed; the table keeps its older name) and :class:`Answer` (one per session and puzzle: a unique
+  constraint refuses a second one).
 
 These are storage: the puzzle value that mining, import, verification, export and studies pass around
 is :class:`~conceptchess.puzzles.records.PuzzleRecord`, made into a row only when it is stored
@@ -123,7 +124,7 @@ class Expert(Base):
 
 
 class EvalSession(Base):
-    """An expert solving one collection in one phase; ``puzzle_order`` is the order shown."""
+    """A study session: an expert solving one collection in one phase; ``puzzle_order`` is the order shown."""
 
     __tablename__ = "eval_sessions"
     __table_args__ = (CheckConstraint("phase IN ('before', 'study', 'after')", name="phase"),)

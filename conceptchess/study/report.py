@@ -25,11 +25,11 @@ from sqlalchemy import select
 from conceptchess.bootstrap import draw_clusters
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_path
+from conceptchess.paths import PUZZLES_DIR
 from conceptchess.puzzles.records import PuzzleRecord
-from conceptchess.store import ROOT
 from conceptchess.store.puzzles import PHASES, Answer, EvalSession, Expert, Puzzle
 
-REPORT_PREFIX = ROOT / "puzzles" / "eval-report"
+REPORT_PREFIX = PUZZLES_DIR / "eval-report"
 
 
 def group_of(p: PuzzleRecord) -> str:
