@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.orm import sessionmaker
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.paths import DB_DIR, ROOT  # noqa: F401 - ROOT: study/report.py still imports it from here
+from conceptchess.paths import DB_DIR
 from conceptchess.store.base import Base
 
 ENV_DB = "CONCEPTCHESS_DB"
