@@ -22,6 +22,8 @@ from conceptchess.datasets import (
 from conceptchess.errors import ArgumentError
 from conceptchess.games import pgn_dataset
 from conceptchess.provenance import sha256_of
+from conceptchess.selfplay import selfplay_dataset
+from tests.helpers import tiny_net
 
 PGN = '[Event "t"]\n[Result "1-0"]\n\n1. e4 e5 2. Qh5 Nc6 3. Bc4 Nf6 4. Qxf7# 1-0\n\n'
 
@@ -57,16 +59,7 @@ def test_games_datasets_record_human_games_and_keep_their_identity(tmp_path):
 
 
 def test_selfplay_datasets_record_machine_games(tmp_path):
-    torch = pytest.importorskip("torch")
-    from conceptchess.lc0.trainable import TrainableLc0Net
-    from conceptchess.lc0.weights import NetSpec, write_weights
-    from conceptchess.selfplay import selfplay_dataset
-
-    spec = NetSpec(blocks=1, filters=8, se_channels=4, policy="convolution", policy_channels=0, value="wdl",
-                   value_channels=4, value_hidden=16, moves_left=False)
-    torch.manual_seed(0)
-    net = tmp_path / "n.pb.gz"
-    write_weights(net, spec, TrainableLc0Net(spec).folded_state())
+    net = tiny_net(tmp_path / "n.pb.gz", seed=0, blocks=1)
     manifest = selfplay_dataset(net, tmp_path / "sp", games=1, max_plies=4, device="cpu")
     assert manifest["origin"] == dataset_origin(read_manifest(tmp_path / "sp")) == "machine-games"
 
