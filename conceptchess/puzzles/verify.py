@@ -80,7 +80,7 @@ def win_chances(score: chess.engine.Score) -> float:
     """Win chances in [-1, 1] of a score from the side it is given for (lichess-puzzler's formula).
 
     >>> round(win_chances(chess.engine.Cp(300)), 3), win_chances(chess.engine.Mate(2))
-    (0.504, 1)
+    (0.502, 1)
     """
     mate = score.mate()
     if mate is not None:
