@@ -37,6 +37,7 @@ from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.executors import EXECUTORS, make_executor
 from conceptchess.names import unique
 from conceptchess.paths import RESULTS_DIR
+from conceptchess.positions import boards_of
 from conceptchess.probing.cell import ProbeSettings, TargetResult, probe_matrix
 from conceptchess.probing.planner import plan_cells, sweep_networks, taps_to_extract
 from conceptchess.probing.sources import Activations, NetInfo, random_init_network, read_matrix, resolve_networks
@@ -285,13 +286,7 @@ def _labels(plan: SweepPlan, progress_for: ProgressFor | None) -> np.ndarray:
     cache = plan.results / "labels" / f"{plan.dataset_sha[:16]}-n{plan.positions}"
 
     def boards():
-        out = []
-        for spec in islice(iter_dataset(plan.dataset), plan.positions):
-            where = f"{plan.dataset}: id={spec.id}"
-            b = spec.board(where)
-            check_board(b, where)
-            out.append(b)
-        return out
+        return boards_of(list(islice(iter_dataset(plan.dataset), plan.positions)), f"{plan.dataset}: ", check=check_board)
 
     values = library_labels(concepts, boards, cache, progress_for("labelling") if progress_for else None)
     return target_values(plan.targets, values)

@@ -17,12 +17,12 @@ position is refused.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import re
 from pathlib import Path
 
 from conceptchess.errors import ConceptChessError
+from conceptchess.games import open_text
 from conceptchess.positions import parse_fen, parse_moves
 from conceptchess.puzzles.records import GENERATOR_VERSION, PuzzleRecord, add_to_collection, side_name
 from conceptchess.puzzles.themes import tag
@@ -30,18 +30,6 @@ from conceptchess.puzzles.themes import tag
 REQUIRED = ("PuzzleId", "FEN", "Moves")
 OPTIONAL = ("Rating", "RatingDeviation", "Popularity", "NbPlays", "Themes", "GameUrl", "OpeningTags")
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-
-
-def _open_text(path: Path):
-    try:
-        raw = open(path, "rb")
-    except OSError as e:
-        raise ConceptChessError(f"{path}: cannot read ({e.strerror})") from None
-    if path.name.endswith(".zst"):
-        import zstandard  # lazy: only a .zst file needs it
-
-        return io.TextIOWrapper(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True), encoding="utf-8", newline="")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")
 
 
 def _int(value: str | None, where: str, column: str) -> int | None:
@@ -89,7 +77,7 @@ def read_lichess_csv(path: str | os.PathLike, limit: int | None = None) -> list[
         raise ConceptChessError(f"{path}: no such file")
     out: list[PuzzleRecord] = []
     seen: dict[str, int] = {}
-    with _open_text(path) as f:
+    with open_text(path, newline="") as f:
         try:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []

@@ -43,7 +43,7 @@ from conceptchess.directions import ConceptDirection
 from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
 from conceptchess.networks import open_network
-from conceptchess.positions import histories_of
+from conceptchess.positions import boards_of, histories_of
 from conceptchess.progress import Progress, ProgressFor
 from conceptchess.puzzles.acceptance import MineResult
 from conceptchess.puzzles.difficulty import estimate, policy_rank
@@ -90,7 +90,7 @@ class HumanConcept:
         return hashlib.sha256(f"human:{self.name}".encode()).hexdigest()
 
     def scores(self, activations, dataset) -> np.ndarray:
-        boards = [spec.board() for spec in iter_dataset(dataset)]
+        boards = boards_of(list(iter_dataset(dataset)), f"{dataset}: ")
         if len(boards) != len(activations):
             raise ConceptChessError(f"{dataset} has {len(boards)} positions, the activation folder {len(activations)}")
         return np.asarray(label(boards, [self.name])[self.name], dtype=np.float64)
