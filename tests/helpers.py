@@ -85,19 +85,26 @@ def random_positions(n: int, seed: int = 7) -> list[chess.Board]:
     return out[:n]
 
 
+def random_move_lists(games: int, plies: int, seed: int = 0) -> list[list[chess.Move]]:
+    """``games`` seeded games of up to ``plies`` random legal moves each."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(games):
+        b, moves = chess.Board(), []
+        for _ in range(plies):
+            legal = list(b.legal_moves)
+            if not legal:
+                break
+            moves.append(legal[rng.integers(len(legal))])
+            b.push(moves[-1])
+        out.append(moves)
+    return out
+
+
 def random_games(path: Path, games: int, plies: int, seed: int = 0) -> Path:
     """A positions dataset of ``games`` seeded games of random legal moves, every position of each (with its history)."""
-    rng = np.random.default_rng(seed)
     with DatasetWriter(path, {"made_by": "test random games"}) as w:
-        for g in range(games):
-            b = chess.Board()
-            moves = []
-            for _ in range(plies):
-                legal = list(b.legal_moves)
-                if not legal:
-                    break
-                moves.append(legal[rng.integers(len(legal))])
-                b.push(moves[-1])
+        for g, moves in enumerate(random_move_lists(games, plies, seed)):
             for t in range(len(moves) + 1):
                 w.write({"id": f"g{g}-p{t}", "game": g, "ply": t, **position_record(chess.Board(), moves, t)})
     return path

@@ -27,7 +27,7 @@ from conceptchess.probing.results import load_run
 from conceptchess.probing.solvers import L1Quadratic
 from conceptchess.probing.split import Standardizer, bootstrap_ci, bootstrap_counts
 from conceptchess.store import Database
-from tests.helpers import cli
+from tests.helpers import cli, random_move_lists
 
 
 def activations(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -225,22 +225,7 @@ def test_bootstrap_resamples_games_not_rows():
 
 
 # -- a probe that ends at all-zero weights ------------------------------------------------------------------
-def random_games(games: int, plies: int, seed: int = 0) -> list[list[chess.Move]]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(games):
-        b, moves = chess.Board(), []
-        for _ in range(plies):
-            legal = list(b.legal_moves)
-            if not legal:
-                break
-            moves.append(legal[rng.integers(len(legal))])
-            b.push(moves[-1])
-        out.append(moves)
-    return out
-
-
-NO_FIT_GAMES = random_games(20, 60)  # ~1,200 positions: few enough for material_diff to end at all-zero weights
+NO_FIT_GAMES = random_move_lists(20, 60)  # ~1,200 positions: few enough for material_diff to end at all-zero weights
 
 
 def test_exactly_linear_concept_at_full_resolution_is_a_no_fit_not_a_low_score():
