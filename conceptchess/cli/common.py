@@ -10,7 +10,10 @@ unknown), a staged job a ``progress_for(stage)`` that returns the callback of ea
 (:data:`~conceptchess.progress.ProgressFor`). :func:`stage_bar` is the rich display and
 :func:`stage_callback` the adapter: ``stage_callback(bar)`` is a ``ProgressFor`` that adds one bar per
 stage to ``bar`` when that stage first reports (after the job has checked its inputs), and
-``stage_callback(bar)(name)`` a single ``Progress``:
+``stage_callback(bar)(name)`` a single ``Progress``. Where the display is no terminal (a log file, a
+pipe), rich draws nothing until the end, so :class:`Bars` prints a line per stage instead when it
+starts, every :data:`LOG_EVERY_S` seconds (``$CONCEPTCHESS_PROGRESS_EVERY``) and when it ends:
+``probing: 12/40 (30%), 0:01:05 elapsed, ETA 0:02:31``.
 
 >>> with stage_bar() as bar:                                                    # doctest: +SKIP
 ...     run_sweep(plan, progress_for=stage_callback(bar))
@@ -20,13 +23,15 @@ stage to ``bar`` when that stage first reports (after the job has checked its in
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import time
 from collections.abc import Mapping
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.progress import Progress as Bars
+from rich.progress import Progress as RichProgress
 
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.progress import Progress, ProgressFor
@@ -72,8 +77,70 @@ def options_named(options: Mapping[str, str]):
     return decorate
 
 
+#: Seconds between two progress lines of a stage where the display is no terminal; ``$CONCEPTCHESS_PROGRESS_EVERY`` overrides it.
+LOG_EVERY_S = 30.0
+PROGRESS_EVERY_ENV = "CONCEPTCHESS_PROGRESS_EVERY"
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _log_every() -> float:
+    text = os.environ.get(PROGRESS_EVERY_ENV, "").strip()
+    try:
+        return max(0.0, float(text)) if text else LOG_EVERY_S
+    except ValueError:
+        return LOG_EVERY_S
+
+
+class Bars(RichProgress):
+    """rich progress bars that also report where nothing is drawn live.
+
+    On an interactive terminal: the bars. Elsewhere (output to a log or a pipe, where rich shows
+    nothing until the end): one line per task when it first reports, then every ``log_every`` seconds
+    and when it is done — units done / total, elapsed time, and an ETA from the rate since the task's
+    first report.
+    """
+
+    def __init__(self, *columns, log_every: float | None = None, **kwargs):
+        super().__init__(*columns, **kwargs)
+        self.log_every = _log_every() if log_every is None else log_every
+        self._lines: dict[int, tuple[float, float, float, bool]] = {}  # task → (first report, done then, last line, finished)
+
+    @property
+    def drawn(self) -> bool:
+        """Whether rich draws the bars live (an interactive terminal)."""
+        return self.console.is_interactive and self.console.is_terminal
+
+    def update(self, task_id, **kwargs) -> None:
+        super().update(task_id, **kwargs)
+        if not self.drawn:
+            self._log(task_id)
+
+    def _log(self, task_id) -> None:
+        task = self._tasks[task_id]
+        now, done, total = time.monotonic(), float(task.completed), task.total
+        first = task_id not in self._lines
+        start, done0, last, said = self._lines.get(task_id, (now, done, now, False))
+        finished = total is not None and done >= total
+        if said or not (first or finished or now - last >= self.log_every):
+            return
+        spent = now - start
+        rate = (done - done0) / spent if spent > 0 else 0.0
+        eta = 0.0 if finished else (total - done) / rate if total is not None and rate > 0 else None
+        count = f"{int(done):,}/{int(total):,} ({100 * done / total:.0f}%)" if total else f"{int(done):,}"
+        self.console.print(f"{task.description}: {count}, {_clock(task.elapsed or spent)} elapsed, ETA {_clock(eta)}",
+                           highlight=False, markup=False, soft_wrap=True)
+        self._lines[task_id] = (start, done0, now, finished)
+
+
 def stage_bar(transient: bool = True) -> Bars:
-    """A rich progress display with one bar per stage (see :func:`stage_callback`), on stderr."""
+    """A rich progress display with one bar per stage (see :func:`stage_callback`), on stderr; progress
+    lines where stderr is no terminal (see :class:`Bars`)."""
     return Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                 console=err_console, transient=transient)
 
