@@ -13,7 +13,9 @@ from rich.table import Table
 
 from conceptchess import demo as stages
 from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
+from conceptchess.cli.puzzles import show_acceptance
 from conceptchess.paths import RESULTS_DIR
+from conceptchess.puzzles.acceptance import acceptance_report
 from conceptchess.store import connect
 
 
@@ -59,10 +61,8 @@ def _mine_puzzles(run_id: int, pool: Path, nodes: int, max_puzzles: int, workers
     with stage_bar() as bar:
         report = stages.demo_puzzles(run_id, directions=found, nodes=nodes, max_puzzles=max_puzzles, workers=workers,
                                      progress_for=stage_callback(bar))
-    t = Table("direction", "kind", "positions", "prototypes", "candidates", "puzzles", "rejected")
-    for r in report.results:
-        t.add_row(r.concept, r.kind, str(r.positions), str(r.prototypes), str(r.candidates), str(len(r.puzzles)), str(len(r.rejected)))
-    console.print(t)
+    show_acceptance(acceptance_report(report.results),
+                    f"demo: prototypes by outcome, Stockfish {nodes:,} nodes per check, solver moves ≥ +2.00 or mate")
     console.print(f"wrote {report.path}")
 
 

@@ -13,7 +13,7 @@ from conceptchess.activations import ActivationFiles
 from conceptchess.cli.common import console, fail, guarded, options_named, stage_bar, stage_callback
 from conceptchess.directions import ConceptDirection
 from conceptchess.export import export_collection
-from conceptchess.puzzles.acceptance import acceptance_report
+from conceptchess.puzzles.acceptance import AcceptanceReport, acceptance_report
 from conceptchess.puzzles.filters import MineFilters
 from conceptchess.puzzles.lichess import import_lichess
 from conceptchess.puzzles.mine import HumanConcept, mine_many
@@ -126,9 +126,13 @@ def mine(direction: str = typer.Option(..., "--direction",
                             max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes, min_advantage_cp=min_advantage),
                             workers=workers, weak_network=weak_network or True, seed=seed, filters=filters,
                             progress_for=stage_callback(progress))
-    report = acceptance_report(results)
-    t = Table("", *(f"{name}\n({kind})" for name, kind in report.columns),
-              title=f"{collection}: prototypes by outcome, Stockfish {nodes:,} nodes per check, {_floor(min_advantage)}")
+    show_acceptance(acceptance_report(results),
+                    f"{collection}: prototypes by outcome, Stockfish {nodes:,} nodes per check, {_floor(min_advantage)}")
+
+
+def show_acceptance(report: AcceptanceReport, title: str) -> None:
+    """Concepts and controls side by side: prototypes by outcome, puzzles, acceptance, and what cannot be compared."""
+    t = Table("", *(f"{name}\n({kind})" for name, kind in report.columns), title=title)
     for label, cells in report.rows:
         t.add_row(label, *cells, style="bold" if label in ("puzzles", "acceptance") else None)
     console.print(t)
