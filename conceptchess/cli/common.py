@@ -2,7 +2,9 @@
 
 Errors: :func:`guarded` turns the library's :class:`~conceptchess.errors.ConceptChessError` into one
 line and exit status 2; :func:`options_named` first says an
-:class:`~conceptchess.errors.ArgumentError` with the options that set the arguments it names.
+:class:`~conceptchess.errors.ArgumentError` with the options that set the arguments it names;
+:func:`fail_usage` says typer's own usage errors (a bad option, a missing argument) the same way.
+Every refusal is ``error: …`` on one line of stderr, exit status 2.
 
 Progress: the library reports in the shapes of :mod:`conceptchess.progress` — a one-stage job takes a
 ``progress(done, total)`` callback (:class:`~conceptchess.progress.Progress`; ``total`` None while
@@ -45,6 +47,16 @@ def fail(message: str) -> None:
     first = str(message).strip().splitlines()[0] if str(message).strip() else "error"
     print(f"error: {first}", file=sys.stderr)
     raise typer.Exit(2)
+
+
+def fail_usage(error) -> None:
+    """Say typer's usage error (its click ``UsageError``: an unknown option, a missing argument, a bad
+    value …) as :func:`fail` does, with the command whose ``--help`` lists what it takes."""
+    message = error.format_message().strip().rstrip(".")
+    if message[1:2].islower():
+        message = message[0].lower() + message[1:]
+    ctx = getattr(error, "ctx", None)
+    fail(message + (f" (see `{ctx.command_path} --help`)" if ctx is not None else ""))
 
 
 def guarded(fn):

@@ -1,14 +1,50 @@
-"""Entry point of the ``conceptchess`` command."""
+"""Entry point of the ``conceptchess`` command.
+
+Every refusal, the library's and typer's alike, is one line ``error: …`` on stderr and exit status 2:
+:class:`Shell`, the root group, says typer's usage errors through :func:`~conceptchess.cli.common.fail_usage`
+(typer would draw a box under a usage line), whichever command they come from.
+"""
 
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from conceptchess import __version__
 from conceptchess.cli import activations, concepts, net, positions, probe, puzzles, study, train
+from conceptchess.cli.common import fail_usage
 from conceptchess.cli.demo import demo
 
-app = typer.Typer(help="conceptchess: probe a chess network for concepts and teach them back as puzzles.",
+# typer's click (vendored in typer since 0.2x, the click package before), reached through typer's public BadParameter
+_CLICK = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
+UsageError = _CLICK["UsageError"]
+
+
+class Shell(TyperGroup):
+    """The root command group: parses the command line (its own options, then a command's) like any
+    typer group, but says a usage error in the project's one line."""
+
+    def make_context(self, *args, **kwargs):
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as e:
+            _say(e)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UsageError as e:
+            _say(e)
+
+
+def _say(error) -> None:
+    if type(error).__name__ == "NoArgsIsHelpError":  # a bare group: typer has printed its help (exit 2)
+        raise error
+    fail_usage(error)
+
+
+app = typer.Typer(name="conceptchess", cls=Shell,
+                  help="conceptchess: probe a chess network for concepts and teach them back as puzzles.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(net.app, name="net")
 app.add_typer(positions.app, name="positions")
