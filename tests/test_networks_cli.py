@@ -49,6 +49,40 @@ def test_eval_fen_with_moves(maia1100):
     assert "b8c6" in r.output  # the most common human reply is listed
 
 
+AFTER_E4_E5_NF3 = "rnbqkbnr/pppp1ppp/8/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R b KQkq - 1 2"
+
+
+@pytest.mark.parametrize("args", [
+    ["--moves", "e2e4", "e7e5", "g1f3"],                 # the README's --moves UCI…
+    ["--moves", "e2e4", "e7e5", "--moves", "g1f3"],
+    ["--moves=e2e4", "e7e5", "g1f3", "--top", "2"],
+    ["--moves", "e2e4 e7e5 g1f3"],
+])
+def test_eval_takes_space_separated_moves(maia1100, args):
+    r = cli("net", "eval", maia1100, *args)
+    assert r.exit_code == 0, r.output
+    assert f"position {AFTER_E4_E5_NF3}" in r.stdout
+
+
+def test_eval_moves_before_the_network_file(maia1100):
+    r = cli("net", "eval", "--moves", "e2e4", "e7e5", "g1f3", maia1100, "--top", "1")
+    assert r.exit_code == 0, r.output
+    assert f"position {AFTER_E4_E5_NF3}" in r.stdout and f"network {maia1100}" in r.stdout
+
+
+SCHOLARS_MATE = ["e2e4", "e7e5", "f1c4", "b8c6", "d1h5", "g8f6"]  # white to play Qxf7#
+
+
+def test_eval_notes_a_mate_in_one_beside_the_value(maia1100):
+    r = cli("net", "eval", maia1100, "--moves", *SCHOLARS_MATE)
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    value = next(i for i, line in enumerate(lines) if line.startswith("WDL "))
+    assert lines[value + 1].startswith("note: Qxf7# mates in one"), r.stdout
+    r = cli("net", "eval", maia1100, "--moves", *SCHOLARS_MATE[:-1])
+    assert r.exit_code == 0 and "mates in one" not in r.stdout
+
+
 def test_batch_eval(tmp_path, maia1100):
     inp = tmp_path / "p.jsonl"
     inp.write_text("\n".join(json.dumps(d) for d in [
@@ -99,6 +133,10 @@ def test_malformed_json_line(tmp_path, maia1100):
 def test_illegal_fen_and_move_on_the_command_line(maia1100):
     assert_one_line_error(cli("net", "eval", maia1100, "--fen", "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBN w KQkq - 0 1"), "FEN")
     assert_one_line_error(cli("net", "eval", maia1100, "--moves", "e2e4 e2e4"), "move 2 'e2e4' is illegal")
+    for args in (["--fen", "bad fen"], ["--moves", "e2e4", "e2e4"]):  # the position is the options', not a file's id=…
+        r = cli("net", "eval", maia1100, *args)
+        assert_one_line_error(r)
+        assert "id=" not in r.stderr and r.stderr.startswith(("error: malformed FEN 'bad fen'", "error: move 2 'e2e4' is illegal"))
 
 
 def test_bad_network_files(tmp_path, maia1100):

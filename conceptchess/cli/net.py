@@ -2,20 +2,57 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
 from rich.progress import Progress
 from rich.table import Table
+from typer.core import TyperCommand
 
+from conceptchess.chessfacts import mates_in_one
 from conceptchess.cli.common import console, guarded
 from conceptchess.engine import Engine, evaluate_file
-from conceptchess.errors import ConceptChessError
+from conceptchess.errors import ConceptChessError, PositionError
 from conceptchess.files import atomic_write_bytes
 from conceptchess.networks import default_network, open_network
 from conceptchess.positions import PositionSpec, histories_of
 
 app = typer.Typer(help="Inspect, convert and evaluate Leela networks (.pb.gz or lc0 .onnx).", no_args_is_help=True)
+
+_UCI = re.compile(r"[a-h][1-8][a-h][1-8][qrbn]?|0000")
+
+
+def spread_moves(args: list[str]) -> list[str]:
+    """The command line with ``--moves e2e4 e7e5 …`` spelt ``--moves e2e4 --moves e7e5 …``: after its
+    own value, ``--moves`` also takes the UCI moves that follow it, up to the first word that is not one.
+
+    >>> spread_moves(["net.pb.gz", "--moves", "e2e4", "e7e5", "--top", "3"])
+    ['net.pb.gz', '--moves', 'e2e4', '--moves', 'e7e5', '--top', '3']
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        out.append(word)
+        i += 1
+        if word == "--":
+            return out + args[i:]
+        if word == "--moves" or word.startswith("--moves="):
+            if word == "--moves" and i < len(args):
+                out.append(args[i])
+                i += 1
+            while i < len(args) and _UCI.fullmatch(args[i]):
+                out += ["--moves", args[i]]
+                i += 1
+    return out
+
+
+class _MovesCommand(TyperCommand):
+    """A command whose ``--moves`` takes space-separated moves (:func:`spread_moves`)."""
+
+    def parse_args(self, ctx, args):
+        return super().parse_args(ctx, spread_moves(list(args)))
 
 
 def _resolve(file: Path | None) -> Path:
@@ -64,12 +101,12 @@ def convert(file: Path = typer.Argument(..., help="Network to convert (.pb.gz or
     console.print(f"wrote {output} (outputs: {', '.join(net.heads + net.taps)})")
 
 
-@app.command("eval")
+@app.command("eval", cls=_MovesCommand)
 @guarded
 def eval_(
     file: Path | None = typer.Argument(None, help="Network file (default: $CONCEPTCHESS_NET or the last net in engines/)"),
     fen: str | None = typer.Option(None, "--fen", help="Position as FEN (default: the start position)"),
-    moves: list[str] | None = typer.Option(None, "--moves", help="UCI moves played from the FEN (repeat or space-separate)"),
+    moves: list[str] | None = typer.Option(None, "--moves", help="UCI moves played from the FEN: --moves e2e4 e7e5 (or repeated, or quoted: \"e2e4 e7e5\")"),
     input: Path | None = typer.Option(None, "--input", help="Batch mode: JSONL positions file"),
     output: Path | None = typer.Option(None, "--output", help="Batch mode: JSONL results file"),
     top: int = typer.Option(5, "--top", help="How many moves to show"),
@@ -77,7 +114,11 @@ def eval_(
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
     device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
 ):
-    """Evaluate one position (top moves and WDL) or a JSONL file of positions."""
+    """Evaluate one position (top moves and WDL) or a JSONL file of positions.
+
+    One position: a forced mate in one is noted beside the network's value (which is the network's
+    own estimate, mate or not).
+    """
     if (input is None) != (output is None):
         raise ConceptChessError("batch mode needs both --input and --output")
     path = _resolve(file)
@@ -90,7 +131,10 @@ def eval_(
         return
     ms = [m for chunk in (moves or []) for m in chunk.split()]
     spec = PositionSpec("cli", fen, ms)
-    hist, boards = histories_of([spec])
+    try:
+        hist, boards = histories_of([spec])
+    except PositionError as e:  # its "id=cli: " names a position of a file; here --fen/--moves gave it
+        raise ConceptChessError(str(e).removeprefix(f"id={spec.id}: ")) from None
     engine = Engine(path, threads=threads, device=device)
     ev = engine.evaluate(hist, boards)[0]
     board = boards[0]
@@ -105,5 +149,9 @@ def eval_(
         console.print(f"WDL {ev.wdl[0]:.4f} {ev.wdl[1]:.4f} {ev.wdl[2]:.4f} (side to move), Q {ev.value:+.4f}")
     else:
         console.print(f"value {ev.value:+.4f} (side to move)")
+    mates = mates_in_one(board)
+    if mates:
+        console.print(f"note: {', '.join(board.san(m) for m in mates)} mates in one: the side to move wins, "
+                      "whatever the network's value above says", highlight=False)
     if ev.mlh is not None:
         console.print(f"moves left {ev.mlh:.1f}")

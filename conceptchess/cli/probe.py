@@ -32,7 +32,7 @@ def run(
     taps: str | None = typer.Option(None, "--taps", help="Comma-separated taps (input, block0, …); default: all"),
     controls: bool = typer.Option(True, "--controls/--no-controls", help="Input-plane, random-init and shuffled-label controls"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the shuffled labels, the bootstrap and the random-init network"),
-    db: str | None = typer.Option(None, "--db", help="Database URL (default: $CONCEPTCHESS_DB or db/conceptchess.sqlite)"),
+    db: str | None = typer.Option(None, "--db", help="Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"),
     max_positions: int | None = typer.Option(None, "--max-positions", help="Use the first N positions of the dataset"),
     labels: Path | None = typer.Option(None, "--labels", help="Take labels only from this table (.csv/.parquet from `concepts label`) instead of computing them"),
     results: Path | None = typer.Option(None, "--results", help="Folder for probe vectors, labels, activations (default: results/probes)"),
@@ -67,7 +67,7 @@ def run(
 def plot(
     run_id: int | None = typer.Argument(None, help="Probe run id (default: the latest)"),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the PNGs and index.html"),
-    db: str | None = typer.Option(None, "--db", help="Database URL (default: $CONCEPTCHESS_DB or db/conceptchess.sqlite)"),
+    db: str | None = typer.Option(None, "--db", help="Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"),
     r2_threshold: float = typer.Option(0.5, "--r2-threshold", help="R² at which a scalar concept counts as present"),
     ba_threshold: float = typer.Option(0.8, "--ba-threshold", help="Balanced accuracy at which a binary concept counts as present"),
 ):
@@ -98,7 +98,7 @@ def _fmt(v, digits: int = 3) -> str:
 def show(
     concept: str = typer.Option(..., "--concept", help="Concept name (categorical: name=category)"),
     run_id: int | None = typer.Option(None, "--run", help="Only this probe run"),
-    db: str | None = typer.Option(None, "--db", help="Database URL (default: $CONCEPTCHESS_DB or db/conceptchess.sqlite)"),
+    db: str | None = typer.Option(None, "--db", help="Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"),
 ):
     """One concept's probe results: score with its interval, controls and selectivity, per network and tap.
 

@@ -19,7 +19,7 @@ app = typer.Typer(help="Expert studies: sessions, answers, before/after report."
 session_app = typer.Typer(help="Study sessions (an expert × a phase × a collection).", no_args_is_help=True)
 app.add_typer(session_app, name="session")
 
-DB_HELP = "Database URL (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
+DB_HELP = "Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
 # the library's arguments as this command's options, in the messages that name them
 OPTIONS = {"line": "--line", "seed": "--seed", "blind": "--blind"}
 

@@ -1,7 +1,7 @@
 """The project's database: SQLAlchemy 2 models, sessions, and Alembic migrations (under ``db/``).
 
-SQLite at ``db/conceptchess.sqlite`` by default; any SQLAlchemy URL (e.g. PostgreSQL) through
-``--db`` or ``$CONCEPTCHESS_DB``. The schema is created and upgraded only by Alembic migrations
+SQLite at ``db/conceptchess.sqlite`` by default; any SQLAlchemy URL (e.g. PostgreSQL) or a SQLite
+file path (a value without ``://``) through ``--db`` or ``$CONCEPTCHESS_DB``. The schema is created and upgraded only by Alembic migrations
 (``db/migrations/versions``): :func:`connect` runs ``upgrade head`` before handing out sessions.
 Writes happen inside transactions (``with db.begin() as session: ...``).
 
@@ -28,11 +28,18 @@ DEFAULT_SQLITE = DB_DIR / "conceptchess.sqlite"
 
 
 def db_url(url: str | None = None) -> str:
-    """The database URL: the given one, else $CONCEPTCHESS_DB, else SQLite in db/."""
+    """The database URL: the given one, else $CONCEPTCHESS_DB, else SQLite in db/. A value without
+    ``://`` is a SQLite file path (relative to the working folder, ``~`` expanded).
+
+    >>> db_url("postgresql://u@host/cc"), db_url("/tmp/cc.sqlite")
+    ('postgresql://u@host/cc', 'sqlite:////tmp/cc.sqlite')
+    """
     url = url or os.environ.get(ENV_DB)
-    if url:
-        return url
-    return f"sqlite:///{DEFAULT_SQLITE}"
+    if not url:
+        return f"sqlite:///{DEFAULT_SQLITE}"
+    if "://" not in url:
+        return f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
 
 
 def _sqlite_pragmas(engine: SAEngine) -> None:

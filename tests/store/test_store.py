@@ -54,3 +54,24 @@ def test_transaction_rolls_back_on_error(tmp_path):
 def test_unreachable_database_is_one_line_error():
     with pytest.raises(ConceptChessError, match="cannot apply migrations"):
         upgrade("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_a_value_without_scheme_is_a_sqlite_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert store.db_url("some/file.sqlite") == f"sqlite:///{tmp_path / 'some' / 'file.sqlite'}"
+    assert store.db_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    monkeypatch.setenv(store.ENV_DB, "env.sqlite")
+    assert store.db_url() == f"sqlite:///{tmp_path / 'env.sqlite'}"
+
+
+def test_db_option_takes_a_plain_path(tmp_path, monkeypatch):
+    """What a user met: `--db some/file.sqlite` was an SQLAlchemy URL parse error."""
+    from tests.helpers import cli
+
+    monkeypatch.chdir(tmp_path)
+    r = cli("puzzles", "list", "--db", "some/file.sqlite")
+    assert r.exit_code == 0, r.output
+    with connect(str(tmp_path / "some" / "file.sqlite")).session() as s:
+        assert s.query(NetworkRow).count() == 0
+    for args in (["puzzles", "list"], ["probe", "run"], ["probe", "show"], ["eval", "report"]):
+        assert "SQLite file path" in " ".join(cli(*args, "--help").stdout.split()), args
