@@ -20,7 +20,9 @@ the number of positions and chunks, the execution provider and the software vers
 Extraction streams the dataset chunk by chunk (memory stays constant) and is resumable: every chunk
 file is written under a temporary name and renamed when complete, so after an interruption the same
 command keeps the finished chunks and redoes only the missing ones. A store folder that holds an
-extraction of other inputs is refused rather than mixed.
+extraction of other inputs is refused rather than mixed. Folders grow fast (full 8×8 float16 taps of a
+64-filter network: 8 KiB per position and tap), so :func:`activation_bytes` gives a folder's size
+before it is written, and ``extract_activations(announce=…)`` says it before the first chunk.
 
 >>> store = extract_activations("maia-1100.pb.gz", "positions/", "acts/", ["input", "block3"])  # doctest: +SKIP
 >>> store = ActivationFiles("acts/")                                                       # doctest: +SKIP
@@ -37,8 +39,9 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
 from pathlib import Path
@@ -74,6 +77,49 @@ def chunk_name(i: int) -> str:
 
 def chunk_lengths(positions: int, chunk_size: int) -> list[int]:
     return [min(chunk_size, positions - s) for s in range(0, positions, chunk_size)]
+
+
+def activation_bytes(positions: int, shapes: Mapping[str, Sequence[int]], dtype: str = "float16") -> int:
+    """Bytes the arrays of ``positions`` rows of taps of per-position ``shapes`` take on disk (the
+    chunk files' 128-byte .npy headers aside).
+
+    >>> activation_bytes(6000, {"input": [112, 8, 8], "block0": [64, 8, 8]})  # full 8×8 float16
+    135168000
+    >>> activation_bytes(6000, {"block0": [64]}, "float32")                    # mean-pooled
+    1536000
+    """
+    per_position = sum(int(np.prod(shape, dtype=np.int64)) for shape in shapes.values())
+    return int(positions) * per_position * np.dtype(dtype).itemsize
+
+
+def size_text(n: int) -> str:
+    """A byte count for people (decimal units).
+
+    >>> size_text(932_000_000), size_text(1_536_000), size_text(2_500_000_000), size_text(512)
+    ('932 MB', '1.5 MB', '2.5 GB', '512 B')
+    """
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            v = n / scale
+            return f"{v:.1f} {unit}" if v < 10 else f"{v:.0f} {unit}"
+    return f"{int(n)} B"
+
+
+@dataclass(frozen=True)
+class ExtractionSize:
+    """What an extraction is about to write: the folder's arrays in all, and the part not written yet (a resumed one)."""
+
+    positions: int
+    taps: tuple[str, ...]
+    pool: str
+    dtype: str
+    total: int  # bytes of the whole folder's arrays
+    left: int  # bytes still to write
+
+    def __str__(self) -> str:
+        done = "" if self.left == self.total else f", {size_text(self.left)} of it left to write"
+        return (f"{self.positions:,} positions × {len(self.taps)} tap{'s' if len(self.taps) != 1 else ''} "
+                f"({self.pool}, {self.dtype}) ≈ {size_text(self.total)}{done}")
 
 
 def _read_manifest(path: Path) -> dict | None:
@@ -261,13 +307,16 @@ class _Lock:
 def extract_activations(network, dataset: str | os.PathLike, store: str | os.PathLike, taps=None, *,
                         pool: str = "full", dtype: str = "float16", chunk_size: int = DEFAULT_CHUNK_SIZE,
                         batch_size: int = 256, device: str = "auto", threads: int | None = None,
-                        progress: Progress | None = None) -> ActivationFiles:
+                        progress: Progress | None = None,
+                        announce: Callable[[ExtractionSize], None] | None = None) -> ActivationFiles:
     """Extract ``taps`` (default: ``input`` and every block) of ``network`` over ``dataset`` into ``store``.
 
     ``network``: a network file, a :class:`~conceptchess.networks.Network` or a ready
     :class:`~conceptchess.engine.Engine` (then ``device``/``threads`` are its own). Resumes an
     interrupted extraction with the same inputs; returns the finished :class:`ActivationFiles`.
-    ``progress(done, total)`` is called as positions are finished (skipped finished chunks count).
+    ``progress(done, total)`` is called as positions are finished (skipped finished chunks count);
+    ``announce`` once with the :class:`ExtractionSize` before the first chunk is written (not for a
+    complete folder).
     Options, taps, network, dataset (its JSON lines) and an existing folder are all checked before
     the store folder is created; the positions' FENs and moves are checked as their chunk is read,
     and a store this call created is removed if one of them is bad.
@@ -312,6 +361,8 @@ def extract_activations(network, dataset: str | os.PathLike, store: str | os.Pat
         return ActivationFiles(store)
     lock = _Lock(store)
     try:
+        if announce is not None:
+            announce(_size(store, manifest))
         _run(engine, store, manifest, iter_dataset(data_file), batch_size, progress)
         manifest["complete"] = True
         if engine.provider != manifest["provider"]:
@@ -324,6 +375,16 @@ def extract_activations(network, dataset: str | os.PathLike, store: str | os.Pat
     finally:
         lock.release()
     return ActivationFiles(store)
+
+
+def _size(store: Path, manifest: dict) -> ExtractionSize:
+    """The :class:`ExtractionSize` of a store whose chunk files are partly written (or not at all)."""
+    dtype, lengths = manifest["dtype"], chunk_lengths(manifest["positions"], manifest["chunk_size"])
+    shapes = {t: tuple(s) for t, s in manifest["shapes"].items()}
+    left = sum(activation_bytes(n, {t: shapes[t]}, dtype) for i, n in enumerate(lengths) for t in manifest["taps"]
+               if not chunk_is_valid(store / t / chunk_name(i), (n,) + shapes[t], np.dtype(dtype)))
+    return ExtractionSize(manifest["positions"], tuple(manifest["taps"]), manifest["pool"], dtype,
+                          activation_bytes(manifest["positions"], {t: shapes[t] for t in manifest["taps"]}, dtype), left)
 
 
 def _run(engine, store: Path, manifest: dict, specs: Iterator, batch_size: int, progress) -> None:

@@ -310,3 +310,46 @@ def test_resume_redoes_damaged_chunks_and_refuses_a_second_writer(tmp_path, data
     store = extract_activations(engine, dataset, out, "input,block4", chunk_size=128)
     assert store.complete and store_files(out) == whole and not list(out.rglob("*.part"))
     assert (out / "input" / chunk_name(0)).stat().st_mtime_ns == kept
+
+
+# -- what extraction says before and while it writes (no shared data needed) ------------------------------
+def test_extract_says_the_folder_size_first_and_prints_progress_lines_off_a_terminal(tmp_path):
+    from conceptchess.activations import size_text
+    from tests.helpers import random_games, tiny_net
+
+    net, data = tiny_net(tmp_path / "net.pb.gz", 0, blocks=2, filters=8), random_games(tmp_path / "positions", games=6, plies=30)
+    positions = sum(1 for _ in (data / "positions.jsonl").open())
+    out = tmp_path / "acts"
+    # CliRunner's output is no terminal: progress comes as lines, one per report with the interval at 0
+    r = cli("activations", "extract", "--net", net, "--positions", data, "-o", out, "--taps", "input,block1", "--chunk-size", "64",
+            env={"CONCEPTCHESS_PROGRESS_EVERY": "0"})
+    assert r.exit_code == 0, r.output
+    arrays = sum(np.load(p).nbytes for p in out.glob("*/chunk_*.npy"))
+    assert arrays == positions * (112 + 8) * 64 * 2  # full 8×8 float16: input planes and 8 filters
+    lines = r.stdout.splitlines()
+    size = next(i for i, line in enumerate(lines) if line.startswith(f"{out}: {positions:,} positions × 2 taps (full, float16)"))
+    assert lines[size].endswith(f"≈ {size_text(arrays)}")
+    progress = [line for line in lines if line.startswith("extracting: ")]
+    assert progress[0].startswith(f"extracting: 0/{positions:,} (0%), ") and progress[-1].startswith(f"extracting: {positions:,}/{positions:,} (100%)")
+    assert len(progress) == 1 + -(-positions // 64)  # the start, then each finished chunk
+    assert all(", ETA " in line and " elapsed" in line for line in progress)
+    assert size < lines.index(progress[0])  # the size comes before anything is written
+
+
+def test_announce_counts_only_what_a_resumed_extraction_has_left(tmp_path):
+    from conceptchess.activations import ExtractionSize, activation_bytes
+    from tests.helpers import random_games, tiny_net
+
+    net, data = tiny_net(tmp_path / "net.pb.gz", 0), random_games(tmp_path / "positions", games=4, plies=30)
+    out, seen = tmp_path / "acts", []
+    store = extract_activations(net, data, out, "block0", chunk_size=32, announce=seen.append)
+    n = len(store)
+    whole = activation_bytes(n, {"block0": [8, 8, 8]})
+    assert seen == [ExtractionSize(n, ("block0",), "full", "float16", whole, whole)]
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({**manifest, "complete": False}))
+    (out / "block0" / chunk_name(1)).unlink()
+    extract_activations(net, data, out, "block0", chunk_size=32, announce=seen.append)
+    assert seen[1].total == whole and seen[1].left == 32 * 8 * 64 * 2
+    extract_activations(net, data, out, "block0", chunk_size=32, announce=seen.append)  # complete: nothing to say
+    assert len(seen) == 2

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from conceptchess.activations import DEFAULT_CHUNK_SIZE, ActivationFiles, extract_activations
-from conceptchess.cli.common import console, guarded
+from conceptchess.activations import DEFAULT_CHUNK_SIZE, ActivationFiles, ExtractionSize, extract_activations
+from conceptchess.cli.common import Bars, console, guarded
 from conceptchess.errors import ConceptChessError
 from conceptchess.networks import default_network
 
@@ -33,7 +33,8 @@ def extract(
 ):
     """Write the chosen taps of a network over every position of a dataset into a store folder.
 
-    Re-running the same command after an interruption keeps the finished chunks and does the rest.
+    Says the folder's size before writing it (full 8×8 taps take C×64×2 bytes per position and tap in
+    float16). Re-running the same command after an interruption keeps the finished chunks and does the rest.
     """
     if net is None:
         net = default_network()
@@ -41,8 +42,8 @@ def extract(
             raise ConceptChessError("no network given and none found (pass --net, set CONCEPTCHESS_NET or add one to engines/)")
     start = time.perf_counter()
     first_done: list[int] = []
-    with Progress(TextColumn("extracting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Bars(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+              TimeRemainingColumn(), console=console, transient=True) as bar:
         task = bar.add_task("extracting", total=None, rate="")
 
         def progress(done: int, total: int) -> None:
@@ -52,8 +53,11 @@ def extract(
             rate = (done - first_done[0]) / spent if spent > 0 else 0.0
             bar.update(task, completed=done, total=total, rate=f"{rate:,.0f} pos/s" if rate else "")
 
+        def announce(size: ExtractionSize) -> None:
+            bar.console.print(f"{output}: {size}", highlight=False, soft_wrap=True)
+
         store = extract_activations(net, positions, output, taps, pool=pool, dtype=dtype, chunk_size=chunk_size,
-                                    batch_size=batch_size, device=device, threads=threads, progress=progress)
+                                    batch_size=batch_size, device=device, threads=threads, progress=progress, announce=announce)
     already = first_done[0] if first_done else 0
     resumed = "" if not already else " (already complete)" if already == len(store) else f" ({already} were already there)"
     console.print(f"{output}: {len(store)} positions{resumed}, taps {', '.join(store.taps)} "
