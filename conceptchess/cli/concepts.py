@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import typer
+from rich import box
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from conceptchess.cli.common import console, guarded, options_named
 from conceptchess.concepts import CONCEPTS, is_available
@@ -16,29 +20,38 @@ from conceptchess.errors import ConceptChessError
 
 app = typer.Typer(help="Human chess concepts: list them, label positions with them.", no_args_is_help=True)
 
+SOURCE_NAMES = {"python-chess": "python-chess", "stockfish": "Stockfish 15.1 classical terms"}
+
 
 @app.command("list")
 @guarded
-def list_(family: str | None = typer.Option(None, "--family", help="Only this family (e.g. pawns, stockfish)")):
-    """Every concept: name, type, frame, family, definition and whether it can be computed here."""
+def list_(family: str | None = typer.Option(None, "--family", help="Only this family (e.g. pawns, stockfish)"),
+          long: bool = typer.Option(False, "--long", "-l", help="Also each concept's frame, definition, categories and whether it "
+                                                                 "can be computed here")):
+    """Every concept: name, type and family (--long: with its frame, definition and availability)."""
     concepts = [c for c in CONCEPTS.values() if family is None or c.family == family]
     if not concepts:
         families = sorted({c.family for c in CONCEPTS.values()})
         raise ConceptChessError(f"unknown family {family!r} (families: {', '.join(families)})")
-    missing = 0
-    t = Table(title=f"{len(concepts)} concepts")
-    t.add_column("name", no_wrap=True, min_width=max(len(c.name) for c in concepts))
-    t.add_column("type", no_wrap=True)
-    t.add_column("frame", no_wrap=True)
-    t.add_column("family", no_wrap=True)
-    t.add_column("definition", overflow="fold")
-    t.add_column("available")
-    for c in concepts:
-        definition = c.definition + (f" [{', '.join(f'{i} {k}' for i, k in enumerate(c.categories))}]" if c.categories else "")
-        ok = is_available(c)
-        missing += not ok
-        t.add_row(c.name, c.type, c.frame, c.family, definition, "yes" if ok else "[red]no[/red]")
-    console.print(t)
+    by_source = Counter(c.source for c in concepts)
+    parts = [f"{by_source[source]} {SOURCE_NAMES[source]}" for source in SOURCE_NAMES if by_source[source]]
+    title = f"{len(concepts)} concepts: {', '.join(parts)}"
+    console.print(title, highlight=False)
+    if long:
+        for c in concepts:
+            available = "" if is_available(c) else ", [red]unavailable[/red]"
+            console.print(f"\n[bold]{c.name}[/bold]  {c.type}, frame {c.frame}, {c.family}{available}", highlight=False)
+            categories = f" [{', '.join(f'{i} {k}' for i, k in enumerate(c.categories))}]" if c.categories else ""
+            console.print(Padding(Text(c.definition + categories), (0, 0, 0, 2)))
+    else:
+        t = Table(box=box.SIMPLE_HEAD)
+        t.add_column("name", no_wrap=True)
+        t.add_column("type", no_wrap=True)
+        t.add_column("family", no_wrap=True)
+        for c in concepts:
+            t.add_row(c.name, c.type, c.family + ("" if is_available(c) else " [red](unavailable)[/red]"))
+        console.print(t)
+    missing = sum(not is_available(c) for c in concepts)
     if missing:
         console.print(f"{missing} concepts unavailable: the stockfish binary was not found "
                       f"(${ENV_VAR}, `stockfish` on PATH, /usr/games/stockfish)")

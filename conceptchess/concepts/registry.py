@@ -15,6 +15,7 @@ Stockfish terms (``sf_…``) are absolute; the column word in their name (``whit
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -136,6 +137,24 @@ def register_pair(stem: str, definition: str, type: ConceptType, family: str,
             register(f"them_{stem}", text, type, "them", family, lambda ctx, f=function: f(ctx, ctx.them), **kw)
 
 
+def check_names(names: Iterable[str]) -> None:
+    """Refuse the names that are no concept, all of them in one line, each with the closest known names.
+
+    >>> check_names(["in_chek", "us_mobility", "matrial_diff"])
+    Traceback (most recent call last):
+    ...
+    conceptchess.concepts.registry.UnknownConceptError: unknown concepts 'in_chek' (did you mean in_check?), 'matrial_diff' (did you mean material_diff or material_phase or us_material?) (see `conceptchess concepts list`)
+    """
+    unknown = [n for n in unique(names) if n not in CONCEPTS]
+    if not unknown:
+        return
+    said = []
+    for n in unknown:
+        close = difflib.get_close_matches(n, CONCEPTS, n=3)
+        said.append(f"{n!r}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
+    raise UnknownConceptError(f"unknown concept{'s' if len(unknown) > 1 else ''} {', '.join(said)} (see `conceptchess concepts list`)")
+
+
 @dataclass
 class Selection:
     """Concept names split by backend, in the order asked for."""
@@ -158,9 +177,7 @@ def select(names: str | Iterable[str] | None = None, *, stockfish: bool | None =
         chosen = [c for c in CONCEPTS.values() if c.source == "python-chess" or (stockfish and c.source == "stockfish")]
     else:
         wanted = unique(split_names(names))
-        for n in wanted:
-            if n not in CONCEPTS:
-                raise UnknownConceptError(f"unknown concept {n!r} (see `conceptchess concepts list`)")
+        check_names(wanted)
         if not wanted:
             raise UnknownConceptError("no concept names given")
         chosen = [CONCEPTS[n] for n in wanted]

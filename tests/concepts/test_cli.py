@@ -37,9 +37,29 @@ def positions(tmp_path: Path) -> Path:
 def test_list_shows_every_concept() -> None:
     r = cli("concepts", "list")
     assert r.exit_code == 0, r.output
-    assert f"{len(CONCEPTS)} concepts" in r.stdout
+    assert r.stdout.startswith(f"{len(CONCEPTS)} concepts: {len(PY_NAMES)} python-chess, {len(CONCEPTS) - len(PY_NAMES)} Stockfish 15.1 classical terms\n")
     for name in ("in_check", "material_diff", "them_discovered_check_available", "sf_king_safety_white_eg", "game_phase"):
         assert name in r.stdout
+
+
+def test_list_is_compact_at_80_columns_and_long_gives_definitions() -> None:
+    """What a user met: 16,904 lines at 80 columns, the definitions folded into a one-character column."""
+    r = cli("concepts", "list", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert all(len(line.rstrip()) <= 80 for line in lines)
+    rows = {line.split()[0]: line.split()[1:] for line in lines if line.split() and line.split()[0] in CONCEPTS}
+    assert len(rows) == len(CONCEPTS) and len(lines) < len(CONCEPTS) + 10  # one line each
+    assert rows["in_check"] == ["binary", "threats"] and rows["game_phase"][0] == "categorical"
+    assert CONCEPTS["in_check"].definition not in r.stdout
+    r = cli("concepts", "list", "--long", "--family", "tactics", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.stdout.split())
+    assert r.stdout.startswith("8 concepts: 8 python-chess\n")
+    for name, c in CONCEPTS.items():
+        if c.family == "tactics":
+            assert f"{name} {c.type}, frame {c.frame}, tactics {c.definition}" in text, name
+    assert all(len(line.rstrip()) <= 80 for line in r.stdout.splitlines())
 
 
 def test_list_marks_stockfish_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,6 +108,8 @@ def test_label_parquet_dataset_folder(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("make_input,args,message", [
     (lambda d: write_jsonl(d / "p.jsonl", [{"id": 1}]), ["--concepts", "in_check,nope"], "unknown concept 'nope'"),
+    (lambda d: write_jsonl(d / "p.jsonl", [{"id": 1}]), ["--concepts", "in_chek,material_diff,us_mobilty"],
+     "unknown concepts 'in_chek' (did you mean in_check?), 'us_mobilty' (did you mean us_mobility or "),
     (lambda d: (d / "p.jsonl").write_text('{"id": 1}\n{"id": 2, \n'), [], "p.jsonl:2: malformed JSON"),
     (lambda d: write_jsonl(d / "p.jsonl", [{"id": 1}, {"id": 2, "moves": ["e2e4", "e2e4"]}]), [], "move 2 'e2e4' is illegal"),
     (lambda d: write_jsonl(d / "p.jsonl", [{"id": 1, "fen": "not a fen"}]), [], "malformed FEN"),

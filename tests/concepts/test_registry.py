@@ -79,6 +79,15 @@ def test_select() -> None:
     assert issubclass(UnknownConceptError, ConceptChessError) and issubclass(ConceptUnavailableError, ConceptChessError)
 
 
+def test_every_unknown_name_is_reported_with_the_closest_names() -> None:
+    with pytest.raises(UnknownConceptError) as e:
+        select("in_chek, material_diff, them_pawnz, qqqqq, in_chek")
+    message = str(e.value)
+    assert message.startswith("unknown concepts 'in_chek' (did you mean in_check?), 'them_pawnz' (did you mean them_pawns")
+    assert message.endswith(", 'qqqqq' (see `conceptchess concepts list`)") and message.count("in_chek") == 1
+    assert "\n" not in message
+
+
 def test_label_contract() -> None:
     board = chess.Board()
     for uci in ["e2e4", "e7e5", "g1f3"]:
