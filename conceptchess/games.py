@@ -16,13 +16,17 @@ is the one thing that grows with the input: a 64-bit hash per distinct position,
 ``clock`` is the side to move's time left after its previous move (its ``[%clk]`` comment), the
 TimeControl base time at plies 0 and 1 of a game with clock comments, and null without them.
 
-Game numbers count every game in the input, in order over all files, filtered or not, so ids
-(``g{game}-p{ply}``) stay the same whatever the filters. The manifest counts games read, kept (passed
-the filters and every move legal) and skipped per reason (``rating``, ``time_control``, ``variant``,
-``chess960``, ``illegal_move``); a game with an illegal move gives no position at all.
+Files are read one after another (``max_positions`` fills from the first files first), or with
+``interleave`` in turn, one game from each file while it lasts. Game numbers count every game in the
+input, in the order read, filtered or not, so ids (``g{game}-p{ply}``) stay the same whatever the
+filters. The manifest counts games read, kept (passed the filters and read without errors) and skipped
+per reason: the filters' (``rating``, ``time_control``, ``variant``, ``chess960``) and the errors'
+(``illegal_move``: one python-chess records in ``game.errors``; ``not_pgn``: text python-chess passes
+over silently — words between the moves, a "game" with neither tag pairs nor moves; ``pgn_error``: any
+other python-chess records, e.g. a malformed FEN tag). A game with an error gives no position at all.
 
-A file that is not PGN (a first "game" without tag pairs or legal moves, bytes that are not UTF-8) or
-whose compression is corrupt or truncated is a :class:`ConceptChessError` naming the file.
+A file that is not PGN (every game in it has errors, bytes that are not UTF-8) or whose compression is
+corrupt or truncated is a :class:`ConceptChessError` naming the file.
 :func:`open_text` reads any other text file (a Lichess CSV…) through the same plain / gzip / zstd
 readers, with the same checks.
 
@@ -42,7 +46,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -357,16 +361,69 @@ def position_key(board: chess.Board) -> tuple:
             board.clean_castling_rights(), board.ep_square if board.has_legal_en_passant() else -1)
 
 
-class _GameVisitor(chess.pgn.BaseVisitor):
-    """Builds the candidate records of one game while python-chess parses it (no game tree)."""
+# what python-chess's movetext parser reads (its own tokens) or passes over as PGN (comments, escape lines,
+# move numbers, check marks, "e.p.", white space); any other text, python-chess skips without a word
+_PGN_TEXT = re.compile(r"\{[^}]*\}?|;[^\n]*|^%[^\n]*|" + chess.pgn.MOVETEXT_REGEX.pattern + r"|\d+\.*|[+\#]|e\.p\.|\s+",
+                       re.MULTILINE | re.VERBOSE)
 
-    def __init__(self, reader: "PgnPositions"):
+
+def stray_text(movetext: str) -> str | None:
+    """The first word of ``movetext`` that is not PGN (python-chess passes over it silently), or None.
+
+    >>> stray_text("1. e4 { [%clk 0:01:00] } 1... e5?! 2. Qh5 Nc6 3. Bc4 Nf6 4. Qxf7# 1-0"), stray_text("1. e4 hello 1-0")
+    (None, 'hello')
+    """
+    if not _PGN_TEXT.sub("", movetext):
+        return None
+    pos = 0
+    for m in _PGN_TEXT.finditer(movetext):
+        if m.start() > pos:
+            break
+        pos = m.end()
+    start = max(movetext.rfind(" ", 0, pos), movetext.rfind("\n", 0, pos)) + 1
+    return movetext[start:].split(None, 1)[0]
+
+
+class _LineTap:
+    """The text python-chess reads a file's games from, line by line, keeping the lines of one game's
+    movetext between :meth:`start` (the movetext begins with the line last read) and :meth:`stop`."""
+
+    def __init__(self, text: io.TextIOBase):
+        self.text = text
+        self.last = ""
+        self.lines: list[str] | None = None
+
+    def readline(self) -> str:
+        self.last = self.text.readline()
+        if self.lines is not None:
+            self.lines.append(self.last)
+        return self.last
+
+    def start(self) -> None:
+        self.lines = [self.last]
+
+    def stop(self) -> str:
+        text = "".join(self.lines or ())
+        self.lines = None
+        return text
+
+
+_MOVE_ERRORS = (chess.IllegalMoveError, chess.AmbiguousMoveError, chess.InvalidMoveError)
+
+
+class _GameVisitor(chess.pgn.BaseVisitor):
+    """Builds the candidate records of one game while python-chess parses it (no game tree), and
+    notes what is wrong with it (:attr:`problem`)."""
+
+    def __init__(self, reader: "PgnPositions", tap: _LineTap):
         self.reader = reader
+        self.tap = tap
 
     def begin_game(self):
         self.headers = chess.pgn.Headers({})
         self.reason: str | None = None
         self.error: Exception | None = None
+        self.stray: str | None = None
         self.start: chess.Board | None = None
         self.moves: list[chess.Move] = []
         self.clocks: list = []  # clocks[i]: [%clk] after move i+1 (of the player who made it)
@@ -386,6 +443,7 @@ class _GameVisitor(chess.pgn.BaseVisitor):
         self.reason = self.reader.filter.reject(self.headers) if self.headers else None
         if self.reason is not None:
             return chess.pgn.SKIP
+        self.tap.start()
         r = self.reader
         self.game = r.game_index
         self.first = r.sampling.first_ply(self.game)
@@ -427,11 +485,25 @@ class _GameVisitor(chess.pgn.BaseVisitor):
             self.error = error
 
     def end_game(self):
+        movetext = self.tap.stop()
+        if self.reason is None:
+            self.stray = stray_text(movetext)
         if self.reason is None and self.error is None and self.start is not None:
             self._position(self.board, None)
 
     def result(self):
         return True
+
+    @property
+    def problem(self) -> tuple[str, str] | None:
+        """``(reason, message)`` of a game with errors (see the module docstring), None for a good one."""
+        if self.error is not None:
+            return ("illegal_move" if isinstance(self.error, _MOVE_ERRORS) else "pgn_error"), str(self.error)
+        if self.stray is not None:
+            return "not_pgn", f"text that is not PGN ({self.stray!r})"
+        if not self.headers and not self.moves:
+            return "not_pgn", "no tag pairs and no moves"
+        return None
 
     # -- records ------------------------------------------------------------------------------------
     def _position(self, board: chess.Board, move: chess.Move | None) -> None:
@@ -474,12 +546,27 @@ class SourceInfo:
 
 
 @dataclass
+class _OpenFile:
+    """One input file being read: its manifest entry, its counted bytes, its games, its errors."""
+
+    path: Path
+    info: SourceInfo
+    counting: _CountingReader
+    games: Iterator[_GameVisitor] | None = None
+    errors: int = 0
+    first_error: str = ""
+    finished: bool = False
+
+
+@dataclass
 class PgnPositions:
     """Iterate the position records of PGN files (see the module docstring); ``counts`` and
     ``sources`` fill in as it goes and are complete once the iteration ends.
 
     ``progress(done, total)`` is called now and then with the compressed bytes read so far and in all
-    (all files together); ``warn(message)`` with each game skipped for an illegal move.
+    (all files together); ``warn(message)`` with each game with tag pairs skipped for an error (games
+    without tag pairs are counted only: they are what text that is not PGN reads as). ``interleave``:
+    read the files in turn, one game from each, instead of one after another.
     """
 
     paths: list[str | os.PathLike]
@@ -487,6 +574,7 @@ class PgnPositions:
     sampling: Sampling = field(default_factory=Sampling)
     progress: Progress | None = None
     warn: Callable[[str], None] | None = None
+    interleave: bool = False
 
     def __post_init__(self):
         self.paths = [Path(p) for p in self.paths]
@@ -516,95 +604,136 @@ class PgnPositions:
 
     def __iter__(self) -> Iterator[dict]:
         seen: set[int] = set()
-        done_before = 0
         total = self.total_bytes
+        max_positions = self.sampling.max_positions
         if self.progress is not None:
             self.progress(0, total)
-        for path in self.paths:
+        files: list[_OpenFile] = []
+        last_report = -1
+        with ExitStack() as stack:
+            for f, visitor in self._games_in_order(stack, files):
+                n = self.game_index
+                self.game_index += 1
+                f.info.games += 1
+                self.counts["games_read"] += 1
+                yield from self._records(f, visitor, n, seen)
+                if max_positions is not None and self.counts["positions_written"] >= max_positions:
+                    self.stopped_early = True
+                if self.progress is not None and (n & 15 == 0 or self.stopped_early):
+                    done = sum(o.counting.count for o in files)
+                    if done != last_report:
+                        self.progress(done, total)
+                        last_report = done
+                if self.stopped_early:
+                    break
+            for f in files:
+                if not f.finished:  # stopped early: hash the rest, so the manifest names every input exactly
+                    f.counting.drain()
+                    f.info.sha256 = f.counting.sha.hexdigest()
+        for rest in self.paths[len(files):]:
+            self.sources.append(SourceInfo(rest.name, str(rest), compression_of(rest), rest.stat().st_size, sha256_of(rest)))
+        if self.progress is not None and not self.stopped_early:
+            self.progress(total, total)
+
+    def _games_in_order(self, stack: ExitStack, files: list[_OpenFile]) -> Iterator[tuple[_OpenFile, _GameVisitor]]:
+        """Each game as python-chess parses it, with its file: file after file, or in turn (interleave)."""
+        def open_file(path: Path) -> _OpenFile:
             info = SourceInfo(path.name, str(path), compression_of(path), path.stat().st_size)
             self.sources.append(info)
-            with open(path, "rb", buffering=0) as raw:
-                counting = _CountingReader(raw, _ZstdFrames() if info.compression == "zstd" else None)
-                yield from self._read_file(path, info, counting, seen, done_before, total)
-                counting.drain()
-            info.sha256 = counting.sha.hexdigest()
-            done_before += info.bytes
-            if self.stopped_early:
-                # hash the files not read, so the manifest still names every input exactly
-                for rest in self.paths[len(self.sources):]:
-                    self.sources.append(SourceInfo(rest.name, str(rest), compression_of(rest), rest.stat().st_size, sha256_of(rest)))
-                return
+            raw = stack.enter_context(open(path, "rb", buffering=0))
+            f = _OpenFile(path, info, _CountingReader(raw, _ZstdFrames() if info.compression == "zstd" else None))
+            f.games = self._read_file(f)
+            files.append(f)
+            return f
 
-    def _read_file(self, path: Path, info: SourceInfo, counting: _CountingReader, seen: set, done_before: int,
-                   total: int) -> Iterator[dict]:
-        text = _text_stream(counting, info.compression)
-        visitor = _GameVisitor(self)
-        max_positions = self.sampling.max_positions
-        source = path.name
-        last_report = -1
+        if not self.interleave:
+            for path in self.paths:
+                f = open_file(path)
+                for visitor in f.games:
+                    yield f, visitor
+                self._finish(f)
+            return
+        active = [open_file(path) for path in self.paths]
+        while active:
+            for f in list(active):
+                visitor = next(f.games, None)
+                if visitor is None:
+                    self._finish(f)
+                    active.remove(f)
+                else:
+                    yield f, visitor
+
+    def _read_file(self, f: _OpenFile) -> Iterator[_GameVisitor]:
+        """The games of one file, each as its visitor once python-chess has parsed it (the same visitor
+        object each time: read it before asking for the next game)."""
+        tap = _LineTap(_text_stream(f.counting, f.info.compression))
+        visitor = _GameVisitor(self, tap)
         while True:
             try:
-                found = chess.pgn.read_game(text, Visitor=lambda: visitor)
+                found = chess.pgn.read_game(tap, Visitor=lambda: visitor)
             except Exception as e:
-                err = _read_error(path, info.compression, counting, e, "; is it a PGN file?")
+                err = _read_error(f.path, f.info.compression, f.counting, e, "; is it a PGN file?")
                 if err is None:
                     raise
                 raise err from None
             if found is None:
-                err = _truncated(path, counting)
+                err = _truncated(f.path, f.counting)
                 if err is not None:
                     raise err
-                break
-            n = self.game_index
-            self.game_index += 1
-            info.games += 1
-            self.counts["games_read"] += 1
-            if not visitor.headers:
-                if not visitor.moves:
-                    raise ConceptChessError(f"{path}: not PGN (game {info.games} has no tag pairs and no legal moves)")
-                visitor.reason = visitor.reason or self.filter.reject(visitor.headers)
-            if visitor.reason is not None:
-                self.skipped[visitor.reason] += 1
-            elif visitor.error is not None:
-                self.skipped["illegal_move"] += 1
-                if self.warn is not None:
-                    site = visitor.headers.get("Site", "?")
-                    self.warn(f"{path.name}: game {info.games} (id g{n}, {site}) skipped: {visitor.error}")
-            else:
-                self.counts["games_kept"] += 1
-                for rec, key in visitor.records(source):
-                    if key is not None:
-                        h = hash(key)
-                        if h in seen:
-                            self.counts["positions_dropped_as_duplicates"] += 1
-                            continue
-                        seen.add(h)
-                    yield rec
-                    self.counts["positions_written"] += 1
-                    if max_positions is not None and self.counts["positions_written"] >= max_positions:
-                        self.stopped_early = True
-                        break
-            if self.progress is not None and (n & 15 == 0 or self.stopped_early):
-                done = done_before + counting.count
-                if done != last_report:
-                    self.progress(done, total)
-                    last_report = done
-            if self.stopped_early:
                 return
-        if self.progress is not None:
-            self.progress(done_before + counting.count, total)
+            yield visitor
+
+    def _finish(self, f: _OpenFile) -> None:
+        """A file read to its end: refused when every game in it has errors, else hashed."""
+        if f.info.games and f.errors == f.info.games:
+            said = "its only game has" if f.info.games == 1 else f"all its {f.info.games} games have"
+            raise ConceptChessError(f"{f.path}: not PGN ({said} errors; game 1: {f.first_error})")
+        f.counting.drain()
+        f.info.sha256 = f.counting.sha.hexdigest()
+        f.finished = True
+
+    def _records(self, f: _OpenFile, visitor: _GameVisitor, n: int, seen: set[int]) -> Iterator[dict]:
+        """Count game number ``n`` (kept, or skipped for a filter or an error) and yield its records."""
+        problem = visitor.problem if visitor.reason is None else None
+        if not visitor.headers and problem is None:
+            visitor.reason = visitor.reason or self.filter.reject(visitor.headers)
+        if visitor.reason is not None:
+            self.skipped[visitor.reason] += 1
+            return
+        if problem is not None:
+            reason, message = problem
+            self.skipped[reason] += 1
+            f.errors += 1
+            f.first_error = f.first_error or message
+            if self.warn is not None and visitor.headers:
+                site = visitor.headers.get("Site", "?")
+                self.warn(f"{f.path.name}: game {f.info.games} (id g{n}, {site}) skipped: {message}")
+            return
+        self.counts["games_kept"] += 1
+        max_positions = self.sampling.max_positions
+        for rec, key in visitor.records(f.path.name):
+            if key is not None:
+                h = hash(key)
+                if h in seen:
+                    self.counts["positions_dropped_as_duplicates"] += 1
+                    continue
+                seen.add(h)
+            yield rec
+            self.counts["positions_written"] += 1
+            if max_positions is not None and self.counts["positions_written"] >= max_positions:
+                return
 
 
 def pgn_dataset(paths: Iterable[str | os.PathLike], output: str | os.PathLike, *, filter: GameFilter | None = None,
                 sampling: Sampling | None = None, overwrite: bool = False, progress: Progress | None = None,
-                warn: Callable[[str], None] | None = None) -> dict:
+                warn: Callable[[str], None] | None = None, interleave: bool = False) -> dict:
     """Write the positions of PGN files to a dataset folder; returns its manifest.
 
     Nothing is left behind on error (the dataset is written to a temporary folder renamed at the end).
     ``progress(done, total)`` counts compressed bytes read (see :class:`PgnPositions`); its first call,
     ``(0, total)``, comes once the inputs are checked, before reading.
     """
-    reader = PgnPositions(list(paths), filter or GameFilter(), sampling or Sampling(), progress, warn)
+    reader = PgnPositions(list(paths), filter or GameFilter(), sampling or Sampling(), progress, warn, interleave)
     for p in reader.paths:
         compression_of(p)  # refuse misnamed files before anything is written
     manifest = {"kind": "positions", "origin": HUMAN_GAMES, "made_by": "positions from-pgn"}
@@ -617,7 +746,7 @@ def pgn_dataset(paths: Iterable[str | os.PathLike], output: str | os.PathLike, *
             filters={"min_rating": f.min_rating, "max_rating": f.max_rating, "time_controls": list(f.time_controls),
                      "variants": "standard only (no Chess960)"},
             sampling={"skip_plies": s.skip_plies, "every": s.every, "max_positions": s.max_positions, "dedup": s.dedup,
-                      "final_positions": True},
+                      "final_positions": True, "files": "in turn" if interleave else "one after another"},
             seed=s.seed,
             counts=reader.summary(),
             software=software_versions("chess", "numpy"),

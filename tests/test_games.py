@@ -15,7 +15,7 @@ import pytest
 import zstandard
 
 from conceptchess.errors import ConceptChessError
-from conceptchess.games import GameFilter, Sampling, _ZstdFrames, open_text, parse_clock, speed_class
+from conceptchess.games import GameFilter, Sampling, _ZstdFrames, open_text, parse_clock, speed_class, stray_text
 from conceptchess.lc0.encoder import game_histories
 from conceptchess.positions import PositionSpec
 from tests.helpers import DATA, cli
@@ -330,6 +330,87 @@ def test_illegal_move_skips_the_game_with_a_warning(tmp_path):
     assert [x["id"] for x in recs] == ["g0-p0", "g0-p1", "g0-p2", "g2-p0", "g2-p1"]
     c = man["counts"]
     assert (c["games_read"], c["games_kept"], c["games_with_illegal_moves"], c["games_skipped"]) == (3, 2, 1, {"illegal_move": 1})
+
+
+# -- games with errors: python-chess's game.errors, and the text it passes over without a word -------------
+def test_stray_text_is_what_python_chess_passes_over():
+    lichess = ("1. e4 { [%eval 0.17] [%clk 0:03:00] } 1... c5 { [%clk 0:03:00] } 2. Nf3?! $6 d6 (2... Nc6 3. d4)\n"
+               "3. d4 cxd4 4. O-O-O+ e8=Q# 5. exd6 e.p. -- ; a rest-of-line comment, words and all\n"
+               "% an escape line, words and all\n1/2-1/2")
+    assert stray_text(lichess) is None and stray_text("") is None and stray_text("{ an unterminated comment") is None
+    assert stray_text("1. e4 e5 2. Nf3 xyzzy Nc6 *") == "xyzzy"
+    assert stray_text("Hello this is some text\nnot a pgn at all, just words.\n1. e4\n") == "Hello"
+    assert stray_text("1. e4 be4ch") == "be4ch"  # the whole word, though python-chess reads 'be4' out of it
+
+
+GARBAGE = "Hello this is some text\nnot a pgn at all, just words.\n1. e4\nmore garbage here & stuff\n"
+
+
+def test_text_with_a_move_among_garbage_is_refused(tmp_path):
+    """What a user met: "wrote 2 positions from 1 of 1 games (skipped: none)" for this file; python-chess
+    records no error for it (game.errors is empty)."""
+    p = tmp_path / "notes.txt"
+    p.write_text(GARBAGE)
+    assert chess.pgn.read_game(open(p)).errors == []
+    r = cli("positions", "from-pgn", p, "-o", tmp_path / "ds")
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert r.stderr.startswith(f"error: {p}: not PGN (its only game has errors; game 1: text that is not PGN ('Hello'))")
+    assert not (tmp_path / "ds").exists()
+
+
+def test_games_with_errors_are_skipped_and_counted_by_reason(tmp_path):
+    p = tmp_path / "mixed.pgn"
+    p.write_text(
+        game({"Site": "ok1", "Result": "*"}, "1. e4 e5 *")
+        + "Some notes between the games\n\n"                                            # not_pgn: no tag pairs (counted, not warned)
+        + game({"Site": "words", "Result": "*"}, "1. d4 d5 2. c4 really? e6 *")           # not_pgn: a stray word, warned
+        + game({"Site": "illegal", "Result": "*"}, "1. e4 e5 2. Ke3 *")                   # illegal_move (game.errors)
+        + game({"Site": "fen", "Result": "*", "SetUp": "1", "FEN": "8/8/8/8 w - - 0 1"}, "*")  # pgn_error (game.errors)
+        + "1. c4 e5 *\n\n"                                                               # import format: no tag pairs, kept
+        + game({"Site": "ok2", "Result": "*"}, "1. Nf3 *"))
+    r = ok("from-pgn", p, "-o", tmp_path / "ds")
+    recs, man = load(tmp_path / "ds")
+    c = man["counts"]
+    assert c["games_skipped"] == {"illegal_move": 1, "not_pgn": 2, "pgn_error": 1}
+    assert (c["games_read"], c["games_kept"], c["games_with_illegal_moves"]) == (7, 3, 1)
+    assert per_game(recs) == {0: 3, 5: 3, 6: 2}
+    warnings = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 3 and "(id g2, words) skipped: text that is not PGN ('really?')" in warnings[0]
+    assert "Ke3" in warnings[1] and "(id g4, fen)" in warnings[2]
+    assert "skipped: illegal_move 1, not_pgn 2, pgn_error 1" in r.stdout
+
+
+def test_a_file_where_every_game_has_errors_is_refused(tmp_path, filters_pgn):
+    bad = tmp_path / "bad.pgn"
+    bad.write_text(game({"Site": "a", "Result": "*"}, "1. e4 e5 2. Ke3 *") + game({"Site": "b", "Result": "*"}, "1. e5 *"))
+    r = cli("positions", "from-pgn", filters_pgn, bad, "-o", tmp_path / "ds")
+    assert r.exit_code == 2, r.output
+    assert f"error: {bad}: not PGN (all its 2 games have errors; game 1: illegal san: 'Ke3'" in r.stderr
+    assert not (tmp_path / "ds").exists()
+
+
+# -- several files: one after another, or in turn ----------------------------------------------------------
+def test_max_positions_fills_from_the_first_file_unless_interleave(filters_pgn, tmp_path):
+    other = tmp_path / "other.pgn"
+    other.write_text(game({"Site": "o0", "Result": "*"}, "1. d4 d5 *") + game({"Site": "o1", "Result": "*"}, "1. c4 *"))
+    ok("from-pgn", filters_pgn, other, "-o", tmp_path / "seq", "--max-positions", "20")
+    recs, man = load(tmp_path / "seq")
+    assert {r["source"] for r in recs} == {"filters.pgn"} and [s["games"] for s in man["sources"]] == [3, 0]
+    assert man["sampling"]["files"] == "one after another"
+    ok("from-pgn", filters_pgn, other, "-o", tmp_path / "mixed", "--max-positions", "20", "--interleave")
+    recs, man = load(tmp_path / "mixed")
+    # game numbers in the order read: filters.pgn's G0 (7 positions), other's first (3), G1 (5), other's second (2),
+    # then 3 of G2's 9, filters.pgn alone once other.pgn has ended
+    assert per_game(recs) == {0: 7, 1: 3, 2: 5, 3: 2, 4: 3}
+    assert [r["source"] for r in recs if r["ply"] == 0] == ["filters.pgn", "other.pgn", "filters.pgn", "other.pgn", "filters.pgn"]
+    assert man["sampling"]["files"] == "in turn" and man["counts"]["stopped_at_max_positions"] is True
+    for s, f in zip(man["sources"], (filters_pgn, other)):
+        assert s["sha256"] == hashlib.sha256(f.read_bytes()).hexdigest()
+    ok("from-pgn", filters_pgn, other, "-o", tmp_path / "all", "--interleave")
+    recs, man = load(tmp_path / "all")
+    assert len(recs) == 34 + 5 and [s["games"] for s in man["sources"]] == [7, 2] and man["counts"]["games_read"] == 9
+    help_text = " ".join(cli("positions", "from-pgn", "--help").stdout.split())
+    assert "the first ones fill it first" in help_text and "--interleave" in help_text
 
 
 def _truncated_zst(tmp_path: Path) -> Path:

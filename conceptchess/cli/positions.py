@@ -35,15 +35,21 @@ def from_pgn(
              "Lichess) and/or raw TimeControl values like 180+2; repeat or comma-separate"),
     skip_plies: int = typer.Option(0, "--skip-plies", help="Skip the first N plies of each game"),
     every: int = typer.Option(1, "--every", help="Keep every K-th position of a game, from a seeded offset below K"),
-    max_positions: int | None = typer.Option(None, "--max-positions", help="Stop after writing this many positions"),
+    max_positions: int | None = typer.Option(
+        None, "--max-positions",
+        help="Stop after writing this many positions; the files are read one after another, so the first ones fill it "
+             "first (--interleave: from every file)"),
+    interleave: bool = typer.Option(False, "--interleave", help="Read the files in turn, one game from each while it lasts "
+                                                                "(game numbers follow that order)"),
     dedup: bool = typer.Option(False, "--dedup", help="Drop positions (pieces, side to move, castling, en passant) already written"),
     seed: int = typer.Option(0, "--seed", help="Seed of every random choice (the --every offsets)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset"),
 ):
     """Positions of recorded games, final positions included (their move is null).
 
-    Reads the files as a stream (constant memory). Skips Chess960 and other variants, and games with an
-    illegal move (warned and counted in the manifest).
+    Reads the files as a stream (constant memory), one after another unless --interleave. Skips Chess960
+    and other variants, and games with errors: an illegal move, or text that is not PGN (counted by
+    reason in the manifest; games with tag pairs warned). A file where every game has errors is refused.
     """
     filt = GameFilter(min_rating, max_rating, tuple(split_names(time_control)))
     sampling = Sampling(skip_plies, every, max_positions, dedup, seed)
@@ -55,12 +61,12 @@ def from_pgn(
         if warned <= _MAX_WARNINGS:
             err_console.print(f"warning: {message}", markup=False, highlight=False, soft_wrap=True)
         elif warned == _MAX_WARNINGS + 1:
-            err_console.print("warning: more games with illegal moves skipped (counted in the manifest)", highlight=False)
+            err_console.print("warning: more games with errors skipped (counted in the manifest)", highlight=False)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         task = bar.add_task("reading", total=None)
-        manifest = pgn_dataset(games, output, filter=filt, sampling=sampling, overwrite=overwrite, warn=warn,
+        manifest = pgn_dataset(games, output, filter=filt, sampling=sampling, overwrite=overwrite, warn=warn, interleave=interleave,
                                progress=lambda done, total: bar.update(task, completed=done, total=total))
     c = manifest["counts"]
     skipped = ", ".join(f"{k} {v}" for k, v in c["games_skipped"].items()) or "none"
