@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from conceptchess.cli.common import console, guarded, options_named
+from conceptchess.cli.common import console, err_console, guarded, options_named
 from conceptchess.store import connect
 from conceptchess.study import report as study_report
 from conceptchess.study import sessions, terminal
@@ -21,7 +21,8 @@ app.add_typer(session_app, name="session")
 
 DB_HELP = "Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
 # the library's arguments as this command's options, in the messages that name them
-OPTIONS = {"line": "--line", "seed": "--seed", "blind": "--blind"}
+OPTIONS = {"line": "--line", "seed": "--seed", "blind": "--blind", "include_rejected": "--include-rejected", "again": "--again",
+           "all_puzzles": "--all-puzzles"}
 
 
 @session_app.command("new")
@@ -32,13 +33,28 @@ def session_new(expert: str = typer.Option(..., "--expert", help="Expert's name 
                 collection: str = typer.Option(..., "--collection", "-c", help="Collection the expert solves"),
                 blind: bool = typer.Option(False, "--blind", help="Blinded: shuffled by a recorded seed, no concept shown"),
                 seed: int | None = typer.Option(None, "--seed", help="Order seed of a blinded session (drawn if not given)"),
+                include_rejected: bool = typer.Option(False, "--include-rejected",
+                                                      help="Also show the puzzles that `puzzles verify` rejected (left out by default)"),
+                again: bool = typer.Option(False, "--again", help="Start another session of this expert, phase and collection"),
                 db: str | None = typer.Option(None, "--db", help=DB_HELP)):
-    """Start a session; prints its id as the last line."""
-    sess = sessions.new_session(connect(db), expert, phase, collection, blind, seed)
+    """Start a session on the collection's puzzles that verification did not reject; prints its id as the last line."""
+    sess = sessions.new_session(connect(db), expert, phase, collection, blind, seed, include_rejected=include_rejected, again=again)
+    if sess.earlier:
+        err_console.print(f"warning: {expert} already has {phase} session(s) {', '.join(map(str, sess.earlier))} on {collection!r}; "
+                          "this one shows the same puzzles again (--again)", highlight=False)
     n = len(sess.puzzle_order)
-    extra = f", blinded, order seed {sess.order_seed} (sheet: conceptchess puzzles export -c {collection!r} --blind --seed {sess.order_seed})" \
-        if sess.blinded else ""
-    console.print(f"session for {expert}, phase {phase}, collection {collection!r}: {n} puzzles{extra}", highlight=False)
+    notes = []
+    if sess.left_out:
+        notes.append(f"{len(sess.left_out)} left out (rejected by `puzzles verify`; --include-rejected shows them)")
+    if sess.rejected_kept:
+        notes.append(f"{sess.rejected_kept} rejected by `puzzles verify`, shown anyway (--include-rejected)")
+    if sess.unverified:
+        notes.append(f"{sess.unverified} never verified, shown")
+    sheet = f"conceptchess puzzles export -c {collection!r} --blind --seed {sess.order_seed}"
+    sheet += " --verified-only" if sess.left_out else ""  # the session's puzzles, in its order
+    extra = f", blinded, order seed {sess.order_seed} (sheet: {sheet})" if sess.blinded else ""
+    console.print(f"session for {expert}, phase {phase}, collection {collection!r}: {n} puzzles"
+                  f"{' (' + '; '.join(notes) + ')' if notes else ''}{extra}", highlight=False)
     print(sess.id)
 
 
@@ -94,19 +110,31 @@ def import_(csv_file: Path = typer.Argument(..., help="CSV with session, puzzle,
 def report(output: Path | None = typer.Option(None, "--output", "-o", help="Prefix of the PNG and HTML (default: puzzles/eval-report)"),
            seed: int = typer.Option(0, "--seed", help="Bootstrap seed"),
            resamples: int = typer.Option(2000, "--resamples", min=100, help="Bootstrap resamples"),
+           all_puzzles: bool = typer.Option(False, "--all-puzzles",
+                                            help="Compare each expert's whole before and after sets (default: the puzzles in both)"),
            db: str | None = typer.Option(None, "--db", help=DB_HELP)):
-    """Solve rates per expert × concept × phase, before → after with bootstrap CIs, concept vs control across experts."""
+    """Solve rates per expert × concept × phase, before → after with bootstrap CIs, concept vs control across experts.
+
+    Each expert's change compares the puzzles that expert answered in both phases; where there are none (a blinded
+    design with a different sheet after), the whole sets, as the report says."""
     rp = study_report
-    rep = rp.report(connect(db), seed=seed, resamples=resamples, output=output or rp.REPORT_PREFIX)
+    rep = rp.report(connect(db), seed=seed, resamples=resamples, output=output or rp.REPORT_PREFIX, all_puzzles=all_puzzles)
     for title, head, rows, caption in [
-            ("Solve rates", rp.RATE_HEAD, [rp.rate_cells(r) for r in rep.rates], None),
+            ("Solve rates", rp.RATE_HEAD, [rp.rate_cells(r) for r in rep.rates], rp.LINE_METHOD),
             (f"Before → after, per expert (bootstrap seed {seed})", rp.CHANGE_HEAD, [rp.change_cells(c) for c in rep.changes],
              rp.CHANGE_METHOD),
-            (rp.COMPARISON_TITLE, rp.COMPARISON_HEAD, [rp.comparison_cells(c) for c in rep.comparisons], rp.COMPARISON_METHOD)]:
+            (rp.COMPARISON_TITLE, rp.COMPARISON_HEAD, [rp.comparison_cells(c, rep.all_puzzles) for c in rep.comparisons],
+             rp.COMPARISON_METHOD)]:
         t = Table(*head, title=title, caption=caption)
         for row in rows:
             t.add_row(*row)
         console.print(t)
+    # the notes under the table: beside it they would wrap it past a terminal's width
+    for c in rep.comparisons:
+        if note := rp.comparison_note(c):
+            console.print(f"{c.group}: {note}", highlight=False)
+    console.print(rp.compared_sentence(rep) + ("" if all_puzzles else " (--all-puzzles compares the whole sets everywhere.)"),
+                  highlight=False)
     console.print(f"wrote {rep.png} and {rep.html}")
 
 

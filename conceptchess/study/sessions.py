@@ -7,7 +7,18 @@ whole line) an expert gave for one puzzle of the session, graded on entry
 (:func:`conceptchess.study.grading.grade`); a second answer for the same puzzle in the same session
 is refused (and the database's unique constraint refuses it even when two processes race). Each
 answer is committed on its own as soon as it is given, so an interrupted interactive session loses
-nothing already answered and resumes where it stopped. A CSV of answers is stored all or nothing.
+nothing already answered and resumes where it stopped. A CSV of answers is stored all or nothing, and
+a file that answers the same puzzle of a session twice is refused with the rows that do.
+
+Which puzzles a session shows: the collection's, less those whose latest verification rejected them
+(``verified`` False: ``conceptchess puzzles verify`` found their solution is not the only winning
+line); ``include_rejected=True`` keeps them. A puzzle never verified (``verified`` None, e.g. an
+imported Lichess puzzle, which Lichess has checked already) is kept, and counted. It is the rule of
+``export_collection(verified_only=True)``, so a blinded session's order and its sheet agree. Each
+puzzle's number is its place in the session's order, as on its sheet (the ``Round`` of the export).
+
+An expert gets one session per phase and collection: a second one (which would show the same puzzles
+again) is refused unless asked for with ``again=True``.
 
 Every function here does its database work in one transaction and returns plain values
 (:class:`ExpertSession`, :class:`RecordedAnswer`, :class:`SessionPuzzle`), usable after it closes.
@@ -23,8 +34,9 @@ import csv
 import os
 import secrets
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -61,6 +73,16 @@ class ExpertSession:
 
 
 @dataclass(frozen=True)
+class NewSession(ExpertSession):
+    """A session just started (:func:`new_session`), and what starting it left out or found."""
+
+    left_out: tuple[str, ...] = ()  # puzzles of the collection left out: their latest verification rejected them
+    rejected_kept: int = 0  # rejected puzzles kept (include_rejected=True)
+    unverified: int = 0  # puzzles shown that were never verified (kept)
+    earlier: tuple[int, ...] = ()  # the expert's earlier sessions in this phase on this collection (again=True)
+
+
+@dataclass(frozen=True)
 class RecordedAnswer:
     """One stored answer and its grade."""
 
@@ -90,10 +112,11 @@ class SessionPuzzle:
     key: AnswerKey
     start_fen: str | None = None  # where the leading moves start
     leading_moves: tuple[str, ...] = ()  # UCI, the last one the opponent's move that led to the position shown
+    number: int = 0  # its place in the session's order, from 1: the number on the session's sheet
 
     @classmethod
-    def of(cls, p: PuzzleRecord) -> SessionPuzzle:
-        return cls(p.id, AnswerKey.of(p), p.start_fen, tuple(p.leading_moves or ()))
+    def of(cls, p: PuzzleRecord, number: int = 0) -> SessionPuzzle:
+        return cls(p.id, AnswerKey.of(p), p.start_fen, tuple(p.leading_moves or ()), number)
 
     def last_move(self) -> str | None:
         """The move that led to the position, numbered (``31...Kh8``); None when not known."""
@@ -130,9 +153,12 @@ def check_phase(phase: str) -> str:
     return phase
 
 
-def new_session(db, expert: str, phase: str, collection: str, blind: bool = False, seed: int | None = None) -> ExpertSession:
-    """Start a session (the expert is created on first use). Blinded: the order is the collection's
-    shuffled by ``seed`` (drawn when not given); otherwise the collection's own order."""
+def new_session(db, expert: str, phase: str, collection: str, blind: bool = False, seed: int | None = None, *,
+                include_rejected: bool = False, again: bool = False) -> NewSession:
+    """Start a session (the expert is created on first use) on the collection's puzzles less those its
+    latest verification rejected (``include_rejected``: all of them). Blinded: the order is theirs
+    shuffled by ``seed`` (drawn when not given); otherwise the collection's own order. A second session
+    of the same expert in the same phase on the same collection is refused unless ``again``."""
     check_phase(phase)
     expert = (expert or "").strip()
     if not expert or len(expert) > 200:
@@ -140,23 +166,39 @@ def new_session(db, expert: str, phase: str, collection: str, blind: bool = Fals
     if seed is not None and not blind:
         raise ArgumentError("{seed} orders a blinded session; add {blind}", seed="seed", blind="blind=True")
 
-    def work(s: Session) -> ExpertSession:
-        ids = [p.id for p in collection_puzzles(s, collection)]
-        if not ids:
+    def work(s: Session) -> NewSession:
+        puzzles = collection_puzzles(s, collection)
+        if not puzzles:
             raise ConceptChessError(f"collection {collection!r} has no puzzles")
+        rejected = [p.id for p in puzzles if p.verified is False]
+        shown = puzzles if include_rejected else [p for p in puzzles if p.verified is not False]
+        if not shown:
+            raise ArgumentError("{include_rejected} shows them anyway", include_rejected="include_rejected=True",
+                                prefix=f"verification rejected all {len(puzzles)} puzzles of collection {collection!r}; ")
+        ids = [p.id for p in shown]
         c = find_collection(s, collection)
         e = s.scalar(select(Expert).where(Expert.name == expert))
         if e is None:
             e = Expert(name=expert)
             s.add(e)
             s.flush()
+        earlier = s.scalars(select(EvalSession).where(EvalSession.expert_id == e.id, EvalSession.phase == phase,
+                                                      EvalSession.collection_id == c.id).order_by(EvalSession.id)).all()
+        if earlier and not again:
+            last = earlier[-1]
+            answered = s.scalar(select(func.count(Answer.id)).where(Answer.session_id == last.id))
+            raise ArgumentError("answer in it, or add {again} to start another", again="again=True",
+                                prefix=f"{e.name} already has a {phase} session on collection {c.name!r}: session {last.id} "
+                                       f"({answered} of {len(last.puzzle_order)} answered, started {last.created_at:%Y-%m-%d %H:%M}); ")
         order_seed = (secrets.randbelow(2**31) if seed is None else int(seed)) if blind else None
         order = blind_order(ids, order_seed) if blind else ids
         sess = EvalSession(expert_id=e.id, phase=phase, collection_id=c.id, blinded=bool(blind), order_seed=order_seed,
                            puzzle_order=order)
         s.add(sess)
         s.flush()
-        return ExpertSession.of(sess, e.name, c.name)
+        return replace(NewSession.of(sess, e.name, c.name), left_out=() if include_rejected else tuple(rejected),
+                       rejected_kept=len(rejected) if include_rejected else 0, unverified=sum(p.verified is None for p in shown),
+                       earlier=tuple(x.id for x in earlier))
 
     return _retrying(db, work)
 
@@ -185,7 +227,7 @@ def pending(db, session_id: int) -> tuple[ExpertSession, list[SessionPuzzle], in
         done = set(s.scalars(select(Answer.puzzle_id).where(Answer.session_id == sess.id)))
         order = list(sess.puzzle_order)
         puzzles = stored_puzzles(s, order)
-        todo = [SessionPuzzle.of(puzzles[i]) for i in order if i not in done and i in puzzles]
+        todo = [SessionPuzzle.of(puzzles[i], k) for k, i in enumerate(order, start=1) if i not in done and i in puzzles]
         return ExpertSession.of(sess, sess.expert.name, sess.collection.name, len(done)), todo, len(order)
 
 
@@ -252,7 +294,8 @@ ANSWER_COLUMNS = {"session": ("session", "session_id"), "puzzle": ("puzzle", "pu
 
 def import_answers(db, path: str | os.PathLike) -> int:
     """Answers from a CSV (columns ``session, puzzle, move`` and optionally ``line, seconds,
-    confidence, comment``), all or nothing: one bad row stores none. Returns the number stored."""
+    confidence, comment``), all or nothing: one bad row stores none, and a file that answers a puzzle
+    of a session on two rows is refused naming them. Returns the number stored."""
     path = Path(path)
     try:
         f = open(path, newline="", encoding="utf-8")
@@ -281,12 +324,24 @@ def import_answers(db, path: str | os.PathLike) -> int:
         except ValueError:
             raise ConceptChessError(f"{where}: {name} {value!r} is not a number") from None
 
+    sessions = []
+    for line_num, r in rows:
+        sid = num(r["session"], int, f"{path}:{line_num}", "session")
+        if sid is None:
+            raise ConceptChessError(f"{path}:{line_num}: no session id")
+        sessions.append(sid)
+    # a file's second answer to a puzzle would be refused by the first one, not yet stored: name the rows instead
+    lines_of = defaultdict(list)
+    for sid, (line_num, r) in zip(sessions, rows, strict=True):
+        lines_of[(sid, r["puzzle"])].append(line_num)
+    twice = [f"lines {', '.join(map(str, lines))} answer puzzle {pid} of session {sid}"
+             for (sid, pid), lines in lines_of.items() if len(lines) > 1]
+    if twice:
+        raise ConceptChessError(f"{path}: {'; '.join(twice)}; a session takes one answer per puzzle: nothing stored")
+
     def work(s: Session) -> int:
-        for line_num, r in rows:
+        for sid, (line_num, r) in zip(sessions, rows, strict=True):
             where = f"{path}:{line_num}"
-            sid = num(r["session"], int, where, "session")
-            if sid is None:
-                raise ConceptChessError(f"{where}: no session id")
             add_answer(s, sid, r["puzzle"], r["move"], r["line"] or None, num(r["seconds"], float, where, "seconds"),
                        num(r["confidence"], int, where, "confidence"), r["comment"] or None, via="import", where=where)
         return len(rows)

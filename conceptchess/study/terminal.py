@@ -33,8 +33,8 @@ def interactive(db, session_id: int, ask: Callable[[str], str] = input, show: Ca
     """Ask for the answers of a session one puzzle at a time; each is committed at once.
 
     Type a move in SAN or UCI (illegal ones are refused and asked again); ``skip`` leaves a puzzle
-    for later, ``quit`` (or end of input) stops. Resumes with the puzzles not answered yet.
-    Returns how many answers were stored.
+    for later, ``quit`` (or end of input) stops. Resumes with the puzzles not answered yet, each shown with
+    its number on the session's sheet (its place in the session's order). Returns how many answers were stored.
     """
     sess, todo, total = pending(db, session_id)
     show(f"Session {sess.id}: {sess.expert}, phase {sess.phase}, collection {sess.collection!r}"
@@ -51,12 +51,12 @@ def interactive(db, session_id: int, ask: Callable[[str], str] = input, show: Ca
         return reply.strip()
 
     try:
-        for n, p in enumerate(todo, start=total - len(todo) + 1):
+        for p in todo:
             board = chess.Board(p.key.fen)
             pov = board.turn
             side = "White" if pov == chess.WHITE else "Black"
             last = p.last_move()
-            show(f"\nPuzzle {n}/{total} [{p.id}] — {side} to play.{f' Last move: {last}.' if last else ''}")
+            show(f"\nPuzzle {p.number}/{total} [{p.id}] — {side} to play.{f' Last move: {last}.' if last else ''}")
             show(board_text(board, pov))
             t0 = clock()
             moves: list[chess.Move] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,12 +23,12 @@ from sqlalchemy import func, select
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.export import export_collection, read_pgn_puzzles
 from conceptchess.puzzles.lichess import import_lichess
-from conceptchess.puzzles.records import add_to_collection, blind_order, collection_puzzles
+from conceptchess.puzzles.records import add_to_collection, blind_order, collection_puzzles, stored_puzzles, update_puzzle
 from conceptchess.store import connect
 from conceptchess.store.puzzles import Answer, Puzzle
 from conceptchess.study.grading import AnswerKey, grade, solution_reply
-from conceptchess.study.report import bootstrap_delta, report
-from conceptchess.study.sessions import import_answers, new_session, pending, record_answer
+from conceptchess.study.report import bootstrap_delta, report, report_figure
+from conceptchess.study.sessions import import_answers, list_sessions, new_session, pending, record_answer
 from conceptchess.study.terminal import interactive
 from tests.helpers import FORK, LICHESS_CSV, MATE_IN_2, MATES, ROOT, cli, cli_process, mined
 
@@ -205,10 +206,18 @@ def test_import_answers_all_or_nothing(url, tmp_path):
     mismatch.write_text(f"session,puzzle,move,line\n{sid},cc0Sm,Qxf7,Bxf7 Ke7\n")
     with pytest.raises(ConceptChessError, match=r"mismatch.csv:2: puzzle cc0Sm: line starts with Bxf7 but the move given is Qxf7#$"):
         import_answers(db, mismatch)  # the CSV's column is called line, as the library calls it
+    # issue 14: a file that repeats a row is refused naming its rows; it used to blame an answer "already"
+    # stored (the file's own first row, never stored: the import is all or nothing)
     dup = tmp_path / "dup.csv"
-    dup.write_text(f"session,puzzle,move\n{sid},cc0Hq,Nxd4\n{sid},cc0Hq,Nxd4\n")
-    with pytest.raises(ConceptChessError, match=r"dup.csv:3: session \d+ already has an answer for puzzle cc0Hq"):
+    dup.write_text(f"session,puzzle,move\n{sid},cc0Hq,Nxd4\n{sid},cc0Sm,Qxf7\n{sid},cc0Hq,Nxd4\n")
+    with pytest.raises(ConceptChessError) as err:
         import_answers(db, dup)
+    assert str(err.value) == (f"{dup}: lines 2, 4 answer puzzle cc0Hq of session {sid}; a session takes one answer per puzzle: "
+                              "nothing stored")
+    stored = tmp_path / "stored.csv"  # an answer stored before is what a row repeats: that is what the message says
+    stored.write_text(f"session,puzzle,move\n{sid},cc0Hq,Nxd4\n{sid},cc0Bk,Ra8#\n")
+    with pytest.raises(ConceptChessError, match=rf"stored.csv:3: session {sid} already has an answer for puzzle cc0Bk \(entered "):
+        import_answers(db, stored)
     assert count(db) == 2
     with pytest.raises(ConceptChessError, match="the header must name move"):
         (tmp_path / "h.csv").write_text("session,puzzle\n1,x\n")
@@ -332,10 +341,13 @@ def test_report(url, tmp_path):
     assert rep.changes == again.changes and rep.comparisons == again.comparisons  # seeded
     rates = {(r.expert, r.group, r.phase): r for r in rep.rates}
     assert rates[("Hal", "fork-dir", "before")].rate == 0 and rates[("Hal", "fork-dir", "after")].rate == 1
-    assert rates[("Hal", "lichess", "after")].n == 7 and rates[("Hal", "lichess", "after")].solved == 4
+    # issue 14: an imported puzzle's row says what it is (it said "lichess", as if that were a concept)
+    assert rates[("Hal", "imported (lichess)", "after")].n == 7 and rates[("Hal", "imported (lichess)", "after")].solved == 4
     ch = {(c.expert, c.group): c for c in rep.changes}
     assert ch[("Ida", "fork-dir")].delta == 1 and ch[("Ida", "fork-dir")].ci_low == ch[("Ida", "fork-dir")].ci_high == 1
-    assert ch[("Ida", "control: random direction")].delta == 0 and ch[("Ida", "lichess")].n_answers == 14
+    assert ch[("Ida", "control: random direction")].delta == 0 and ch[("Ida", "imported (lichess)")].n_answers == 14
+    assert (ch[("Ida", "imported (lichess)")].n_before, ch[("Ida", "imported (lichess)")].n_after) == (7, 7)
+    assert ch[("Ida", "imported (lichess)")].n_common == 7 and ch[("Ida", "imported (lichess)")].paired
     assert ch[("Ida", "control: random direction")].ci_low is None  # one answer a phase: no interval
     ctrl = {c.group: c for c in rep.comparisons}
     assert ctrl["concept"].delta == 1 and ctrl["control"].delta == 0 and ctrl["concept − control"].delta == 1
@@ -351,6 +363,9 @@ def test_report(url, tmp_path):
     cli_rows = {cells[0]: cells[1:] for line in r.stdout.splitlines() if line.startswith("│")
                 for cells in [[c.strip() for c in line.split("│")[1:-1]]]}
     assert cli_rows["concept"][:5] == ["2", "8", "0%", "100%", "+100 pts"]  # experts, answers, before, after, change
+    assert cli_rows["concept"][6:] == ["4 / 4 / 4", "the 4 in both"]  # puzzles before / after / both, summed over experts
+    groups = {cells[1] for cells in _table_rows(r.stdout)}
+    assert "imported (lichess)" in groups and "lichess" not in groups and "<td>imported (lichess)</td>" in page
 
 
 def test_report_refuses_a_change_made_of_two_people(url, tmp_path):
@@ -405,7 +420,9 @@ def test_an_expert_with_one_phase_is_left_out_of_the_comparisons(url, tmp_path):
 
 
 def test_concept_minus_control_is_a_per_expert_difference_in_differences(url):
-    """A small table worked by hand; Ida skips some puzzles, so averaging answers across experts would differ."""
+    """A small table worked by hand; Ida skips some puzzles, so averaging answers across experts would differ.
+    Worked here over all answers (all_puzzles=True: the sets, as the report compared before issue 14); the
+    default, over the puzzles each expert answered in both phases, is worked below."""
     db = populate(url)
     ids = _study(db)
     (c1, c2), kr, kh = ids["concept"], ids["control-random"][0], ids["control-human"][0]
@@ -413,7 +430,7 @@ def test_concept_minus_control_is_a_per_expert_difference_in_differences(url):
     _answer(db, "Hal", "after", {c1: True, c2: True, kr: True, kh: False})  # concept 2/2, control 1/2
     _answer(db, "Ida", "before", {c1: True, kr: False, kh: False})  # concept 1/1, control 0/2
     _answer(db, "Ida", "after", {c1: True, c2: False, kr: True})  # concept 1/2, control 1/1
-    rows = {c.group: c for c in report(db, seed=0, resamples=1000, output=None).comparisons}
+    rows = {c.group: c for c in report(db, seed=0, resamples=1000, output=None, all_puzzles=True).comparisons}
     # Hal: (1 − 0) − (½ − ½) = 1; Ida: (½ − 1) − (1 − 0) = −1.5; mean −0.25.
     # concept − control before: Hal 0 − ½, Ida 1 − 0 → ¼; after: Hal 1 − ½, Ida ½ − 1 → 0
     did = rows["concept − control"]
@@ -427,6 +444,256 @@ def test_concept_minus_control_is_a_per_expert_difference_in_differences(url):
     assert human.delta is None and human.n_experts == 1 and human.excluded == ("Ida",)
     assert human.refused_reason == "fewer than 2 experts have both phases of control-human puzzles (1 of 2 do)"
     assert "imported" not in rows  # nobody answered one
+    # by default each expert's puzzles in both phases: Hal's are all of them (the same numbers); Ida's concept
+    # puzzle in both is c1 (1 → 1), her control kr (0 → 1). Hal's DiD 1, Ida's (1 − 1) − (1 − 0) = −1: mean 0.
+    # concept − control before: Hal 0 − ½, Ida 1 − 0 → ¼; after: Hal 1 − ½, Ida 1 − 1 → ¼
+    rows = {c.group: c for c in report(db, seed=0, resamples=1000, output=None).comparisons}
+    did = rows["concept − control"]
+    assert (did.before, did.after, did.delta) == pytest.approx((0.25, 0.25, 0.0))
+    assert (did.n_experts, did.n_answers) == (2, 8 + 4) and did.unpaired == ()
+    assert (did.n_before, did.n_after, did.n_common) == (4 + 3, 4 + 3, 4 + 2)  # puzzles, both kinds, summed over Hal and Ida
+    assert rows["concept"].delta == pytest.approx((1 + 0) / 2) and rows["control"].delta == pytest.approx((0 + 1) / 2)
+    assert (rows["concept"].n_before, rows["concept"].n_after, rows["concept"].n_common) == (2 + 1, 2 + 2, 2 + 1)
+
+
+# -- issue 14: what a new user met ------------------------------------------------------------------------
+def _table_rows(stdout: str) -> list[list[str]]:
+    """The cells of every table row rich printed (lines that start with │)."""
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in stdout.splitlines() if line.startswith("│")]
+
+
+def _reject(db, ids) -> None:
+    """Record a rejecting verification of the puzzles ``ids``, as `puzzles verify` would."""
+    with db.begin() as s:
+        for p in stored_puzzles(s, ids).values():
+            update_puzzle(s, replace(p, verified=False, verify_reason="not the only winning move"))
+
+
+def _session_new(url, *args):
+    return cli("eval", "session", "new", *args, "--db", url)
+
+
+def test_a_session_leaves_out_the_puzzles_verification_rejected(url, tmp_path):
+    """Sessions showed every puzzle of a collection, those `puzzles verify` rejected too. Now they show the
+    others, say how many they left out and how many were never verified (kept), and the sheet the blinded
+    session names is the session's order."""
+    db = populate(url)
+    ids = _study(db)
+    rejected = [ids["imported"][0], ids["concept"][1]]
+    _reject(db, rejected)
+    r = _session_new(url, "--expert", "Ann", "--phase", "before", "-c", "study", "--blind", "--seed", "5")
+    assert r.exit_code == 0, r.stderr
+    sid = int(r.stdout.split()[-1])
+    said = " ".join(r.stdout.split())
+    # 11 puzzles: 2 rejected; of the 9 shown, the 6 imported ones were never verified (the mined ones were)
+    assert ("study': 9 puzzles (2 left out (rejected by `puzzles verify`; --include-rejected shows them); 6 never verified, "
+            "shown), blinded, order seed 5 (sheet: conceptchess puzzles export -c 'study' --blind --seed 5 --verified-only)") in said
+    sess, todo, total = pending(db, sid)
+    assert total == 9 and not set(rejected) & set(sess.puzzle_order) and len(set(sess.puzzle_order)) == 9
+    sheet = tmp_path / "sheet.pgn"
+    r = cli("puzzles", "export", "-c", "study", "--blind", "--seed", "5", "--verified-only", "-o", sheet, "--db", url)
+    assert r.exit_code == 0, r.stderr
+    assert tuple(g.headers["PuzzleId"] for g in read_pgn_puzzles(sheet)) == sess.puzzle_order
+    r = _session_new(url, "--expert", "Bob", "--phase", "before", "-c", "study", "--include-rejected")
+    assert r.exit_code == 0, r.stderr
+    said = " ".join(r.stdout.split())
+    assert "11 puzzles (2 rejected by `puzzles verify`, shown anyway (--include-rejected); 6 never verified, shown)" in said
+    assert pending(db, int(r.stdout.split()[-1]))[2] == 11
+    lib = new_session(db, "Cy", "before", "study")
+    assert (set(lib.left_out), lib.rejected_kept, lib.unverified, len(lib.puzzle_order)) == (set(rejected), 0, 6, 9)
+    with db.session() as s:
+        _reject(db, [p.id for p in collection_puzzles(s, "lichess")])
+    r = _session_new(url, "--expert", "Ann", "--phase", "before", "-c", "lichess")
+    assert r.exit_code == 2
+    assert r.stderr == "error: verification rejected all 7 puzzles of collection 'lichess'; --include-rejected shows them anyway\n"
+    with pytest.raises(ArgumentError, match="include_rejected=True shows them anyway$"):
+        new_session(db, "Ann", "before", "lichess")
+
+
+def test_a_second_session_in_the_same_phase_needs_again(url):
+    """A second identical "before" session for the same expert and collection was created silently."""
+    db = populate(url)
+    r = _session_new(url, "--expert", "Ann", "--phase", "before", "-c", "lichess")
+    assert r.exit_code == 0, r.stderr
+    first = r.stdout.split()[-1]
+    assert cli("eval", "answer", "--session", first, "--puzzle", "cc0Bk", "--move", "Ra8#", "--db", url).exit_code == 0
+    r = _session_new(url, "--expert", "Ann", "--phase", "before", "-c", "lichess", "--blind")
+    assert r.exit_code == 2 and re.fullmatch(
+        rf"error: Ann already has a before session on collection 'lichess': session {first} \(1 of 7 answered, started "
+        r"\d{4}-\d\d-\d\d \d\d:\d\d\); answer in it, or add --again to start another\n", r.stderr), r.stderr
+    assert [s.id for s in list_sessions(db)] == [int(first)]
+    r = _session_new(url, "--expert", "Ann", "--phase", "before", "-c", "lichess", "--again")
+    assert r.exit_code == 0, r.stderr
+    assert r.stderr.startswith(f"warning: Ann already has before session(s) {first} on 'lichess'")
+    again = new_session(db, "Ann", "before", "lichess", again=True)
+    assert again.earlier == (int(first), int(r.stdout.split()[-1]))
+    with pytest.raises(ArgumentError, match="or add again=True to start another$"):
+        new_session(db, "Ann", "before", "lichess")
+    for expert, phase, collection in [("Ann", "after", "lichess"), ("Ann", "before", "study"), ("Bob", "before", "lichess")]:
+        assert new_session(db, expert, phase, collection).earlier == ()  # another phase, collection or expert: no question
+
+
+def test_interactive_numbers_each_puzzle_as_its_sheet_does(url, tmp_path):
+    """`eval interactive` resumed at "Puzzle 7/…" for the puzzle printed 6th on the session's sheet (one later
+    puzzle had been answered first): the number is the puzzle's place in the session, its Round on the sheet."""
+    db = populate(url)
+    _reject(db, [_study(db)["imported"][2]])
+    r = _session_new(url, "--expert", "Ann", "--phase", "before", "-c", "study", "--blind", "--seed", "8")
+    assert r.exit_code == 0, r.stderr
+    sid = r.stdout.split()[-1]
+    sheet = tmp_path / "sheet.pgn"
+    assert cli("puzzles", "export", "-c", "study", "--blind", "--seed", "8", "--verified-only", "-o", sheet, "--db", url).exit_code == 0
+    by_round = {int(g.headers["Round"]): g.headers["PuzzleId"] for g in read_pgn_puzzles(sheet)}
+    assert sorted(by_round) == list(range(1, 11))
+    with db.session() as s:
+        solution = {p.id: p.solution[0] for p in collection_puzzles(s, "study")}
+    for k in (1, 2, 3, 4, 5, 7):  # the 6th left for later
+        r = cli("eval", "answer", "--session", sid, "--puzzle", by_round[k], "--move", solution[by_round[k]], "--db", url)
+        assert r.exit_code == 0, r.stderr
+    r = cli("eval", "interactive", "--session", sid, "--db", url, input="skip\nquit\n")
+    assert r.exit_code == 0, r.stderr
+    assert "4 of 10 puzzles to go" in r.stdout
+    assert f"Puzzle 6/10 [{by_round[6]}]" in r.stdout and f"Puzzle 8/10 [{by_round[8]}]" in r.stdout  # it said 7/10, then 8/10
+    assert [p.number for p in pending(db, int(sid))[1]] == [6, 8, 9, 10]
+
+
+def test_import_names_the_rows_that_repeat_an_answer(url, tmp_path):
+    """A CSV that repeats a row blamed an answer "already" stored (entered at some time) though nothing was."""
+    db = populate(url)
+    sid = new_session(db, "Dan", "before", "lichess").id
+    dup = tmp_path / "dup.csv"
+    dup.write_text(f"session,puzzle,move\n{sid},cc0Hq,Nxd4\n{sid},cc0Bk,Ra8#\n{sid},cc0Hq,Nxd4\n{sid},cc0Bk,Ra8#\n")
+    r = cli("eval", "import", dup, "--db", url)
+    assert r.exit_code == 2 and "already" not in r.stderr and "entered" not in r.stderr
+    assert r.stderr == (f"error: {dup}: lines 2, 4 answer puzzle cc0Hq of session {sid}; lines 3, 5 answer puzzle cc0Bk of "
+                        f"session {sid}; a session takes one answer per puzzle: nothing stored\n")
+    assert count(db) == 0
+
+
+def _answer_hand(db, rows: dict[str, dict[str, list[bool]]], imported: list[str]) -> None:
+    """Sessions answering the imported puzzles of collection 'study': ``rows[expert][phase]`` lists the results of
+    ``imported[0]``, ``imported[1]``, … in turn (right where True)."""
+    for expert, phases in rows.items():
+        for phase, results in phases.items():
+            _answer(db, expert, phase, dict(zip(imported, results, strict=False)))
+
+
+def test_report_compares_the_puzzles_answered_in_both_phases(url, tmp_path):
+    """The report compared 5 answers before with 7 after, 5 puzzles in common, without saying so. Now each
+    expert's change is over the puzzles that expert answered in both phases, each row shows both sets'
+    sizes, and a sentence says what was compared; --all-puzzles compares the whole sets."""
+    db = populate(url)
+    imported = _study(db)["imported"]
+    T, F = True, False
+    _answer_hand(db, {"Hal": {"before": [F, F, T, F, F], "after": [T, T, T, F, F, T, T]},
+                      "Ida": {"before": [F, F, F, F, F], "after": [T, F, F, F, F, T, T]}}, imported)
+    rep = report(db, seed=0, resamples=500, output=tmp_path / "rep")
+    # in both: Hal 1/5 → 3/5 (+0.4), Ida 0/5 → 1/5 (+0.2): mean +0.3, before 0.1, after 0.4
+    row = {c.group: c for c in rep.comparisons}["imported"]
+    assert (row.before, row.after, row.delta) == pytest.approx((0.1, 0.4, 0.3))
+    assert (row.n_experts, row.n_answers, row.n_before, row.n_after, row.n_common, row.unpaired) == (2, 20, 10, 14, 10, ())
+    hal = {c.expert: c for c in rep.changes}["Hal"]
+    assert (hal.n_before, hal.n_after, hal.n_common, hal.paired, hal.n_answers) == (5, 7, 5, True, 10)
+    assert (hal.before, hal.after, hal.delta) == pytest.approx((0.2, 0.6, 0.4))
+    r = cli("eval", "report", "--db", url, "--output", tmp_path / "cli", "--resamples", "500")
+    assert r.exit_code == 0, r.stderr
+    rows = {cells[0]: cells for cells in _table_rows(r.stdout)}
+    assert rows["imported"][1:6] == ["2", "20", "10%", "40%", "+30 pts"] and rows["imported"][7:] == ["10 / 14 / 10", "the 10 in both"]
+    assert rows["Hal"][2:5] == ["20%", "60%", "+40 pts"] and rows["Hal"][6:] == ["5 / 7 / 5", "the 5 in both"]
+    said = " ".join(r.stdout.split())
+    assert ("Before → after compares, within each expert, the answers to the puzzles that expert answered in both phases "
+            "(puzzles before / after / both: the puzzles of each set, and how many are in both).") in said
+    assert "compared with the whole after set" not in said and "compares, within each expert" in rep.html.read_text()
+    # all answers: Hal 1/5 → 5/7, Ida 0/5 → 3/7
+    r = cli("eval", "report", "--db", url, "--output", tmp_path / "all", "--resamples", "500", "--all-puzzles")
+    assert r.exit_code == 0, r.stderr
+    rows = {cells[0]: cells for cells in _table_rows(r.stdout)}
+    delta = ((5 / 7 - 1 / 5) + (3 / 7 - 0)) / 2
+    assert rows["imported"][2] == "24" and rows["imported"][5] == f"{100 * delta:+.0f} pts"
+    assert rows["imported"][7:] == ["10 / 14 / 10", "all answers"] and rows["Hal"][6:] == ["5 / 7 / 5", "all answers"]
+    assert "Before → after compares all answers" in " ".join(r.stdout.split())
+    all_rows = {c.group: c for c in report(db, seed=0, resamples=500, output=None, all_puzzles=True).comparisons}
+    assert all_rows["imported"].delta == pytest.approx(delta) and all_rows["imported"].n_common == 10
+
+
+def test_report_compares_the_sets_where_no_puzzle_is_in_both(url, tmp_path):
+    """The blinded design's case: each expert's after sheet holds other puzzles of the same kinds. The report
+    compares those sets, shows their sizes and says so, rather than showing nothing."""
+    db = populate(url)
+    ids = _study(db)
+    (c1, c2), kr, kh, imp = ids["concept"], ids["control-random"][0], ids["control-human"][0], ids["imported"]
+    T, F = True, False
+    _answer(db, "Hal", "before", {c1: F, kr: T, imp[0]: T, imp[1]: F, imp[2]: F})
+    _answer(db, "Hal", "after", {c2: T, kh: T, imp[3]: T, imp[4]: T, imp[5]: F})
+    _answer(db, "Ida", "before", {c1: F, kr: F, imp[0]: F, imp[1]: F, imp[2]: F})
+    _answer(db, "Ida", "after", {c2: F, kh: T, imp[3]: T, imp[4]: F, imp[5]: F})
+    _answer(db, "Jo", "before", {imp[0]: F, imp[1]: F, imp[2]: F})  # Jo saw the same puzzles again
+    _answer(db, "Jo", "after", {imp[0]: T, imp[1]: T, imp[2]: T})
+    rep = report(db, seed=0, resamples=500, output=tmp_path / "rep")
+    rows = {c.group: c for c in rep.comparisons}
+    # imported: Hal 1/3 → 2/3, Ida 0 → 1/3 (their sets), Jo 0 → 1 (in both): mean 5/9
+    assert rows["imported"].delta == pytest.approx((1 / 3 + 1 / 3 + 1) / 3) and rows["imported"].unpaired == ("Hal", "Ida")
+    assert (rows["imported"].n_before, rows["imported"].n_after, rows["imported"].n_common) == (9, 9, 3)
+    # concept: Hal 0 → 1, Ida 0 → 0; control: Hal 1 → 1, Ida 0 → 1; concept − control: Hal 1, Ida −1
+    assert (rows["concept"].delta, rows["control"].delta, rows["concept − control"].delta) == pytest.approx((0.5, 0.5, 0.0))
+    assert rows["concept"].unpaired == rows["concept − control"].unpaired == ("Hal", "Ida") and rows["concept"].n_common == 0
+    assert rows["control-random"].delta is None and rows["control-human"].delta is None  # a phase each: refused as before
+    hal = {(c.expert, c.group): c for c in rep.changes}[("Hal", "imported (lichess)")]
+    assert (hal.paired, hal.n_before, hal.n_after, hal.n_common, hal.delta) == (False, 3, 3, 0, pytest.approx(1 / 3))
+    r = cli("eval", "report", "--db", url, "--output", tmp_path / "cli", "--resamples", "500")
+    assert r.exit_code == 0, r.stderr
+    table = {(cells[0], cells[1]): cells for cells in _table_rows(r.stdout)}
+    cli_rows = {cells[0]: cells for cells in _table_rows(r.stdout)}
+    assert cli_rows["concept"][1:6] == ["2", "4", "0%", "50%", "+50 pts"]
+    assert cli_rows["concept"][7:] == ["2 / 2 / 0", "the sets: none in both"]
+    assert cli_rows["imported"][5] == "+56 pts" and cli_rows["imported"][7:] == [
+        "9 / 9 / 3", "the 3 in both; the sets for Hal, Ida (none in both)"]
+    assert cli_rows["control-random"][7:] == ["0 / 0 / 0", "–"]  # refused: nobody has both phases
+    assert table[("Hal", "imported (lichess)")][6:] == ["3 / 3 / 0", "the sets: none in both"]
+    assert table[("Jo", "imported (lichess)")][6:] == ["3 / 3 / 3", "the 3 in both"]
+    said = " ".join(r.stdout.split())
+    assert ("Where an expert answered no puzzle of a row in both phases (Hal, Ida; the rows say “the sets: none in both”), the "
+            "whole before set is compared with the whole after set: different puzzles, so the change also carries the difference "
+            "in difficulty between the two sets.") in said
+    assert "the whole before set is compared with the whole after set" in rep.html.read_text()
+
+
+def test_the_line_column_counts_the_answers_that_gave_a_line(url, tmp_path):
+    """The "line" column said 100 % where one of two answers gave no line: it is the share of the answers that
+    gave a line whose line is correct, with how many gave one."""
+    db = populate(url)
+    sid = new_session(db, "Kim", "before", "lichess").id
+    record_answer(db, sid, "cc0Fk", "Nc7+", line="Nc7+ Kd7 Nd5")  # a line, wrong after the first move
+    record_answer(db, sid, "cc0M2", "Rxe8+")  # the first move of a mate in 2, no line
+    record_answer(db, sid, "cc0Bk", "Ra8#")  # a one-move puzzle: the move is the line, correct
+    (rate,) = report(db, output=None).rates
+    assert (rate.n, rate.solved, rate.lines, rate.line_rate) == (3, 3, 2, 0.5)
+    r = cli("eval", "report", "--db", url, "--output", tmp_path / "cli")
+    assert r.exit_code == 0, r.stderr
+    (row,) = [cells for cells in _table_rows(r.stdout) if cells[0] == "Kim"]
+    assert row[1:7] == ["imported (lichess)", "before", "3", "3", "100%", "50% (2)"]
+    assert "line: of the answers that gave a whole line (n), the share whose line is correct" in " ".join(r.stdout.split())
+
+
+def test_the_legend_of_the_report_figure_covers_no_bar(url):
+    """In the PNG the legend covered the "before" bar: it now sits below both panels."""
+    db = populate(url)
+    ids = [i for kind in _study(db).values() for i in kind]
+    for expert in ("Hal", "Ida"):
+        _answer(db, expert, "before", dict.fromkeys(ids, True))  # full bars: a legend inside the panel would cover them
+        _answer(db, expert, "after", dict.fromkeys(ids, True))
+    fig = report_figure(report(db, seed=0, resamples=200, output=None))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    box = legend.get_window_extent(renderer)
+    assert [t.get_text() for t in legend.get_texts()][:3] == ["before", "study", "after"]
+    assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)  # on the page
+    for ax in fig.axes:
+        assert not ax.legend_ and not box.overlaps(ax.get_window_extent(renderer))
+        assert not box.overlaps(ax.get_tightbbox(renderer))  # nor their labels
+    bars = [p.get_window_extent(renderer) for p in fig.axes[0].patches]
+    assert bars and not any(box.overlaps(b) for b in bars)
 
 
 def test_report_needs_answers(url):
