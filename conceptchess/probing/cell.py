@@ -12,6 +12,11 @@ reported with status :data:`NO_FIT` (and :data:`NO_FIT_REASON`) rather than ``ok
 constant, so its score (R² ≈ 0, balanced accuracy 0.5) says that this probe found nothing, not that
 the tap holds nothing — an exactly linear concept can end there (``material_diff`` on the full 8×8
 input planes of ~1,200 positions: every λ below λ_max scores worse on validation than the zero probe).
+
+Every result, skipped or not, records in its ``details`` the labels it was trained and tested on
+(:func:`label_counts`): positives and negatives of each split side for a classification target, the
+label variance for a regression one — a balanced accuracy over 28 test positives is another number
+than one over 2,800.
 """
 
 from __future__ import annotations
@@ -90,6 +95,32 @@ def shuffled_labels(y: np.ndarray, name: str, seed: int) -> np.ndarray:
     return out
 
 
+SIDES = ("train", "val", "test")  # the split sides, as the details keys name them
+
+
+def label_counts(t: Target, y: np.ndarray, split: Split) -> dict:
+    """The labelled positions of each split side: ``{side}_positives`` and ``{side}_negatives`` of a
+    classification target, ``{side}_variance`` (population variance, the denominator of R²) of a
+    regression one (left out where the side has no labelled position), for ``side`` in :data:`SIDES`.
+
+    >>> s = Split(np.array([0, 1, 2, 3]), np.array([4]), np.array([5, 6]), np.arange(7))
+    >>> label_counts(Target("x", "classification", "x"), np.array([1, 0, 0, 1, 1, 0, np.nan]), s)
+    {'train_positives': 2, 'train_negatives': 2, 'val_positives': 1, 'val_negatives': 0, 'test_positives': 0, 'test_negatives': 1}
+    >>> label_counts(Target("y", "regression", "y"), np.array([0, 2, 0, 2, 5, 1, 3.]), s)
+    {'train_variance': 1.0, 'val_variance': 0.0, 'test_variance': 1.0}
+    """
+    out: dict = {}
+    for side, rows in zip(SIDES, (split.train, split.val, split.test), strict=True):
+        v = y[rows]
+        v = v[~np.isnan(v)]
+        if t.kind == "classification":
+            pos = int((v == 1).sum())
+            out[f"{side}_positives"], out[f"{side}_negatives"] = pos, len(v) - pos
+        elif len(v):
+            out[f"{side}_variance"] = float(v.var())
+    return out
+
+
 def _why_not(t: Target, y: np.ndarray, split: Split) -> str | None:
     for side, rows in (("training", split.train), ("validation", split.val), ("test", split.test)):
         v = y[rows]
@@ -114,10 +145,11 @@ def probe_matrix(X: np.ndarray, tap_shape: tuple[int, ...], targets: list[Target
     """Probe every target (column of ``Y (n, T)``, NaN = unlabelled) on ``X (n, D)``; one result per target."""
     results: dict[str, TargetResult] = {}
     live: list[int] = []
+    labels = [label_counts(t, Y[:, j], split) for j, t in enumerate(targets)]
     for j, t in enumerate(targets):
         why = _why_not(t, Y[:, j], split)
         if why:
-            results[t.name] = TargetResult(t, "skipped", why)
+            results[t.name] = TargetResult(t, "skipped", why, details=labels[j])
         else:
             live.append(j)
     if live:
@@ -159,7 +191,7 @@ def probe_matrix(X: np.ndarray, tap_shape: tuple[int, ...], targets: list[Target
             for i, j in enumerate(cols):
                 t = targets[j]
                 n_tr, n_v, n_te = (int((~np.isnan(Y[rows, j])).sum()) for rows in (split.train, split.val, split.test))
-                details = {"val_score": float(fit.val_score[i]), "path_steps": int(fit.steps[i])}
+                details = {"val_score": float(fit.val_score[i]), "path_steps": int(fit.steps[i]), **labels[j]}
                 if kind == "classification":
                     details["threshold"] = float(prev[i])
                     details["positives"] = int(np.nansum(Y[:, j]))

@@ -16,7 +16,8 @@ missing is extracted there with :func:`~conceptchess.activations.extract_activat
 tap depends only on the positions, so one activation folder of it serves every network. With
 ``max_positions`` below the dataset's size, the first ``max_positions`` positions are used: from a
 folder over the whole dataset if one exists, else from one over a prefix dataset written once under
-``<results>/datasets/``.
+``<results>/datasets/``. :func:`find_activation_folder` is that choice (the sweep's, and the one
+``probe show`` names for mining); :func:`tap_shape` the per-position shape an extraction will have.
 """
 
 from __future__ import annotations
@@ -160,6 +161,32 @@ class ActivationFolder:
     positions: int
 
 
+def tap_shape(net: NetInfo, tap: str, pool: str) -> tuple[int, ...] | None:
+    """Per-position shape of ``tap`` of ``net`` in an activation folder of ``pool``; None where the width
+    is not known before extraction (lc0 ONNX files)."""
+    channels = 112 if tap == INPUT else net.filters
+    if channels is None:
+        return None
+    return (channels,) if pool == "mean" else (channels, 8, 8)
+
+
+def prefix_dataset(results: Path, dataset_sha: str, positions: int) -> Path:
+    """Where a sweep writes the first ``positions`` records of a dataset once (``probe run --max-positions``)."""
+    return results / "datasets" / f"{dataset_sha[:16]}-first{positions}"
+
+
+def find_activation_folder(refs: list[ActivationFolder], net_sha: str, tap: str, pool: str, datasets: list[str],
+                           positions: int) -> ActivationFolder | None:
+    """The first of ``refs`` holding ``tap`` of network ``net_sha`` (any network's for ``input``) pooled by
+    ``pool``, over one of ``datasets`` (sha256) with at least ``positions`` rows."""
+    for r in refs:
+        if r.pool != pool or tap not in r.taps or r.dataset_sha256 not in datasets or r.positions < positions:
+            continue
+        if tap == INPUT or r.net_sha256 == net_sha:
+            return r
+    return None
+
+
 def scan_activation_folders(folders: list[Path]) -> list[ActivationFolder]:
     """Complete activation folders in ``folders`` (each folder itself, or its immediate subfolders)."""
     out = []
@@ -179,6 +206,11 @@ def scan_activation_folders(folders: list[Path]) -> list[ActivationFolder]:
                 continue
             out.append(ActivationFolder(c, m["net_sha256"], m["dataset_sha256"], list(m["taps"]), m["pool"], int(m["positions"])))
     return out
+
+
+def folder_name(net_sha: str, dataset_sha: str, pool: str, taps: list[str]) -> str:
+    """The name of the activation folder a sweep extracts ``taps`` of a network over a dataset into."""
+    return f"{net_sha[:12]}-{dataset_sha[:12]}-{pool}-" + "_".join(order(taps))
 
 
 class Activations:
@@ -210,16 +242,10 @@ class Activations:
         return shas
 
     def find(self, net_sha: str, tap: str) -> ActivationFolder | None:
-        datasets = self._datasets()
-        for r in self.refs():
-            if r.pool != self.pool or tap not in r.taps or r.dataset_sha256 not in datasets or r.positions < self.positions:
-                continue
-            if tap == INPUT or r.net_sha256 == net_sha:
-                return r
-        return None
+        return find_activation_folder(self.refs(), net_sha, tap, self.pool, self._datasets(), self.positions)
 
     def _prefix_path(self) -> Path:
-        return self.results / "datasets" / f"{self.dataset_sha[:16]}-first{self.positions}"
+        return prefix_dataset(self.results, self.dataset_sha, self.positions)
 
     def _extraction_dataset(self) -> Path:
         """The dataset to extract from: the whole one, or its first ``positions`` records written once."""
@@ -239,17 +265,20 @@ class Activations:
                         w.write(json.loads(line))
         return p
 
-    def ensure(self, net: NetInfo, taps: list[str], progress: Progress | None = None, threads: int | None = None) -> None:
-        """Extract whatever of ``taps`` no activation folder has yet, for ``net``."""
-        missing = [t for t in taps if self.find(net.sha256, t) is None]
+    def missing(self, net_sha: str, taps: list[str]) -> list[str]:
+        """The taps of ``taps`` no activation folder holds yet for network ``net_sha``."""
+        return [t for t in taps if self.find(net_sha, t) is None]
+
+    def ensure(self, net: NetInfo, taps: list[str], progress: Progress | None = None, threads: int | None = None) -> Path | None:
+        """Extract whatever of ``taps`` no activation folder has yet, for ``net``; the folder it extracted into, if any."""
+        missing = self.missing(net.sha256, taps)
         if not missing:
-            return
+            return None
         data = self._extraction_dataset()
-        sha = dataset_sha256(data)
-        name = f"{net.sha256[:12]}-{sha[:12]}-{self.pool}-" + "_".join(order(missing))
-        extract_activations(net.path, data, self.extract_dir / name, missing, pool=self.pool, progress=progress,
-                            threads=threads)
+        folder = self.extract_dir / folder_name(net.sha256, dataset_sha256(data), self.pool, missing)
+        extract_activations(net.path, data, folder, missing, pool=self.pool, progress=progress, threads=threads)
         self._refs = None
+        return folder
 
     def load(self, net_sha: str, tap: str) -> tuple[np.ndarray, tuple[int, ...]]:
         """``(X (positions, features) float32, per-position shape of the tap)``."""

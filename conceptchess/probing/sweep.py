@@ -15,6 +15,12 @@ keeps every finished cell and the same command completes the rest: the run is fo
 (a hash of inputs and settings), and existing rows are skipped (the unique constraint on
 ``(run, network, tap, concept)`` refuses duplicates in any case).
 
+Activations are the sweep's big files (float16, full 8×8: 6,000 positions × 7 taps of two 64-filter
+networks and their random-init control come to ~0.9 GB): before extracting any, the sweep says how
+much it will write (``announce``, an :class:`ExtractionEstimate`), and with
+``keep_activations=False`` it removes each folder it extracted once the cells reading it are stored
+(folders that were there before, or given in ``activation_folders``, are never removed).
+
 >>> plan = plan_sweep(SweepRequest(dataset="positions/", nets=["engines/"], concepts="in_check,material_diff"))  # doctest: +SKIP
 >>> run_id = run_sweep(plan, db_url="sqlite:///probes.sqlite")                                                   # doctest: +SKIP
 """
@@ -24,6 +30,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -31,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from conceptchess.activations import activation_bytes, size_text
 from conceptchess.concepts.labeling import check_board
 from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path, read_manifest
 from conceptchess.errors import ArgumentError, ConceptChessError
@@ -40,7 +50,7 @@ from conceptchess.paths import RESULTS_DIR
 from conceptchess.positions import boards_of
 from conceptchess.probing.cell import ProbeSettings, TargetResult, probe_matrix
 from conceptchess.probing.planner import plan_cells, sweep_networks, taps_to_extract
-from conceptchess.probing.sources import Activations, NetInfo, random_init_network, read_matrix, resolve_networks
+from conceptchess.probing.sources import Activations, NetInfo, random_init_network, read_matrix, resolve_networks, tap_shape
 from conceptchess.probing.split import Split, game_codes, split_by_game
 from conceptchess.probing.targets import Target, library_labels, read_labels_table, resolve_targets, target_values
 from conceptchess.probing.writer import SweepWriter
@@ -77,6 +87,7 @@ class SweepRequest:
     threads: int | None = None
     jobs: int | None = None  # worker processes for the cells (None: auto, see sweep_workers)
     executor: str | None = None  # inline | process (None: worker processes when there is more than one worker)
+    keep_activations: bool = True  # False: remove the activation folders it extracted once their cells are stored
 
 
 @dataclass
@@ -231,6 +242,44 @@ def run_key(dataset_sha: str, settings: dict) -> str:
 
 
 # -- the sweep ----------------------------------------------------------------------------------------------
+ACTIVATION_DTYPE = "float16"  # what a sweep extracts (extract_activations' default)
+
+
+@dataclass(frozen=True)
+class ExtractionEstimate:
+    """The activations a sweep is about to extract, said before the first is written."""
+
+    folder: Path  # where they go
+    networks: int
+    taps: int  # (network, tap) pairs
+    positions: int
+    pool: str
+    bytes: int  # of the networks whose width is known
+    unknown: int  # networks whose width is known only once extracted (lc0 ONNX files)
+    keep: bool  # kept after the sweep (else removed once their cells are stored)
+
+    def __str__(self) -> str:
+        layout = "full 8×8" if self.pool == "full" else "mean-pooled"
+        size = size_text(self.bytes) + (f" plus {self.unknown} ONNX network{'s' if self.unknown > 1 else ''} of unknown width"
+                                        if self.unknown else "")
+        fate = "kept for `puzzles mine`" if self.keep else "removed once probed"
+        return (f"extracting {self.taps} tap{'s' if self.taps != 1 else ''} of {self.networks} network{'s' if self.networks != 1 else ''} "
+                f"over {self.positions:,} positions ({layout}, {ACTIVATION_DTYPE}): ≈ {size} in {self.folder}, {fate}")
+
+
+def extraction_estimate(acts: Activations, nets: dict[str, NetInfo], needs: dict[str, list[str]], keep: bool) -> ExtractionEstimate | None:
+    """What ``acts.ensure`` will extract for the taps ``needs`` of the networks ``nets`` (by sha256); None: nothing."""
+    missing = {sha: acts.missing(sha, taps) for sha, taps in needs.items()}
+    missing = {sha: taps for sha, taps in missing.items() if taps}
+    if not missing:
+        return None
+    shapes = {(sha, t): tap_shape(nets[sha], t, acts.pool) for sha, taps in missing.items() for t in taps}
+    known = {f"{sha}/{t}": shape for (sha, t), shape in shapes.items() if shape is not None}
+    unknown = len({sha for (sha, _), shape in shapes.items() if shape is None})
+    return ExtractionEstimate(acts.extract_dir, len(missing), len(shapes), acts.positions, acts.pool,
+                              activation_bytes(acts.positions, known, ACTIVATION_DTYPE), unknown, keep)
+
+
 @dataclass
 class _CellJob:
     """What a worker needs to probe one cell (picklable: the matrix is read in the worker)."""
@@ -292,13 +341,16 @@ def _labels(plan: SweepPlan, progress_for: ProgressFor | None) -> np.ndarray:
     return target_values(plan.targets, values)
 
 
-def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: ProgressFor | None = None, db=None) -> int:
+def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: ProgressFor | None = None, db=None,
+              announce: Callable[[ExtractionEstimate], None] | None = None) -> int:
     """Run (or complete) the sweep of ``plan``; returns the run id.
 
     Planner → executor → writer: :func:`~conceptchess.probing.planner.plan_cells` lists the cells left
     to do, an executor (:mod:`conceptchess.executors`, chosen by the request's ``executor`` and ``jobs``)
     probes them, and the :class:`~conceptchess.probing.writer.SweepWriter` stores each in order.
     ``progress_for``: the stages are ``labelling``, ``extracting <network>`` and ``probing`` (cells).
+    ``announce``: called once with the :class:`ExtractionEstimate` before any activation is extracted
+    (not when every activation is there already).
     """
     req = plan.request
     probing = progress_for("probing") if progress_for else None
@@ -326,8 +378,14 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
     needs = taps_to_extract(cells)
     acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, req.pool, plan.results,
                        [Path(p) for p in req.activation_folders])
+    if announce is not None:
+        estimate = extraction_estimate(acts, {n.sha256: n for n in order}, needs, req.keep_activations)
+        if estimate is not None:
+            announce(estimate)
     if probing:
         probing(total - len(cells), total)
+    extracted: dict[str, Path] = {}  # network sha256 → the folder this sweep extracted for it
+    cells_left = Counter(c.net.sha256 for c in cells)  # a network's cells are the only readers of its folder
 
     def units():
         """Each cell left with its job, extracting a network's activations (every tap it still needs, in one
@@ -336,7 +394,10 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
         for cell in cells:
             net = cell.net
             if net.sha256 not in ensured:
-                acts.ensure(net, needs[net.sha256], progress_for(f"extracting {net.label}") if progress_for else None, req.threads)
+                folder = acts.ensure(net, needs[net.sha256], progress_for(f"extracting {net.label}") if progress_for else None,
+                                     req.threads)
+                if folder is not None:
+                    extracted[net.sha256] = folder
                 ensured.add(net.sha256)
             todo = list(cell.targets)
             yield cell, _CellJob(acts.locate(net.sha256, cell.tap), cell.tap, plan.positions, plan.ids, [plan.targets[j] for j in todo],
@@ -346,6 +407,9 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
     with make_executor(_executor_choice(req.executor, jobs) if cells else "inline", jobs, threads) as executor:
         for cell, results in executor.map(_probe_cell, units()):
             writer.write(cell, results)
+            cells_left[cell.net.sha256] -= 1
+            if not req.keep_activations and not cells_left[cell.net.sha256] and cell.net.sha256 in extracted:
+                shutil.rmtree(extracted.pop(cell.net.sha256), ignore_errors=True)
             if probing:
                 probing(cell.index + 1, total)
     writer.finish()
