@@ -6,16 +6,21 @@
   tap (rows) × network or checkpoint (columns), with the same grid for the shuffled-label control
   beside it, and the random-init control network as its own column when it is not part of the series;
   the ``input`` row is the input-plane control;
-- ``network-<label>.png`` per network — concepts × taps;
+- ``network-<label>.png`` per network — concepts × taps, one row of panels per metric (R², balanced
+  accuracy), each with its own colour bar: the score, and beside it the shuffled-label control and
+  the random-init network's score at the same tap (the ``input`` column is the input-plane control);
 - ``index.html`` — every concept with its best score, best tap, the first checkpoint where it reaches
   the threshold, its selectivity and controls, sortable by any column (plain JavaScript), linking to
   the PNGs.
 
-Colours: R² on [0, 1] and balanced accuracy on [0.5, 1] (chance at the bottom), so a control that
-learns nothing is dark. A cell whose probe ended at all-zero weights (status ``no-fit``) is hatched
-and marked "×" (a note under the figure says so), and the index counts such cells per concept: its
-dark colour is a probe that found nothing, not evidence that the tap holds nothing. Every file is
-written to a temporary name and renamed. Matplotlib runs headless (the Agg canvas; no pyplot state) and is
+Every cell carries its number. Colours: R² on [0, 1] and balanced accuracy on [0.5, 1] (chance at the
+bottom), so a control that learns nothing is dark. A cell whose probe ended at all-zero weights
+(status ``no-fit``) is hatched and marked "×" (a note under the figure says so), and the index counts
+such cells per concept: its dark colour is a probe that found nothing, not evidence that the tap holds
+nothing. Every figure and the index show the labels a concept was probed on — positives/negatives of
+the training and test games, or the label variance of a scalar concept — and flag a binary concept
+whose test games hold fewer than 30 positives (or negatives) "too few positives", in red: its score
+rests on a handful of positions. Every file is written to a temporary name and renamed. Matplotlib runs headless (the Agg canvas; no pyplot state) and is
 imported only where a figure is drawn: it is heavy, and the command line imports this module at start.
 
 >>> plot_run(db, 3, "atlas/")                        # doctest: +SKIP
@@ -33,11 +38,25 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.files import atomic_write_bytes
-from conceptchess.probing.results import CHANCE, ConceptSummary, RunView, load_run, summarize
+from conceptchess.names import unique
+from conceptchess.probing.results import (
+    CHANCE,
+    METRIC_NAMES,
+    MIN_TEST_CLASS,
+    ConceptSummary,
+    RunView,
+    SplitLabels,
+    load_run,
+    summarize,
+    too_few_note,
+)
 from conceptchess.progress import Progress
 
 CMAP = "viridis"
 NO_FIT_NOTE = "× (hatched): no fit — the probe ended at all-zero weights, so its score is that of a constant prediction"
+FEW_NOTE = (f"too few positives (in red): fewer than {MIN_TEST_CLASS} positive (or negative) positions in the test games — "
+            "the score and its interval rest on them")
+FLAG_COLOUR = "red"
 
 
 def _save(fig, path: Path) -> None:
@@ -57,7 +76,7 @@ def _range(metric: str) -> tuple[float, float]:
     return (CHANCE.get(metric, 0.0), 1.0)
 
 
-def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, vmax: float, title: str, annotate: bool,
+def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, vmax: float, title: str, annotate: bool = True,
           marks: np.ndarray | None = None):
     """A heatmap of ``grid``; cells where ``marks`` is true (no-fit probes) are hatched and marked "×"."""
     from matplotlib.patches import Rectangle
@@ -83,16 +102,29 @@ def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, v
     return im
 
 
-def _note_no_fit(fig, marks: list[np.ndarray]) -> None:
-    """Say what "×" means, under the lowest tick label (the PNG is saved with a tight bounding box)."""
-    if not any(m.any() for m in marks):
+def _note_no_fit(fig, marks: list[np.ndarray], few: bool = False) -> None:
+    """Say what "×" (and a red "too few positives") means, under the lowest tick label (the PNG is saved
+    with a tight bounding box)."""
+    notes = ([NO_FIT_NOTE] if any(m.any() for m in marks) else []) + ([FEW_NOTE] if few else [])
+    if not notes:
         return
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     renderer = FigureCanvasAgg(fig).get_renderer()
-    bottom = min(ax.get_tightbbox(renderer).y0 for ax in fig.axes)
+    if fig.get_layout_engine() is not None:
+        fig.get_layout_engine().execute(fig)  # place the axes as saving will (the notes are outside the layout)
+    bottom = min(ax.get_tightbbox(renderer).y0 for ax in fig.axes if ax.get_visible())
     y = fig.transFigure.inverted().transform((0.0, bottom))[1]
-    fig.text(0.01, y - 0.02, NO_FIT_NOTE, fontsize=7, ha="left", va="top")
+    line = 0.15 / fig.get_figheight()  # a 7-point line, in figure fractions
+    for k, note in enumerate(notes):
+        fig.text(0.01, y - 0.2 * line - line * k, note, fontsize=7, ha="left", va="top",
+                 color=FLAG_COLOUR if note == FEW_NOTE else "black")
+
+
+def _labels_text(view: RunView, concept: str) -> str:
+    """What ``concept`` was probed on: ``train 130+/4070− · test 28+/872−`` (scalars: the label variance)."""
+    train, test = view.labels(concept)
+    return f"train {train} · test {test}"
 
 
 def concept_figure(view: RunView, concept: str):
@@ -127,39 +159,80 @@ def concept_figure(view: RunView, concept: str):
                     rnd_no_fit[i, j] = r.no_fit
         panels.append((rnd, [n.label for n in controls], "control: random init", rnd_no_fit))
     widths = [max(1.5, 0.45 * g.shape[1]) for g, _, _, _ in panels]
-    fig = Figure(figsize=(sum(widths) + 2.2, 1.0 + 0.32 * len(taps) + 0.6))
+    fig = Figure(figsize=(sum(widths) + 2.2, 1.2 + 0.32 * len(taps) + 0.6), layout="constrained")
     axes = fig.subplots(1, len(panels), gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
-    annotate = len(taps) * len(probed) <= 160
     im = None
     for ax, (g, c, title, marks) in zip(axes, panels):
-        im = _heat(ax, g, taps if ax is axes[0] else [""] * len(taps), c, vmin, vmax, title, annotate, marks)
-    name = "R²" if metric == "r2" else "balanced accuracy"
-    fig.suptitle(f"{concept} — test {name} by tap and network (input row = input-plane control)", fontsize=10)
-    fig.colorbar(im, ax=list(axes), shrink=0.8, label=name)
-    _note_no_fit(fig, [m for _, _, _, m in panels if m is not None])
+        im = _heat(ax, g, taps if ax is axes[0] else [""] * len(taps), c, vmin, vmax, title, marks=marks)
+    name = METRIC_NAMES.get(metric, metric)
+    few = view.too_few(concept)
+    fig.suptitle(f"{concept} — test {name} by tap and network (input row = input-plane control)\n"
+                 f"labels: {_labels_text(view, concept)}" + (f" — {few}" if few else ""), fontsize=10,
+                 color=FLAG_COLOUR if few else "black")
+    fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"test {name}")
+    _note_no_fit(fig, [m for _, _, _, m in panels if m is not None], few=bool(few))
     return fig
 
 
 def network_figure(view: RunView, network_id: int):
-    """Concepts × taps for one network; scores normalised to chance = 0, perfect = 1."""
+    """Concepts × taps for one network: a row of panels per metric (its own colour bar), each the score
+    beside its shuffled-label and random-init controls; every cell carries its number."""
     from matplotlib.figure import Figure
 
-    concepts, taps = view.concepts, view.taps
-    grid = np.full((len(concepts), len(taps)), np.nan)
-    no_fit = np.zeros(grid.shape, bool)
-    for i, c in enumerate(concepts):
-        lo = CHANCE.get(view.metric(c), 0.0)
-        for j, t in enumerate(taps):
-            r = view.get(c, network_id, t)
-            if r is not None and r.score is not None:
-                grid[i, j] = (r.score - lo) / (1.0 - lo)
-                no_fit[i, j] = r.no_fit
+    taps = view.taps
+    control = view.control_of(network_id)
     label = next(n.label for n in view.networks if n.id == network_id)
-    fig = Figure(figsize=(2.5 + 0.5 * len(taps), 1.2 + 0.16 * len(concepts)))
-    ax = fig.subplots()
-    im = _heat(ax, grid, concepts, taps, 0.0, 1.0, f"{label}: concepts × taps", annotate=False, marks=no_fit)
-    fig.colorbar(im, ax=ax, shrink=0.6, label="R², or 2·(balanced accuracy − 0.5)")
-    _note_no_fit(fig, [no_fit])
+    groups = [(m, [c for c in view.concepts if view.metric(c) == m]) for m in unique(view.metric(c) for c in view.concepts)]
+    rows = []  # per metric: its concepts and panels (grid, title, no-fit marks)
+    for metric, concepts in groups:
+        score, shuffled, rnd = (np.full((len(concepts), len(taps)), np.nan) for _ in range(3))
+        no_fit, rnd_no_fit = np.zeros(score.shape, bool), np.zeros(score.shape, bool)
+        for i, c in enumerate(concepts):
+            for j, t in enumerate(taps):
+                r = view.get(c, network_id, t)
+                if r is not None and r.score is not None:
+                    score[i, j], no_fit[i, j] = r.score, r.no_fit
+                    shuffled[i, j] = np.nan if r.control_shuffled is None else r.control_shuffled
+                rc = view.get(c, control.id, t) if control is not None else None
+                if rc is not None and rc.score is not None:
+                    rnd[i, j], rnd_no_fit[i, j] = rc.score, rc.no_fit
+        panels = [(score, "score", no_fit), (shuffled, "control: shuffled labels", None)]
+        if control is not None:
+            panels.append((rnd, f"control: {control.label}", rnd_no_fit))
+        rows.append((metric, concepts, panels))
+    n_panels = max(len(p) for _, _, p in rows)
+    heights = [max(1.0, 0.24 * len(concepts)) for _, concepts, _ in rows]
+    fig = Figure(figsize=(3.5 + n_panels * (0.5 * len(taps) + 0.4), sum(heights) + 1.2 * len(rows) + 0.4), layout="constrained")
+    axes = fig.subplots(len(rows), n_panels, gridspec_kw={"height_ratios": heights}, squeeze=False)
+    marks = []
+    few_any = False
+    for k, (metric, concepts, panels) in enumerate(rows):
+        vmin, vmax = _range(metric)
+        names = []
+        for c in concepts:
+            few = view.too_few(c)
+            few_any |= bool(few)
+            names.append(f"{c} ({_labels_text(view, c)})" + (f" — {few}" if few else ""))
+        im = None
+        for j, ax in enumerate(axes[k]):
+            if j >= len(panels):
+                ax.set_visible(False)
+                continue
+            grid, title, m = panels[j]
+            im = _heat(ax, grid, names if j == 0 else [""] * len(concepts), taps, vmin, vmax,
+                       f"{label}: {title}" if j == 0 else title, marks=m)
+            if m is not None:
+                marks.append(m)
+        for tick, c in zip(axes[k][0].get_yticklabels(), concepts):
+            if view.too_few(c):
+                tick.set_color(FLAG_COLOUR)
+        name = METRIC_NAMES.get(metric, metric)
+        fig.colorbar(im, ax=[ax for ax in axes[k] if ax.get_visible()], shrink=0.9, label=f"test {name}")
+    own = control is None and any(v.get("sha256") == next(n.sha256 for n in view.networks if n.id == network_id)
+                                  for v in (view.settings.get("random_init") or {}).values())
+    fig.suptitle(f"{label}: concepts × taps (input column = input-plane control)"
+                 + (" — the run's random-init control" if own else ""), fontsize=10)
+    _note_no_fit(fig, marks, few=few_any)
     return fig
 
 
@@ -188,19 +261,28 @@ def _cell(v, fmt="{:.3f}") -> str:
 
 def _note(s: ConceptSummary) -> str:
     notes = [s.skipped] if s.skipped else []
+    if s.too_few:
+        notes.append(too_few_note(s.too_few, s.test))
     if s.no_fit:
         notes.append(f"no fit in {s.no_fit} of {s.cells} cells (all weights zero at the chosen λ; × in the plots)")
     return "; ".join(notes)
 
 
+def _labels_cell(labels: SplitLabels) -> str:
+    key = labels.minority if labels.minority is not None else labels.variance
+    return f'<td data-v="{-1e9 if key is None else float(key)}">{html.escape(str(labels))}</td>'
+
+
 def index_html(view: RunView, concept_files: dict[str, str], network_files: dict[int, str], thresholds=None) -> str:
     rows = summarize(view, thresholds)
-    head = ["concept", "metric", "best score", "95% CI", "best tap", "best network", "first network ≥ threshold", "threshold",
-            "selectivity", "input control", "random-init control", "shuffled control", "non-zero weights", "note"]
+    head = ["concept", "metric", "best score", "95% CI", "training games +/− (var)", "test games +/− (var)", "best tap", "best network",
+            "first network ≥ threshold", "threshold", "selectivity", "input control", "random-init control", "shuffled control",
+            "non-zero weights", "note"]
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Probe run {view.id}</title>",
            "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
            "th,td{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer;background:#eee}td{text-align:right}"
-           "td:first-child,td:nth-child(2),td:nth-child(5),td:nth-child(6),td:nth-child(7),td:last-child{text-align:left}</style>",
+           "td:first-child,td:nth-child(2),td:nth-child(7),td:nth-child(8),td:nth-child(9),td:last-child{text-align:left}"
+           f"tr.few td{{color:{FLAG_COLOUR}}}</style>",
            f"<script>{_SORT_JS}</script></head><body>",
            f"<h1>Probe run {view.id}</h1><p>dataset {html.escape(view.dataset)} · status {html.escape(view.status)} · "
            f"{len(view.concepts)} concepts × {len(view.taps)} taps × {len(view.networks)} networks · split "
@@ -208,7 +290,10 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
            f"{html.escape(str(view.settings.get('seed')))}</p>",
            "<p>Best score: the highest test score over block taps of the probed networks (R² for scalar concepts, balanced "
            "accuracy for binary ones and one-vs-rest categories), with a game-level bootstrap interval. Selectivity = score − "
-           "shuffled-label control (Hewitt &amp; Liang). Controls are those of the best cell. Click a column to sort.</p>",
+           "shuffled-label control (Hewitt &amp; Liang). Controls are those of the best cell. Training / test games: the positive and "
+           "negative positions of a binary concept (or the label variance of a scalar one) the probes were trained and scored on; "
+           f"a row in red has fewer than {MIN_TEST_CLASS} positives (or negatives) in the test games: <b>too few positives</b> to "
+           "carry its score. Click a column to sort.</p>",
            *(["<p><b>No fit</b>: in the cells counted in the note column the probe ended at all-zero weights (the validation "
               "games preferred λ<sub>max</sub>), so their score is that of a constant prediction — a probe that found nothing, "
               "not evidence that the tap holds nothing. The plots hatch them and mark them ×.</p>"] if any(s.no_fit for s in rows) else []),
@@ -219,8 +304,8 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
         link = concept_files.get(s.concept)
         name = f"<a href='{html.escape(link)}'>{html.escape(s.concept)}</a>" if link else html.escape(s.concept)
         ci = "–" if s.ci_low is None or s.ci_high is None else f"{s.ci_low:.3f} – {s.ci_high:.3f}"
-        out.append("<tr>" + f"<td data-v='{html.escape(s.concept)}'>{name}</td>" + _cell(s.metric) + _cell(s.best_score) + f"<td>{ci}</td>"
-                   + _cell(s.best_tap) + _cell(s.best_network) + _cell(s.first_network) + _cell(s.threshold, "{:g}")
+        out.append(("<tr class='few'>" if s.too_few else "<tr>") + f"<td data-v='{html.escape(s.concept)}'>{name}</td>" + _cell(s.metric)
+                   + _cell(s.best_score) + f"<td>{ci}</td>" + _labels_cell(s.train) + _labels_cell(s.test) + _cell(s.best_tap) + _cell(s.best_network) + _cell(s.first_network) + _cell(s.threshold, "{:g}")
                    + _cell(s.selectivity) + _cell(s.control_input) + _cell(s.control_random) + _cell(s.control_shuffled)
                    + _cell(s.nonzero, "{:d}") + _cell(_note(s)) + "</tr>")
     out.append("</tbody></table>")

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
 import typer
 from rich import box
+from rich.cells import cell_len
 from rich.table import Table
 
 from conceptchess.cli.common import console, guarded, options_named, stage_bar, stage_callback
 from conceptchess.errors import ConceptChessError
 from conceptchess.plots import plot_run
 from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
-from conceptchess.probing.results import concept_rows, latest_run_id
+from conceptchess.probing.cell import NO_FIT_REASON
+from conceptchess.probing.results import METRIC_NAMES, MiningHandoff, concept_rows, latest_run_id, mining_handoffs, too_few_note
 from conceptchess.store import Database, db_url
 
 app = typer.Typer(help="Sparse linear concept probes: what a network knows, where and when (with controls).",
@@ -41,25 +44,34 @@ def run(
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (of test games) for the confidence interval"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime threads for any extraction"),
     jobs: int | None = typer.Option(None, "--jobs", help="Worker processes solving cells in parallel (default: one per core, at most 4; 1 below 5,000 positions)"),
+    keep_activations: bool = typer.Option(True, "--keep-activations/--no-keep-activations",
+                                          help="Keep the activation folders it extracts (under RESULTS/activations; `puzzles mine` reads them), "
+                                               "or remove each once its cells are probed"),
 ):
     """Probe concepts × taps × networks; resumable: the same command completes an interrupted run.
 
     Scalar concepts: L1 linear regression, test R². Binary: L1 logistic regression, test balanced
     accuracy. Categorical: one-vs-rest per category. λ is chosen on validation games; rows carry
-    their controls and selectivity (score − shuffled-label control).
+    their controls and selectivity (score − shuffled-label control), and the positives/negatives (or
+    label variance) of their training and test games. Says the size of the activations before
+    extracting them (float16; full 8×8 taps take filters × 128 bytes per position and tap). Where the
+    output is no terminal, prints a progress line per stage every 30 s ($CONCEPTCHESS_PROGRESS_EVERY).
     """
     req = SweepRequest(dataset=positions, nets=list(net) if net else None, concepts=concepts, taps=taps, controls=controls,
                        seed=seed, max_positions=max_positions, pool=pool, labels=labels, results=results,
                        activation_folders=list(activations or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads,
-                       jobs=jobs)
+                       jobs=jobs, keep_activations=keep_activations)
     plan = plan_sweep(req)  # validates everything before anything is written
     start = time.perf_counter()
     with stage_bar() as bar:
-        run_id = run_sweep(plan, db_url=db, progress_for=stage_callback(bar))
+        run_id = run_sweep(plan, db_url=db, progress_for=stage_callback(bar),
+                           announce=lambda estimate: bar.console.print(str(estimate), highlight=False, soft_wrap=True))
     n_nets = len(plan.networks)
     console.print(f"probe run {run_id}: {len(plan.targets)} targets × {n_nets} network{'s' if n_nets > 1 else ''} "
                   f"on {plan.positions} positions ({plan.split_kind}; train/val/test {'/'.join(map(str, plan.split.sizes()))}) "
-                  f"in {time.perf_counter() - start:.1f} s — `conceptchess probe plot {run_id} -o DIR` draws the atlas", highlight=False)
+                  f"in {time.perf_counter() - start:.1f} s — `conceptchess probe plot {run_id} -o DIR` draws the atlas, "
+                  f"`conceptchess probe show --run {run_id} --concept NAME` shows a concept and how to mine puzzles with it",
+                  highlight=False)
 
 
 @app.command()
@@ -93,6 +105,55 @@ def _fmt(v, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+#: probe show's columns: (header, justify); the first leads every part of a table too wide for the terminal.
+SHOW_COLUMNS = [("tap", "left"), ("score", "right"), ("95% CI", "right"), ("input", "right"), ("random", "right"),
+                ("shuffled", "right"), ("select.", "right"), ("nonzero", "right"), ("train", "right"), ("test", "right"),
+                ("note", "left")]
+
+
+def _tables(title: str, rows: list[list[str]]) -> list[Table]:
+    """``rows`` under :data:`SHOW_COLUMNS`, in as many tables as the console's width needs: a number is
+    never cut; the columns that do not fit go to the next table, led by the tap again."""
+
+    def width(k: int) -> int:  # what column k needs: all of each number, the longest word of a note
+        cells = [SHOW_COLUMNS[k][0]] + [row[k] for row in rows]
+        if SHOW_COLUMNS[k][0] == "note":
+            return max(cell_len(w) for c in cells for w in c.split() or [""])
+        return max(cell_len(c) for c in cells)
+
+    def table(cols: list[int], part_title: str) -> Table:
+        t = Table(title=part_title, box=box.SIMPLE_HEAD, title_justify="left", padding=(0, 1), pad_edge=False)
+        for k in cols:
+            name, justify = SHOW_COLUMNS[k]
+            t.add_column(name, justify=justify, no_wrap=name != "note")  # a note wraps at its spaces
+        for row in rows:
+            t.add_row(*(row[k] for k in cols))
+        return t
+
+    parts: list[list[int]] = [[0]]
+    for k in range(1, len(SHOW_COLUMNS)):
+        cols = parts[-1] + [k]
+        # SIMPLE_HEAD with padding (0, 1) and no edge padding: one space at each edge, three between columns
+        if sum(width(c) for c in cols) + 3 * (len(cols) - 1) + 2 > console.width and len(parts[-1]) > 1:
+            parts.append([0])
+        parts[-1].append(k)
+    return [table(cols, title if i == 0 else f"{title} (continued)") for i, cols in enumerate(parts)]
+
+
+def _mining_lines(h: MiningHandoff, db: str | None) -> list[str]:
+    """The commands that mine puzzles with ``h``'s probe: an extraction first when its activation folder is gone."""
+    q = shlex.quote
+    lines = []
+    folder = h.activations
+    if folder is None:
+        folder = h.extract_to
+        lines.append(f"conceptchess activations extract --net {q(str(h.network_path))} --positions {q(h.dataset)} --taps {h.tap} "
+                     f"--pool {h.pool} -o {q(str(folder))}")
+    lines.append(f"conceptchess puzzles mine --direction {q(h.direction)} --activations {q(str(folder))} --dataset {q(h.dataset)} "
+                 f"-c {q(h.concept)}" + (f" --db {q(db)}" if db else ""))
+    return lines
+
+
 @app.command()
 @guarded
 def show(
@@ -100,36 +161,58 @@ def show(
     run_id: int | None = typer.Option(None, "--run", help="Only this probe run"),
     db: str | None = typer.Option(None, "--db", help="Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"),
 ):
-    """One concept's probe results: score with its interval, controls and selectivity, per network and tap.
+    """One concept's probe results: score with its interval, controls and selectivity, per network and tap,
+    and the command that mines puzzles with its best probe.
 
-    A score marked × is a no-fit probe: it ended at all-zero weights, so it scores a constant prediction.
+    train / test: positive/negative positions of the training and test games (scalar concepts: the label
+    variance); a binary probe with fewer than 30 test positives (or negatives) is noted "too few
+    positives". A score marked × is a no-fit probe: it ended at all-zero weights, so it scores a constant
+    prediction. The mining command names the probe RUN:CONCEPT:TAP (`puzzles mine --direction`), with
+    the activation folder and dataset of the run; the stored vector is in raw activation space, so no
+    --mean/--scale. Tables wider than the terminal continue below, never cut.
     """
-    rows = concept_rows(_open_db(db), concept, run_id)
+    database = _open_db(db)
+    rows = concept_rows(database, concept, run_id)
     if not rows:
         where = f"run {run_id}" if run_id is not None else "any run"
         raise ConceptChessError(f"no probe results for concept {concept!r} in {where}")
     metric = rows[0][2].metric
-    console.print(f"{concept} — {'test R²' if metric == 'r2' else 'test balanced accuracy'} with its controls "
-                  "(input planes, random-init network, shuffled labels) and selectivity = score − shuffled", highlight=False)
+    console.print(f"{concept} — test {METRIC_NAMES.get(metric, metric)} with its controls "
+                  "(input planes, random-init network, shuffled labels) and selectivity = score − shuffled; "
+                  "train/test: " + ("positives+/negatives− of" if metric == "balanced_accuracy" else "label variance in")
+                  + " the training and test games", highlight=False)
     groups: dict[tuple[int, str], list] = {}
     for rid, label, r in rows:
         groups.setdefault((rid, label), []).append(r)
-    no_fit = None
+    no_fit, few = None, {}
     for (rid, label), rs in groups.items():
-        t = Table(title=f"run {rid} · {label}", box=box.SIMPLE_HEAD, title_justify="left", padding=(0, 1), pad_edge=False)
-        for col in ("tap", "score", "95% CI", "input", "random", "shuffled", "select.", "nonzero"):
-            t.add_column(col, justify="left" if col == "tap" else "right", no_wrap=True)
+        table_rows = []
         for r in rs:
+            counts = [str(r.labels("train")), str(r.labels("test"))]
             if r.score is None:
-                t.add_row(r.tap, "skipped", r.reason or "", *[""] * 5)
+                table_rows.append([r.tap, "skipped", *[""] * 6, *counts, r.reason or ""])
                 continue
             ci = "–" if r.ci_low is None else f"{r.ci_low:.3f}–{r.ci_high:.3f}"
             nz = "–" if r.nonzero is None else f"{r.nonzero}/{r.features}"
+            notes = []
             if r.no_fit:
-                no_fit = r.reason
-            t.add_row(r.tap, _fmt(r.score) + (" ×" if r.no_fit else ""), ci, _fmt(r.control_input), _fmt(r.control_random),
-                      _fmt(r.control_shuffled), _fmt(r.selectivity), nz)
-        console.print(t)
+                no_fit = r.reason or NO_FIT_REASON
+                notes.append("no fit: all weights zero")
+            if r.too_few:
+                few.setdefault(r.too_few, r.labels("test"))
+                notes.append(r.too_few)
+            table_rows.append([r.tap, _fmt(r.score) + (" ×" if r.no_fit else ""), ci, _fmt(r.control_input), _fmt(r.control_random),
+                               _fmt(r.control_shuffled), _fmt(r.selectivity), nz, *counts, "; ".join(notes)])
+        for t in _tables(f"run {rid} · {label}", table_rows):
+            console.print(t)
     if no_fit:
         console.print(f"× no fit: {no_fit} (a probe that found nothing, not evidence that the tap holds nothing)",
-                      highlight=False, soft_wrap=True)
+                      highlight=False)
+    for flag, test in few.items():
+        console.print(too_few_note(flag, test), highlight=False)
+    for h in mining_handoffs(database, concept, run_id):
+        flag = f"; {h.too_few}" if h.too_few else ""
+        console.print(f"Puzzles from run {h.run}'s best probe ({h.network}, {h.tap}, test {METRIC_NAMES.get(h.metric, h.metric)} "
+                      f"{h.score:.3f}{flag}); its vector is in raw activation space, so no --mean/--scale:", highlight=False)
+        for line in _mining_lines(h, db):
+            console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)

@@ -5,15 +5,24 @@
 0.97
 >>> [s.concept for s in summarize(view)][:2]                # doctest: +SKIP
 ['us_pawns', 'them_pawns']
+
+Every row knows the labels it was trained and tested on (:meth:`ResultRow.labels`: positives and
+negatives per split side, or the label variance of a scalar concept) and says when its test side has
+too few of a class to carry a score (:attr:`ResultRow.too_few`). :func:`mining_handoffs` names the
+best probe of a concept the way ``puzzles mine --direction`` takes it, with the activation folder and
+dataset that command reads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from conceptchess.datasets import read_manifest
 from conceptchess.errors import ConceptChessError
 from conceptchess.names import unique
 from conceptchess.probing.cell import NO_FIT
+from conceptchess.probing.sources import find_activation_folder, folder_name, prefix_dataset, scan_activation_folders
 from conceptchess.store import probes as queries
 from conceptchess.taps import INPUT, is_block, order, sort_key
 
@@ -21,6 +30,34 @@ from conceptchess.taps import INPUT, is_block, order, sort_key
 DEFAULT_THRESHOLDS = {"r2": 0.5, "balanced_accuracy": 0.8}
 #: Chance level per metric (for normalised colour scales): what a probe of an unrelated label scores.
 CHANCE = {"r2": 0.0, "balanced_accuracy": 0.5}
+#: A binary probe whose test games hold fewer positives (or negatives) than this is flagged: its
+#: balanced accuracy and interval rest on a handful of positions (28 mates in one of 6,000 positions
+#: gave 0.843, CI 0.616–0.966).
+MIN_TEST_CLASS = 30
+METRIC_NAMES = {"r2": "R²", "balanced_accuracy": "balanced accuracy"}
+
+
+@dataclass(frozen=True)
+class SplitLabels:
+    """The labels of one split side of a probe: positives and negatives (binary) or their variance (scalar).
+
+    >>> str(SplitLabels(28, 872)), str(SplitLabels(variance=1.2345)), str(SplitLabels())
+    ('28+/872−', 'var 1.23', '–')
+    """
+
+    positives: int | None = None
+    negatives: int | None = None
+    variance: float | None = None
+
+    def __str__(self) -> str:
+        if self.positives is not None and self.negatives is not None:
+            return f"{self.positives}+/{self.negatives}−"
+        return "–" if self.variance is None else f"var {self.variance:.3g}"
+
+    @property
+    def minority(self) -> int | None:
+        """The rarer class's count (binary)."""
+        return None if self.positives is None or self.negatives is None else min(self.positives, self.negatives)
 
 
 @dataclass
@@ -52,11 +89,40 @@ class ResultRow:
     nonzero: int | None
     features: int | None
     vector_path: str | None
+    details: dict | None = None
 
     @property
     def no_fit(self) -> bool:
         """The probe ended at all-zero weights: its score is that of a constant prediction."""
         return self.status == NO_FIT
+
+    def labels(self, side: str) -> SplitLabels:
+        """The labels of split side ``side`` (train, val, test); empty for rows stored before they were recorded."""
+        d = self.details or {}
+        return SplitLabels(d.get(f"{side}_positives"), d.get(f"{side}_negatives"), d.get(f"{side}_variance"))
+
+    @property
+    def too_few(self) -> str | None:
+        """``too few positives`` (or ``negatives``) when a scored binary probe's test games hold fewer than
+        :data:`MIN_TEST_CLASS` of that class; else None."""
+        return too_few(self.labels("test")) if self.score is not None else None
+
+
+def too_few(test: SplitLabels) -> str | None:
+    """The flag of a test side with fewer than :data:`MIN_TEST_CLASS` positives (or negatives), else None."""
+    if test.positives is not None and test.positives < MIN_TEST_CLASS:
+        return "too few positives"
+    if test.negatives is not None and test.negatives < MIN_TEST_CLASS:
+        return "too few negatives"
+    return None
+
+
+def too_few_note(flag: str, test: SplitLabels) -> str:
+    """Why a row is flagged, in one sentence."""
+    cls = "positive" if flag.endswith("positives") else "negative"
+    n = test.positives if cls == "positive" else test.negatives
+    return (f"{flag}: {n} {cls} position{'s' if n != 1 else ''} in the test games (fewer than {MIN_TEST_CLASS}): "
+            "the score and its interval rest on them")
 
 
 @dataclass
@@ -102,6 +168,21 @@ class RunView:
                 return r.metric
         raise ConceptChessError(f"concept {concept!r} is not in run {self.id}")
 
+    def labels(self, concept: str) -> tuple[SplitLabels, SplitLabels]:
+        """The labels of ``concept`` in the training and the test games (the same in every cell of a run)."""
+        row = next((r for r in self.rows if r.concept == concept and r.details), None)
+        return (row.labels("train"), row.labels("test")) if row else (SplitLabels(), SplitLabels())
+
+    def too_few(self, concept: str) -> str | None:
+        """``too few positives`` / ``negatives`` when ``concept`` has a score and its test games hold too few of a class."""
+        return too_few(self.labels(concept)[1]) if any(r.concept == concept and r.score is not None for r in self.rows) else None
+
+    def control_of(self, network_id: int) -> NetRow | None:
+        """The random-init control of a network (None: the network is its own control, or the run has none)."""
+        net = next(n for n in self.networks if n.id == network_id)
+        sha = ((self.settings.get("random_init") or {}).get(net.architecture) or {}).get("sha256")
+        return next((n for n in self.networks if n.sha256 == sha and n.id != network_id), None)
+
 
 def load_run(db, run_id: int) -> RunView:
     """Everything of one run, from the database."""
@@ -117,7 +198,8 @@ def load_run(db, run_id: int) -> RunView:
 
 def _result_row(r) -> ResultRow:
     return ResultRow(r.network_id, r.tap, r.concept, r.metric, r.status, r.reason, r.score, r.ci_low, r.ci_high,
-                     r.control_input, r.control_random, r.control_shuffled, r.selectivity, r.nonzero, r.features, r.vector_path)
+                     r.control_input, r.control_random, r.control_shuffled, r.selectivity, r.nonzero, r.features, r.vector_path,
+                     r.details)
 
 
 def latest_run_id(db) -> int:
@@ -149,6 +231,9 @@ class ConceptSummary:
     skipped: str | None = None
     no_fit: int = 0  # cells of this concept (any network, any tap) whose probe ended at all-zero weights
     cells: int = 0  # cells of this concept with a score
+    train: SplitLabels = SplitLabels()  # the labels of the training games (the same in every cell of a run)
+    test: SplitLabels = SplitLabels()  # and of the test games
+    too_few: str | None = None  # "too few positives" / "too few negatives" in the test games (see MIN_TEST_CLASS)
 
 
 def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list[ConceptSummary]:
@@ -163,11 +248,13 @@ def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list
         thr = thresholds.get(metric, 0.5)
         scored = [r for r in view.rows if r.concept == c and r.score is not None]
         no_fit = sum(r.no_fit for r in scored)
+        train, test = view.labels(c)
+        flag = view.too_few(c)
         if not rows:
             reasons = [r.reason for r in view.rows if r.concept == c and r.reason and not r.no_fit]
             inp = next((r.score for r in view.rows if r.concept == c and r.tap == INPUT and r.score is not None), None)
             out.append(ConceptSummary(c, metric, None, None, None, None, None, None, thr, None, inp, None, None, None,
-                                      reasons[0] if reasons else None, no_fit, len(scored)))
+                                      reasons[0] if reasons else None, no_fit, len(scored), train, test, flag))
             continue
         best = max(rows, key=lambda r: r.score)
         first = None
@@ -177,7 +264,7 @@ def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list
                 break
         out.append(ConceptSummary(c, metric, best.score, best.tap, labels[best.network_id], best.ci_low, best.ci_high, first, thr,
                                   best.selectivity, best.control_input, best.control_random, best.control_shuffled, best.nonzero,
-                                  None, no_fit, len(scored)))
+                                  None, no_fit, len(scored), train, test, flag))
     return out
 
 
@@ -186,3 +273,62 @@ def concept_rows(db, concept: str, run_id: int | None = None) -> list[tuple[int,
     with db.session() as s:
         rows = sorted(queries.concept_results(s, concept, run_id), key=lambda r: (r[0].run_id, r[2], sort_key(r[0].tap)))
         return [(r[0].run_id, r[1], _result_row(r[0])) for r in rows]
+
+
+# -- the hand-off to mining ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MiningHandoff:
+    """How to mine puzzles with a run's best probe of a concept: what ``puzzles mine`` takes.
+
+    The stored probe vector is in raw activation space (the sweep maps it back from the standardised
+    space it was fitted in), so mining needs no ``--mean``/``--scale``: ``--direction`` names it.
+    """
+
+    run: int
+    concept: str
+    tap: str
+    network: str  # its label in the run
+    network_path: str | None
+    metric: str
+    score: float
+    too_few: str | None
+    pool: str
+    dataset: str  # the positions dataset the activation folder was (or would be) extracted from: mining's --dataset
+    activations: Path | None  # an activation folder holding the tap; None: none is left (see extract_to)
+    extract_to: Path  # where `activations extract` would put one
+
+    @property
+    def direction(self) -> str:
+        """``RUN:CONCEPT:TAP``, as ``puzzles mine --direction`` takes it."""
+        return f"{self.run}:{self.concept}:{self.tap}"
+
+
+def mining_handoffs(db, concept: str, run_id: int | None = None) -> list[MiningHandoff]:
+    """Per run (one, or every run with ``concept``): its best probe of ``concept`` — the highest test score
+    of a fitted probe (status ``ok``) at a block tap of a probed network — with the activation folder
+    under the run's results folder that holds that tap of that network, if one is left."""
+    out = []
+    with db.session() as s:
+        rows = queries.concept_results(s, concept, run_id)
+        for rid in sorted({r.run_id for r, _, _ in rows}):
+            run, ds = queries.run_with_dataset(s, rid)
+            nets = {n.id: (rn, n) for rn, n in queries.run_networks(s, rid)}
+            fitted = [r for r, _, _ in rows if r.run_id == rid and r.status == "ok" and r.score is not None and is_block(r.tap)
+                      and nets[r.network_id][0].role == "probed"]
+            if not fitted or ds is None:
+                continue
+            best = max(fitted, key=lambda r: r.score)
+            rn, net = nets[best.network_id]
+            settings = run.settings or {}
+            pool, positions = settings.get("pool", "full"), int(settings.get("positions") or ds.positions or 0)
+            results = Path(run.results_dir) if run.results_dir else Path(ds.path).parent
+            shas = [ds.sha256]
+            prefix = prefix_dataset(results, ds.sha256, positions)
+            if (prefix / "manifest.json").exists():
+                shas += [sha for sha in [read_manifest(prefix).get("positions_sha256")] if sha]
+            found = find_activation_folder(scan_activation_folders([results / "activations"]), net.sha256, best.tap, pool, shas, positions)
+            out.append(MiningHandoff(rid, concept, best.tap, rn.label, net.path, best.metric, best.score, _result_row(best).too_few,
+                                     pool, str(prefix) if found and found.dataset_sha256 != ds.sha256 else ds.path,
+                                     found.path if found else None,
+                                     results / "activations" / folder_name(net.sha256, ds.sha256, pool, [best.tap])))
+    return out

@@ -313,3 +313,27 @@ def test_estimators_follow_the_sklearn_contract():
     assert set(SparseLogisticProbe(random_state=1).fit(X, (y > 0).astype(int), groups=groups).predict(X)) <= {0, 1}
     multi = SparseLinearProbe().fit(X, np.stack([y, X[:, 0]], 1), groups=groups)
     assert multi.coef_.shape == (2, 30) and multi.predict(X).shape == (1500, 2)
+
+
+def test_network_figure_and_show_rows_mark_a_no_fit_probe_and_say_why(no_fit_run):
+    from conceptchess.plots import network_figure
+
+    root, db = no_fit_run
+    view = load_run(Database(db), 1)
+    probed = view.probed[0]
+    fig = network_figure(view, probed.id)
+    # one row per metric: material_diff (R²) and in_check (balanced accuracy), each with its panels
+    crosses = {}
+    for ax in fig.axes:
+        for t in ax.texts:
+            if t.get_text() == "×":
+                crosses.setdefault(ax.get_title(), []).append([lbl.get_text() for lbl in ax.get_yticklabels()])
+    control = view.control_of(probed.id)
+    assert sorted(crosses) == sorted([f"{probed.label}: score", f"control: {control.label}"])  # no-fit in both, never in shuffled
+    assert all(len(v) == 1 for v in crosses.values())
+    assert NO_FIT_NOTE in [t.get_text() for t in fig.texts]
+    r = cli("probe", "show", "--concept", "material_diff", "--db", db, env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    rows = [ln for ln in r.stdout.splitlines() if ln.lstrip().startswith("input ")]
+    assert rows and sum("no fit: all weights zero" in ln for ln in rows) == len(view.networks)  # the row says why
+    assert "…" not in r.stdout

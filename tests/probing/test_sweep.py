@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import chess
 import numpy as np
 import pytest
 import torch
 from sqlalchemy import create_engine, func, select, text
 
-from tests.helpers import ROOT, cli, random_games, tiny_net
+from tests.helpers import ROOT, cli, random_games, random_move_lists, stockfish_or_skip, tiny_net
 
 CONCEPTS = "in_check,us_mobility,material_diff,game_phase"
 TARGETS = 6  # game_phase is probed one-vs-rest: 3 targets
@@ -383,3 +385,208 @@ def test_kill_9_mid_sweep_keeps_finished_cells_and_resume_completes_without_dupl
     assert {x.run_id for x in final} == {partial[0].run_id}  # the same run was completed
     by_id = {x.id: x for x in final}
     assert all(by_id[x.id] == x for x in partial)  # finished cells were kept as they were
+
+
+# -- what a user meets: the labels behind each row, 80 columns, the mining hand-off, progress, activations' size -----
+def _boards_and_games(games: int = 36, plies: int = 40) -> tuple[list[chess.Board], list[int]]:
+    """The positions of ``world["data"]`` (random_games: every position of each game, the start included)."""
+    boards, game = [], []
+    for g, moves in enumerate(random_move_lists(games, plies)):
+        b = chess.Board()
+        boards.append(b.copy(stack=False))
+        game.append(g)
+        for m in moves:
+            b.push(m)
+            boards.append(b.copy(stack=False))
+            game.append(g)
+    return boards, game
+
+
+def test_every_row_stores_the_labels_of_its_training_and_test_games(series_run):
+    from conceptchess.concepts.labeling import label
+    from conceptchess.probing.split import game_codes, split_by_game
+
+    boards, games = _boards_and_games()
+    split = split_by_game(game_codes(games), seed=0)
+    check = np.array([b.is_check() for b in boards])  # a chess fact, not the library's label
+    mobility = label(boards, ["us_mobility"])["us_mobility"].astype(np.float64)
+    got = stored(f"sqlite:///{series_run / 'probes.sqlite'}")
+    for (_, tap, concept), (_, _, details, _) in got.items():
+        if concept == "in_check":
+            for side, rows_ in (("train", split.train), ("val", split.val), ("test", split.test)):
+                assert details[f"{side}_positives"] == int(check[rows_].sum()), (tap, side)
+                assert details[f"{side}_negatives"] == int((~check[rows_]).sum()), (tap, side)
+        elif concept == "us_mobility":
+            for side, rows_ in (("train", split.train), ("test", split.test)):
+                assert details[f"{side}_variance"] == pytest.approx(mobility[rows_].var(), rel=1e-9)
+        assert not any(k.endswith("_variance") for k in details) or not any(k.endswith("_positives") for k in details)
+
+
+def test_show_never_cuts_a_number_at_80_columns_and_flags_too_few_positives(series_run):
+    from conceptchess.probing.results import MIN_TEST_CLASS
+
+    db = series_run / "probes.sqlite"
+    r = cli("probe", "show", "--concept", "in_check", "--run", "1", "--db", f"sqlite:///{db}", env={"COLUMNS": "80"})
+    assert r.exit_code == 0, r.output
+    assert "…" not in r.stdout
+    table = [ln for ln in r.stdout.splitlines() if not ln.startswith("  conceptchess ")]  # commands are for copying whole
+    assert max(len(ln) for ln in table) <= 80
+    got = [x for x in rows(db, "concept = 'in_check'")]
+    details = next(d for (_, _, c), (_, _, d, _) in stored(f"sqlite:///{db}").items() if c == "in_check")
+    for x in got:
+        assert f"{x.score:.3f}" in r.stdout and f"{x.control_shuffled:.3f}" in r.stdout
+    train = f"{details['train_positives']}+/{details['train_negatives']}−"
+    test = f"{details['test_positives']}+/{details['test_negatives']}−"
+    assert r.stdout.count(train) == r.stdout.count(test) == len(got)  # on every row
+    few = details["test_positives"] < MIN_TEST_CLASS
+    assert few, "the fixture's in_check is expected to be rare in the test games"
+    assert r.stdout.count("too few positives") >= len(got) + 1  # every row, and the note that says why
+    assert f"too few positives: {details['test_positives']} positive positions in the test games" in r.stdout
+    r = cli("probe", "show", "--concept", "game_phase=opening", "--db", f"sqlite:///{db}", env={"COLUMNS": "80"})
+    assert r.exit_code == 0 and "too few" not in r.stdout and "…" not in r.stdout
+
+
+def _mining_commands(output: str) -> list[list[str]]:
+    import shlex
+
+    return [shlex.split(ln.strip())[1:] for ln in output.splitlines() if ln.startswith("  conceptchess ")]
+
+
+def test_show_prints_the_command_that_mines_its_best_probe(series_run, tmp_path):
+    from conceptchess.activations import ActivationFiles
+    from conceptchess.datasets import dataset_sha256
+    from conceptchess.store import Database
+    from conceptchess.store.directions import ProbeRef, probe_direction
+
+    url = f"sqlite:///{series_run / 'probes.sqlite'}"
+    r = cli("probe", "show", "--concept", "game_phase=opening", "--db", url)
+    assert r.exit_code == 0, r.output
+    (mine,) = _mining_commands(r.output)
+    assert mine[:2] == ["puzzles", "mine"] and "--mean" not in mine and "--scale" not in mine
+    opt = dict(zip(mine[2::2], mine[3::2]))
+    assert opt["--db"] == url and opt["-c"] == "game_phase=opening"
+    # the best fitted probe at a block tap of the run (computed from the rows, not from the hand-off)
+    with create_engine(url).connect() as c:
+        best = c.execute(text("SELECT r.tap, n.sha256, r.vector_path FROM probe_results r JOIN networks n ON n.id = r.network_id "
+                              "WHERE r.concept = 'game_phase=opening' AND r.status = 'ok' AND r.tap LIKE 'block%' "
+                              "ORDER BY r.score DESC LIMIT 1")).one()
+    ref = ProbeRef.parse(opt["--direction"])
+    assert (ref.run, ref.concept, ref.tap) == ("1", "game_phase=opening", best.tap)
+    files = ActivationFiles(opt["--activations"])
+    assert files.manifest["net_sha256"] == best.sha256 and best.tap in files.taps and files.pool == "mean"
+    assert files.manifest["dataset_sha256"] == dataset_sha256(opt["--dataset"])
+    with Database(url).session() as s:  # what puzzles mine does with --direction and the folder's network
+        d = probe_direction(s, ref.run, ref.concept, ref.tap, network=files.manifest["net_sha256"])
+    np.testing.assert_array_equal(d.vector, np.load(best.vector_path))
+    assert np.asarray(files[best.tap][:2], dtype=np.float32).reshape(2, -1).shape[1] == d.vector.size
+    stockfish_or_skip()
+    r = cli(*mine, "--nodes", "2000", "--workers", "1")  # the printed command runs as printed (Stockfish kept brief)
+    assert r.exit_code == 0, r.output
+    assert "game_phase=opening-probe-" + best.tap in r.stdout and "prototypes" in r.stdout
+
+
+def test_show_says_how_to_extract_the_activations_when_they_are_gone(world, tmp_path):
+    r = cli("probe", *base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block1", "--no-keep-activations"))
+    assert r.exit_code == 0, r.output
+    assert not list((tmp_path / "results" / "activations").glob("*"))  # removed once probed
+    r = cli("probe", "show", "--concept", "game_phase=opening", "--db", f"sqlite:///{tmp_path / 'probes.sqlite'}")
+    assert r.exit_code == 0, r.output
+    extract, mine = _mining_commands(r.output)
+    assert extract[:2] == ["activations", "extract"]
+    e = dict(zip(extract[2::2], extract[3::2]))
+    m = dict(zip(mine[2::2], mine[3::2]))
+    assert (e["--net"], e["--taps"], e["--pool"]) == (str(world["single"].resolve()), "block1", "mean")
+    assert e["-o"] == m["--activations"] and e["--positions"] == m["--dataset"] and m["--direction"] == "1:game_phase=opening:block1"
+    r = cli(*extract)  # the printed command, as printed
+    assert r.exit_code == 0, r.output
+    r = cli("probe", "show", "--concept", "game_phase=opening", "--db", f"sqlite:///{tmp_path / 'probes.sqlite'}")
+    assert [c[:2] for c in _mining_commands(r.output)] == [["puzzles", "mine"]]  # the folder is found now
+    assert dict(zip(*[iter(_mining_commands(r.output)[0][2:])] * 2))["--activations"] == e["-o"]
+
+
+def test_run_says_the_size_of_its_activations_and_prints_progress_lines(world, tmp_path):
+    from conceptchess.activations import extract_activations, size_text
+
+    given = tmp_path / "given"  # a folder the user extracted: never removed, whatever --no-keep-activations says
+    extract_activations(world["single"], world["data"], given / "single-block0", ["block0"], pool="mean")
+    r = cli("probe", *base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "input,block0,block1", "--activations", str(given),
+                                "--no-keep-activations"))
+    assert r.exit_code == 0, r.output
+    n = len((world["data"] / "positions.jsonl").read_text().splitlines())
+    # input (112 planes) and block1 (8 filters) of the network, block0 and block1 of its random-init control; block0 is there
+    want = n * (112 + 8 + 8 + 8) * 2
+    line = next(ln for ln in r.stderr.splitlines() if ln.startswith("extracting 4 taps of 2 networks"))
+    assert line == (f"extracting 4 taps of 2 networks over {n:,} positions (mean-pooled, float16): ≈ {size_text(want)} in "
+                    f"{tmp_path / 'results' / 'activations'}, removed once probed")
+    assert (given / "single-block0" / "manifest.json").exists() and not list((tmp_path / "results" / "activations").glob("*"))
+    # CliRunner's output is no terminal: each stage prints a line when it starts and when it ends
+    lines = r.stderr.splitlines()
+    probing = [ln for ln in lines if ln.startswith("probing: ")]
+    assert probing[0].startswith("probing: 0/5 (0%), ") and probing[-1].startswith("probing: 5/5 (100%), ")
+    assert all(re.search(r"\d+:\d\d:\d\d elapsed, ETA (\d+:\d\d:\d\d|–)$", ln) for ln in probing)
+    assert any(ln.startswith(f"extracting single: {n:,}/{n:,} (100%)") for ln in lines)
+    assert lines.index(line) < min(i for i, ln in enumerate(lines) if re.match(r"extracting (single|random-init 2x8): ", ln))
+
+
+def test_network_figure_has_numbers_its_controls_and_one_metric_per_colour_bar(series_run):
+    from conceptchess.plots import FLAG_COLOUR, concept_figure, network_figure
+    from conceptchess.probing.results import load_run
+    from conceptchess.store import Database
+
+    view = load_run(Database(f"sqlite:///{series_run / 'probes.sqlite'}"), 1)
+    step = {n.step: n for n in view.networks}
+    fig = network_figure(view, step[10].id)
+    bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert sorted(ax.get_ylabel() for ax in bars) == ["test R²", "test balanced accuracy"]
+    panels = {}
+    for ax in fig.axes:
+        if ax.get_title():
+            panels.setdefault(ax.get_title(), []).append(ax)
+    assert {k: len(v) for k, v in panels.items()} == {"tiny step 10: score": 2, "control: shuffled labels": 2, "control: tiny step 0": 2}
+    taps = view.taps
+    for k, score_ax in enumerate(panels["tiny step 10: score"]):
+        names = [t.get_text() for t in score_ax.get_yticklabels()]
+        concepts = [n.split(" (")[0] for n in names]
+        assert {view.metric(c) for c in concepts} == {["balanced_accuracy", "r2"][k]}  # one metric per row of panels
+        cells = {tuple(np.round(t.get_position()).astype(int)): t.get_text() for t in score_ax.texts}
+        shuffled = {tuple(np.round(t.get_position()).astype(int)): t.get_text() for t in panels["control: shuffled labels"][k].texts}
+        control = {tuple(np.round(t.get_position()).astype(int)): t.get_text() for t in panels["control: tiny step 0"][k].texts}
+        for i, c in enumerate(concepts):
+            train, test = view.labels(c)
+            assert names[i].startswith(f"{c} (train {train} · test {test})")
+            assert (names[i].endswith("too few positives") and score_ax.get_yticklabels()[i].get_color() == FLAG_COLOUR) \
+                == (view.too_few(c) == "too few positives")
+            for j, t in enumerate(taps):
+                r, r0 = view.get(c, step[10].id, t), view.get(c, step[0].id, t)
+                if r.score is None:
+                    assert (j, i) not in cells
+                    continue
+                assert cells[(j, i)] == ("×" if r.no_fit else f"{r.score:.2f}")
+                assert shuffled[(j, i)] == f"{r.control_shuffled:.2f}"
+                assert control[(j, i)] == ("×" if r0.no_fit else f"{r0.score:.2f}")
+    own = network_figure(view, step[0].id)  # the step-0 checkpoint is the run's random-init control: no control beside it
+    assert not [ax for ax in own.axes if ax.get_title().startswith("control: tiny")]
+    assert any("the run's random-init control" in t.get_text() for t in own.texts)
+    # the what-when-where figure says what the concept was probed on, and flags a rare one
+    for c in ("in_check", "game_phase=opening"):
+        title = next(t.get_text() for t in concept_figure(view, c).texts if t.get_text().startswith(c))
+        train, test = view.labels(c)
+        assert f"labels: train {train} · test {test}" in title and ("too few positives" in title) == (view.too_few(c) is not None)
+
+
+def test_atlas_index_shows_the_labels_and_flags_too_few_positives(series_run, tmp_path):
+    from conceptchess.probing.results import load_run
+    from conceptchess.store import Database
+
+    url = f"sqlite:///{series_run / 'probes.sqlite'}"
+    r = cli("probe", "plot", "1", "-o", str(tmp_path / "atlas"), "--db", url)
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "atlas" / "index.html").read_text()
+    view = load_run(Database(url), 1)
+    assert "training games +/− (var)" in page and "test games +/− (var)" in page
+    for c in view.concepts:
+        row = next(line for line in page.splitlines() if f">{c}</a>" in line)
+        train, test = view.labels(c)
+        assert f">{train}</td>" in row and f">{test}</td>" in row
+        assert (row.startswith("<tr class='few'>") and "too few positives: " in row) == (view.too_few(c) == "too few positives"), c
+    assert view.too_few("in_check") == "too few positives"
