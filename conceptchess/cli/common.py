@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 import time
 from collections.abc import Mapping
 
@@ -114,14 +115,37 @@ class Bars(RichProgress):
 
     On an interactive terminal: the bars. Elsewhere (output to a log or a pipe, where rich shows
     nothing until the end): one line per task when it first reports, then every ``log_every`` seconds
-    and when it is done — units done / total, elapsed time, and an ETA from the rate since the task's
-    first report.
+    — also while no report comes (a cell of a sweep can take minutes) — and when it is done: units
+    done / total, elapsed time, and an ETA from the rate since the task's first report.
     """
 
     def __init__(self, *columns, log_every: float | None = None, **kwargs):
         super().__init__(*columns, **kwargs)
         self.log_every = _log_every() if log_every is None else log_every
         self._lines: dict[int, tuple[float, float, float, bool]] = {}  # task → (first report, done then, last line, finished)
+        self._said = threading.Lock()  # reports and the ticker print lines from two threads
+        self._stop_ticker = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def start(self) -> None:
+        super().start()
+        if not self.drawn and self.log_every > 0:
+            self._stop_ticker.clear()
+            self._ticker = threading.Thread(target=self._tick, name="progress-lines", daemon=True)
+            self._ticker.start()
+
+    def stop(self) -> None:
+        if self._ticker is not None:
+            self._stop_ticker.set()
+            self._ticker.join()
+            self._ticker = None
+        super().stop()
+
+    def _tick(self) -> None:
+        """Lines for the tasks that stopped reporting, every ``log_every`` seconds."""
+        while not self._stop_ticker.wait(min(1.0, self.log_every / 4)):
+            for task_id in list(self._lines):
+                self._log(task_id)
 
     @property
     def drawn(self) -> bool:
@@ -134,20 +158,22 @@ class Bars(RichProgress):
             self._log(task_id)
 
     def _log(self, task_id) -> None:
-        task = self._tasks[task_id]
-        now, done, total = time.monotonic(), float(task.completed), task.total
-        first = task_id not in self._lines
-        start, done0, last, said = self._lines.get(task_id, (now, done, now, False))
-        finished = total is not None and done >= total
-        if said or not (first or finished or now - last >= self.log_every):
-            return
-        spent = now - start
-        rate = (done - done0) / spent if spent > 0 else 0.0
-        eta = 0.0 if finished else (total - done) / rate if total is not None and rate > 0 else None
-        count = f"{int(done):,}/{int(total):,} ({100 * done / total:.0f}%)" if total else f"{int(done):,}"
-        self.console.print(f"{task.description}: {count}, {_clock(task.elapsed or spent)} elapsed, ETA {_clock(eta)}",
-                           highlight=False, markup=False, soft_wrap=True)
-        self._lines[task_id] = (start, done0, now, finished)
+        with self._said:
+            with self._lock:
+                task = self._tasks[task_id]
+                now, done, total, elapsed = time.monotonic(), float(task.completed), task.total, task.elapsed
+            first = task_id not in self._lines
+            start, done0, last, said = self._lines.get(task_id, (now, done, now, False))
+            finished = total is not None and done >= total
+            if said or not (first or finished or now - last >= self.log_every):
+                return
+            spent = now - start
+            rate = (done - done0) / spent if spent > 0 else 0.0
+            eta = 0.0 if finished else (total - done) / rate if total is not None and rate > 0 else None
+            count = f"{int(done):,}/{int(total):,} ({100 * done / total:.0f}%)" if total else f"{int(done):,}"
+            self.console.print(f"{task.description}: {count}, {_clock(elapsed or spent)} elapsed, ETA {_clock(eta)}",
+                               highlight=False, markup=False, soft_wrap=True)
+            self._lines[task_id] = (start, done0, now, finished)
 
 
 def stage_bar(transient: bool = True) -> Bars:

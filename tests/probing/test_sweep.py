@@ -590,3 +590,23 @@ def test_atlas_index_shows_the_labels_and_flags_too_few_positives(series_run, tm
         assert f">{train}</td>" in row and f">{test}</td>" in row
         assert (row.startswith("<tr class='few'>") and "too few positives: " in row) == (view.too_few(c) == "too few positives"), c
     assert view.too_few("in_check") == "too few positives"
+
+
+def test_progress_lines_keep_coming_while_a_long_cell_reports_nothing():
+    """Off a terminal, a stage whose unit takes minutes (one big cell) still prints a line every interval."""
+    import io
+
+    from rich.console import Console
+
+    from conceptchess.cli.common import Bars, stage_callback
+
+    out = io.StringIO()
+    with Bars(console=Console(file=out), log_every=0.2) as bar:
+        probing = stage_callback(bar)("probing")
+        probing(3, 40)
+        time.sleep(1.1)  # no report meanwhile
+        probing(40, 40)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("probing: ")]
+    assert lines[0].startswith("probing: 3/40 (8%), ") and lines[-1].startswith("probing: 40/40 (100%), ")
+    assert 3 <= len(lines) - 2 <= 6  # about one line per 0.2 s without a report (5 on an idle machine)
+    assert all(ln.startswith("probing: 3/40 (8%), ") for ln in lines[1:-1])
