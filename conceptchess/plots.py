@@ -57,6 +57,7 @@ NO_FIT_NOTE = "× (hatched): no fit — the probe ended at all-zero weights, so 
 FEW_NOTE = (f"too few positives (in red): fewer than {MIN_TEST_CLASS} positive (or negative) positions in the test games — "
             "the score and its interval rest on them")
 FLAG_COLOUR = "red"
+PANEL_MIN_INCHES = 1.9  # room for a panel's title ("control: shuffled labels") above few columns
 
 
 def _save(fig, path: Path) -> None:
@@ -158,7 +159,7 @@ def concept_figure(view: RunView, concept: str):
                     rnd[i, j] = r.score
                     rnd_no_fit[i, j] = r.no_fit
         panels.append((rnd, [n.label for n in controls], "control: random init", rnd_no_fit))
-    widths = [max(1.5, 0.45 * g.shape[1]) for g, _, _, _ in panels]
+    widths = [max(PANEL_MIN_INCHES, 0.45 * g.shape[1]) for g, _, _, _ in panels]
     fig = Figure(figsize=(sum(widths) + 2.2, 1.2 + 0.32 * len(taps) + 0.6), layout="constrained")
     axes = fig.subplots(1, len(panels), gridspec_kw={"width_ratios": widths}, squeeze=False)[0]
     im = None
@@ -166,8 +167,10 @@ def concept_figure(view: RunView, concept: str):
         im = _heat(ax, g, taps if ax is axes[0] else [""] * len(taps), c, vmin, vmax, title, marks=marks)
     name = METRIC_NAMES.get(metric, metric)
     few = view.too_few(concept)
+    skipped = next((r.reason for r in view.rows if r.concept == concept and r.score is None and r.reason), None)
+    why = f" — {few}" if few else f" — skipped: {skipped}" if skipped and np.isnan(score).all() else ""
     fig.suptitle(f"{concept} — test {name} by tap and network (input row = input-plane control)\n"
-                 f"labels: {_labels_text(view, concept)}" + (f" — {few}" if few else ""), fontsize=10,
+                 f"labels: {_labels_text(view, concept)}{why}", fontsize=10,
                  color=FLAG_COLOUR if few else "black")
     fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"test {name}")
     _note_no_fit(fig, [m for _, _, _, m in panels if m is not None], few=bool(few))
@@ -202,17 +205,19 @@ def network_figure(view: RunView, network_id: int):
         rows.append((metric, concepts, panels))
     n_panels = max(len(p) for _, _, p in rows)
     heights = [max(1.0, 0.24 * len(concepts)) for _, concepts, _ in rows]
-    fig = Figure(figsize=(3.5 + n_panels * (0.5 * len(taps) + 0.4), sum(heights) + 1.2 * len(rows) + 0.4), layout="constrained")
+    fig = Figure(figsize=(3.5 + n_panels * max(PANEL_MIN_INCHES, 0.5 * len(taps) + 0.4), sum(heights) + 1.2 * len(rows) + 0.4),
+                 layout="constrained")
     axes = fig.subplots(len(rows), n_panels, gridspec_kw={"height_ratios": heights}, squeeze=False)
     marks = []
     few_any = False
     for k, (metric, concepts, panels) in enumerate(rows):
         vmin, vmax = _range(metric)
         names = []
-        for c in concepts:
+        for i, c in enumerate(concepts):
             few = view.too_few(c)
             few_any |= bool(few)
-            names.append(f"{c} ({_labels_text(view, c)})" + (f" — {few}" if few else ""))
+            skipped = np.isnan(panels[0][0][i]).all()  # a blank row says why
+            names.append(f"{c} ({_labels_text(view, c)})" + (f" — {few}" if few else " — skipped" if skipped else ""))
         im = None
         for j, ax in enumerate(axes[k]):
             if j >= len(panels):
