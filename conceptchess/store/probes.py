@@ -60,7 +60,10 @@ class ProbeResult(Base):
     network at the same tap, and on shuffled labels; ``selectivity = score − control_shuffled``.
     ``status`` is ``ok``, ``no-fit`` (the probe ended at all-zero weights, so its score is that of a
     constant prediction; ``reason`` says so) or ``skipped`` (with ``reason``, e.g. a concept constant on
-    this dataset). Rows written before ``no-fit`` existed say ``ok`` with ``nonzero = 0``.
+    this dataset). Rows written before ``no-fit`` existed say ``ok`` with ``nonzero = 0``. ``details``
+    (JSON) holds the solver's particulars (validation score, path steps, a binary probe's threshold)
+    and the labels each split side had (:func:`conceptchess.probing.cell.label_counts`:
+    ``train_positives``/``train_negatives``… or ``train_variance``…; absent from rows written before).
     """
 
     __tablename__ = "probe_results"
