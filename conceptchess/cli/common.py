@@ -121,6 +121,8 @@ class Bars(RichProgress):
 
     def __init__(self, *columns, log_every: float | None = None, **kwargs):
         super().__init__(*columns, **kwargs)
+        if not self.drawn:  # rich's live display would only add a blank line to a log at its end
+            self.disable = True
         self.log_every = _log_every() if log_every is None else log_every
         self._lines: dict[int, tuple[float, float, float, bool]] = {}  # task → (first report, done then, last line, finished)
         self._said = threading.Lock()  # reports and the ticker print lines from two threads

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from conceptchess.cli.common import console, guarded
+from conceptchess.cli.common import Bars, console, err_console, guarded
 from conceptchess.errors import ConceptChessError
 from conceptchess.training import DEFAULT_ARCH, TrainConfig, Trainer
 
@@ -45,8 +45,8 @@ def train(
         trainer = Trainer(cfg, positions, output)
     console.print(f"{len(trainer.train_idx)} training / {len(trainer.held_idx)} held-out positions; "
                   f"{cfg.spec().describe()}; checkpoints at steps {trainer.schedule}")
-    with Progress(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
-                  TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Bars(TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.3f}"),
+                  TimeRemainingColumn(), console=err_console, transient=True) as bar:
         task = bar.add_task("train", total=steps, loss=float("nan"))
         trainer.progress = lambda step, total: bar.update(task, completed=step, total=total, loss=trainer.last_loss)
         history = trainer.run(resume=resume)
