@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.concepts import CONCEPTS, is_available, label
+from conceptchess.concepts.registry import check_names
 from conceptchess.errors import ConceptChessError
 from conceptchess.files import atomic_open
 from conceptchess.names import split_names, unique
@@ -84,6 +85,8 @@ def resolve_targets(names=None, *, table_columns: dict[str, np.ndarray] | None =
     names = _concept_names(names)
     if names is None:
         names = list(table_columns) if table_columns is not None else [c.name for c in CONCEPTS.values() if c.source == "python-chess"]
+    if table_columns is None:  # every unknown name at once, each with the closest known ones
+        check_names([full.partition("=")[0] for full in names])
     targets: list[Target] = []
     for full in names:
         name, _, category = full.partition("=")

@@ -256,6 +256,9 @@ def test_sweep_recovers_a_sparse_function_of_the_activations(world, tmp_path):
 # -- bad input: one line, exit 2, nothing written ----------------------------------------------------------------
 @pytest.mark.parametrize("change, message", [
     ({"--concepts": "in_check,no_such_concept"}, "unknown concept 'no_such_concept'"),
+    # every misspelt name at once, each with the closest known names
+    ({"--concepts": "in_chek,us_mobility,matrial_diff"},
+     "unknown concepts 'in_chek' (did you mean in_check?), 'matrial_diff' (did you mean material_diff"),
     ({"--concepts": "game_phase=late"}, "no category 'late'"),
     ({"--taps": "block0,block7"}, "tap 'block7' is not in network"),
     ({"--net": "MIXED"}, "mixed architectures"),
