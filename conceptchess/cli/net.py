@@ -6,11 +6,12 @@ import re
 from pathlib import Path
 
 import typer
+from rich.progress import Progress
 from rich.table import Table
 from typer.core import TyperCommand
 
 from conceptchess.chessfacts import mates_in_one
-from conceptchess.cli.common import Bars, console, err_console, guarded
+from conceptchess.cli.common import console, guarded
 from conceptchess.engine import Engine, evaluate_file
 from conceptchess.errors import ConceptChessError, PositionError
 from conceptchess.files import atomic_write_bytes
@@ -122,7 +123,7 @@ def eval_(
         raise ConceptChessError("batch mode needs both --input and --output")
     path = _resolve(file)
     if input is not None:
-        with Bars(console=err_console, transient=True) as bar:
+        with Progress(console=console, transient=True) as bar:
             task = bar.add_task("evaluating", total=None)
             written = evaluate_file(path, input, output, batch_size=batch_size, threads=threads, device=device,
                                  progress=lambda n, total: bar.update(task, completed=n, total=total))
