@@ -39,6 +39,9 @@ from rich.progress import Progress as RichProgress
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.progress import Progress, ProgressFor
 
+#: The help of every ``--db`` option.
+DB_HELP = "Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
+
 console = Console()
 err_console = Console(stderr=True)
 

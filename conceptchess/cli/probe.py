@@ -11,7 +11,7 @@ from rich import box
 from rich.cells import cell_len
 from rich.table import Table
 
-from conceptchess.cli.common import console, guarded, options_named, stage_bar, stage_callback
+from conceptchess.cli.common import DB_HELP, console, guarded, options_named, stage_bar, stage_callback
 from conceptchess.errors import ConceptChessError
 from conceptchess.plots import plot_run
 from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
@@ -35,7 +35,7 @@ def run(
     taps: str | None = typer.Option(None, "--taps", help="Comma-separated taps (input, block0, …); default: all"),
     controls: bool = typer.Option(True, "--controls/--no-controls", help="Input-plane, random-init and shuffled-label controls"),
     seed: int = typer.Option(0, "--seed", help="Seed of the split, the shuffled labels, the bootstrap and the random-init network"),
-    db: str | None = typer.Option(None, "--db", help="Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     max_positions: int | None = typer.Option(None, "--max-positions", help="Use the first N positions of the dataset"),
     labels: Path | None = typer.Option(None, "--labels", help="Take labels only from this table (.csv/.parquet from `concepts label`) instead of computing them"),
     results: Path | None = typer.Option(None, "--results", help="Folder for probe vectors, labels, activations (default: results/probes)"),
@@ -79,7 +79,7 @@ def run(
 def plot(
     run_id: int | None = typer.Argument(None, help="Probe run id (default: the latest)"),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the PNGs and index.html"),
-    db: str | None = typer.Option(None, "--db", help="Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
     r2_threshold: float = typer.Option(0.5, "--r2-threshold", help="R² at which a scalar concept counts as present"),
     ba_threshold: float = typer.Option(0.8, "--ba-threshold", help="Balanced accuracy at which a binary concept counts as present"),
 ):
@@ -159,7 +159,7 @@ def _mining_lines(h: MiningHandoff, db: str | None) -> list[str]:
 def show(
     concept: str = typer.Option(..., "--concept", help="Concept name (categorical: name=category)"),
     run_id: int | None = typer.Option(None, "--run", help="Only this probe run"),
-    db: str | None = typer.Option(None, "--db", help="Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ):
     """One concept's probe results: score with its interval, controls and selectivity, per network and tap,
     and the command that mines puzzles with its best probe.

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from conceptchess.activations import ActivationFiles
-from conceptchess.cli.common import console, fail, guarded, options_named, stage_bar, stage_callback
+from conceptchess.cli.common import DB_HELP, console, fail, guarded, options_named, stage_bar, stage_callback
 from conceptchess.directions import ConceptDirection
 from conceptchess.export import export_collection
 from conceptchess.puzzles.acceptance import AcceptanceReport, acceptance_report
@@ -25,7 +25,6 @@ from conceptchess.store.directions import ProbeRef, probe_direction
 
 app = typer.Typer(help="Puzzles: mine them from concepts, import Lichess puzzles, verify, export PGN.", no_args_is_help=True)
 
-DB_HELP = "Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
 MIN_ADVANTAGE_HELP = ("Every solver move must keep at least this many centipawns for the solver, unless it mates "
                       "(lichess-puzzler: 200; 0 turns it off)")
 FILTERS = MineFilters()  # the defaults of the filter options

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from conceptchess.cli.common import console, err_console, guarded, options_named
+from conceptchess.cli.common import DB_HELP, console, err_console, guarded, options_named
 from conceptchess.store import connect
 from conceptchess.study import report as study_report
 from conceptchess.study import sessions, terminal
@@ -19,7 +19,6 @@ app = typer.Typer(help="Expert studies: sessions, answers, before/after report."
 session_app = typer.Typer(help="Study sessions (an expert × a phase × a collection).", no_args_is_help=True)
 app.add_typer(session_app, name="session")
 
-DB_HELP = "Database: an SQLAlchemy URL or a SQLite file path (default: $CONCEPTCHESS_DB, else db/conceptchess.sqlite)"
 # the library's arguments as this command's options, in the messages that name them
 OPTIONS = {"line": "--line", "seed": "--seed", "blind": "--blind", "include_rejected": "--include-rejected", "again": "--again",
            "all_puzzles": "--all-puzzles"}
