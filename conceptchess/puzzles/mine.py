@@ -30,7 +30,7 @@ import hashlib
 import math
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import chess
@@ -137,7 +137,7 @@ def _source(manifest: dict, meta: dict) -> tuple[str, str | None]:
 def mine(concept: ConceptDirection | HumanConcept, activations, dataset: str | os.PathLike, *, network: str | os.PathLike | None = None,
          top: float = TOP, max_puzzles: int | None = None, settings: VerifySettings = VerifySettings(), workers: int = 2,
          weak_network: str | os.PathLike | None | bool = True, seed: int = 0, pool: StockfishPool | None = None,
-         engine=None, allow_recaptures: bool = False, filters: MineFilters = MineFilters(),
+         engine=None, filters: MineFilters = MineFilters(),
          progress: Progress | None = None) -> MineResult:
     """Mine puzzles for one concept over a positions dataset and its activation folder.
 
@@ -146,12 +146,9 @@ def mine(concept: ConceptDirection | HumanConcept, activations, dataset: str | o
     difficulty estimate and the weak-network filter, ``True`` for the series' weakest
     (:func:`weakest_checkpoint`), ``False``/None for none. ``max_puzzles``: stop once that many are
     accepted. ``pool``/``engine``: an open :class:`StockfishPool` / :class:`~conceptchess.engine.Engine`
-    to reuse. ``filters``: the trivial-puzzle filters (:class:`MineFilters`); ``allow_recaptures``
-    turns the recapture filter off (kept for older callers). ``progress(done, total)`` counts
+    to reuse. ``filters``: the trivial-puzzle filters (:class:`MineFilters`). ``progress(done, total)`` counts
     candidates checked by Stockfish.
     """
-    if allow_recaptures:
-        filters = replace(filters, recaptures=False)
     ds_sha = dataset_sha256(dataset)
     if activations.manifest.get("dataset_sha256") and activations.manifest["dataset_sha256"] != ds_sha:
         raise ConceptChessError(f"{activations.path} was extracted from another dataset than {dataset}")

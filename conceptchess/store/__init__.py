@@ -31,8 +31,10 @@ def db_url(url: str | None = None) -> str:
     """The database URL: the given one, else $CONCEPTCHESS_DB, else SQLite in db/. A value without
     ``://`` is a SQLite file path (relative to the working folder, ``~`` expanded).
 
-    >>> db_url("postgresql://u@host/cc"), db_url("/tmp/cc.sqlite")
-    ('postgresql://u@host/cc', 'sqlite:////tmp/cc.sqlite')
+    >>> db_url("postgresql://u@host/cc")
+    'postgresql://u@host/cc'
+    >>> db_url("runs/cc.sqlite") == f"sqlite:///{Path('runs/cc.sqlite').resolve()}"
+    True
     """
     url = url or os.environ.get(ENV_DB)
     if not url:

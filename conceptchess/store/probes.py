@@ -100,34 +100,29 @@ class ProbeResult(Base):
 
 
 # -- queries (every ORM statement about probes lives here; callers hold the session and its transaction) -------
-def network_id(s: Session, *, sha256: str, **fields) -> int:
-    """The id of the network with ``sha256``, added with ``fields`` (kind, architecture, …) if new."""
-    row = s.execute(select(NetworkRow).where(NetworkRow.sha256 == sha256)).scalar_one_or_none()
+def _id_of(s: Session, model, key: str, value, fields: dict) -> int:
+    """The id of the ``model`` row whose ``key`` column is ``value``, added with ``fields`` if there is none."""
+    row = s.execute(select(model).where(getattr(model, key) == value)).scalar_one_or_none()
     if row is None:
-        row = NetworkRow(sha256=sha256, **fields)
+        row = model(**{key: value}, **fields)
         s.add(row)
         s.flush()
     return row.id
+
+
+def network_id(s: Session, *, sha256: str, **fields) -> int:
+    """The id of the network with ``sha256``, added with ``fields`` (kind, architecture, …) if new."""
+    return _id_of(s, NetworkRow, "sha256", sha256, fields)
 
 
 def dataset_id(s: Session, *, sha256: str, **fields) -> int:
     """The id of the dataset with ``sha256``, added with ``fields`` (path, source, positions, manifest) if new."""
-    row = s.execute(select(Dataset).where(Dataset.sha256 == sha256)).scalar_one_or_none()
-    if row is None:
-        row = Dataset(sha256=sha256, **fields)
-        s.add(row)
-        s.flush()
-    return row.id
+    return _id_of(s, Dataset, "sha256", sha256, fields)
 
 
 def concept_id(s: Session, *, name: str, **fields) -> int:
     """The id of the concept ``name``, added with ``fields`` (definition, type, frame, family) if new."""
-    row = s.execute(select(ConceptRow).where(ConceptRow.name == name)).scalar_one_or_none()
-    if row is None:
-        row = ConceptRow(name=name, **fields)
-        s.add(row)
-        s.flush()
-    return row.id
+    return _id_of(s, ConceptRow, "name", name, fields)
 
 
 def run_id_by_key(s: Session, key: str) -> int | None:
