@@ -222,3 +222,52 @@ def label_dataset(dataset: str | os.PathLike, output: str | os.PathLike, concept
                for c in sel.python_chess + sel.stockfish}
     write_table(output, [spec.id for spec in specs], {n: columns[n] for n in sel.names})
     return ConceptTable(Path(output), len(specs), list(sel.names))
+
+
+def merge_datasets(inputs: list[str | os.PathLike], output: str | os.PathLike, *, overwrite: bool = False,
+                   progress: Progress | None = None) -> dict:
+    """One dataset of the records of several, in order; returns its manifest.
+
+    Ids and game keys are prefixed by each input's name (``human/g12-p3``) so games of different
+    inputs never merge (a held-out split by game stays a split by game). The manifest lists each input
+    (path, sha256, origin, records); its ``origin`` is the inputs' common origin, or unknown when they
+    differ (``origins`` gives each). Engine labels (``engine_labels``) carry over when every input has
+    them with the same settings; otherwise merging labelled with unlabelled data is refused.
+    """
+    names = [Path(p).name.removesuffix(".jsonl") for p in inputs]
+    if len(inputs) < 2:
+        raise ArgumentError("{inputs} needs at least two datasets to merge", inputs="inputs")
+    if len(set(names)) != len(names):
+        raise ConceptChessError(f"inputs share a name ({', '.join(names)}): ids are prefixed by it, so rename one")
+    manifests = [read_manifest(p) for p in inputs]
+    labels = [{k: v for k, v in m.get("engine_labels", {}).items() if k not in ("labelled", "without_legal_moves", "binary")}
+              for m in manifests]
+    if any(labels) and any(lab != labels[0] for lab in labels):
+        raise ConceptChessError("inputs have different engine labels (or some none): "
+                                + "; ".join(f"{n}: {lab or 'unlabelled'}" for n, lab in zip(names, labels, strict=True)))
+    origins = {n: dataset_origin(m) for n, m in zip(names, manifests, strict=True)}
+    sources = []
+    with DatasetWriter(output, overwrite=overwrite) as w:
+        for path, name in zip(inputs, names, strict=True):
+            before = w.count
+            for spec in iter_dataset(path):
+                rec = {"id": f"{name}/{spec.id}"}
+                if spec.fen:
+                    rec["fen"] = spec.fen
+                rec["moves"] = spec.moves
+                rec.update(spec.meta)
+                game = spec.meta.get("game")
+                rec["game"] = f"{name}/{game if game is not None else str(spec.id).rsplit('-p', 1)[0]}"
+                w.write(rec)
+                if progress is not None and w.count % 4096 == 0:
+                    progress(w.count, None)
+            sources.append({"dataset": str(path), "sha256": dataset_sha256(path), "origin": origins[name], "records": w.count - before})
+        w.manifest = {"kind": "positions", "made_by": "positions merge", "inputs": sources, "origins": origins}
+        if len(set(origins.values())) == 1:
+            w.manifest["origin"] = next(iter(origins.values()))
+        if labels[0]:
+            w.manifest["engine_labels"] = {**manifests[0]["engine_labels"],
+                                           "labelled": sum(m["engine_labels"].get("labelled", 0) for m in manifests),
+                                           "without_legal_moves": sum(m["engine_labels"].get("without_legal_moves", 0) for m in manifests)}
+        manifest = w.manifest
+    return manifest

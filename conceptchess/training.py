@@ -30,7 +30,8 @@ from torch.nn import functional as F
 from conceptchess.checkpoints import checkpoint_name, series_sidecars, write_sidecar
 from conceptchess.datasets import dataset_sha256, iter_dataset
 from conceptchess.engine import Engine
-from conceptchess.errors import ConceptChessError
+from conceptchess.enginelabels import LABEL_KEY, TargetSettings, check_label, has_engine_labels, sparse_policy_target, wdl_target
+from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.files import atomic_write_bytes
 from conceptchess.lc0.encoder import Histories, encode
 from conceptchess.lc0.policy_map import legal_move_indices, move_to_index
@@ -65,6 +66,10 @@ class TrainConfig:
     holdout: float = 0.1  # share of games held out
     seed: int = 0
     teacher: str | None = None
+    targets: str = "played"  # played | engine | mix (see load_training_data)
+    target_temperature: float = TargetSettings.temperature
+    target_floor: float = TargetSettings.floor
+    mix: float = 0.5  # weight of the engine targets in "mix"
     max_positions: int | None = None
     encoding: str = "linear16"
     threads: int | None = None  # torch intra-op threads (None: torch's default)
@@ -98,14 +103,34 @@ class TrainingData:
     game: np.ndarray  # (N,) game key (for the split)
     boards: list[chess.Board] = field(default_factory=list, repr=False)
     soft_policy: np.ndarray | None = None  # (N, 1858) teacher distribution
+    # engine targets, sparsely: (N, K) policy indices (-1 pads), their probability above the floor,
+    # and (N,) the floor's probability per legal move
+    target_index: np.ndarray | None = None
+    target_prob: np.ndarray | None = None
+    target_floor: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.policy_index)
 
     def subset(self, idx: np.ndarray) -> "TrainingData":
+        def pick(a):
+            return None if a is None else a[idx]
         return TrainingData(self.hist[idx], self.legal[idx], self.policy_index[idx], self.wdl[idx], self.mlh[idx],
-                            self.game[idx], [self.boards[i] for i in idx.tolist()],
-                            None if self.soft_policy is None else self.soft_policy[idx])
+                            self.game[idx], [self.boards[i] for i in idx.tolist()], pick(self.soft_policy),
+                            pick(self.target_index), pick(self.target_prob), pick(self.target_floor))
+
+    def dense_targets(self, idx: np.ndarray) -> np.ndarray | None:
+        """(len(idx), 1858) policy target of these positions, or None for the move played."""
+        if self.soft_policy is not None:
+            return self.soft_policy[idx]
+        if self.target_index is None:
+            return None
+        out = self.legal[idx] * self.target_floor[idx, None]
+        ti, tp = self.target_index[idx], self.target_prob[idx]
+        rows = np.repeat(np.arange(len(idx)), ti.shape[1])
+        keep = ti.ravel() >= 0
+        np.add.at(out, (rows[keep], ti.ravel()[keep]), tp.ravel()[keep])
+        return out.astype(np.float32)
 
 
 def _game_key(spec) -> str:
@@ -116,33 +141,75 @@ def _game_key(spec) -> str:
 _CHUNK = 4096  # positions replayed (and reported to ``progress``) at a time
 
 
-def load_training_data(dataset: str | os.PathLike, max_positions: int | None = None,
-                       progress: Progress | None = None) -> TrainingData:
-    """Read a positions dataset (records need ``move``; ``result`` for the value target).
+TARGETS = ("played", "engine", "mix")
 
-    The records with a played move (the first ``max_positions`` of them) are replayed together
-    (:func:`~conceptchess.positions.histories_of`); ``progress(done, total)`` counts them.
+
+def load_training_data(dataset: str | os.PathLike, max_positions: int | None = None,
+                       progress: Progress | None = None, *, targets: str = "played",
+                       target_settings: TargetSettings = TargetSettings(), mix: float = 0.5) -> TrainingData:
+    """Read a positions dataset into training targets.
+
+    ``targets``: ``"played"`` — the move played (records need ``move``; ``result`` for the value
+    target); ``"engine"`` — Stockfish's labels (:mod:`conceptchess.enginelabels`: the win-chance softmax
+    policy and Stockfish's WDL; records need ``engine``); ``"mix"`` — ``mix`` × the engine's targets +
+    (1 − ``mix``) × the move played and the result (records need both). The first ``max_positions``
+    usable records are replayed together (:func:`~conceptchess.positions.histories_of`);
+    ``progress(done, total)`` counts them.
     """
-    with_move = (spec for spec in iter_dataset(dataset) if spec.meta.get("move"))
-    specs = list(islice(with_move, max_positions or None))
+    if targets not in TARGETS:
+        raise ArgumentError(f"{{targets}} must be one of {', '.join(TARGETS)}, got {targets!r}", targets="targets")
+    target_settings.check()
+    if targets != "played" and not has_engine_labels(dataset):
+        raise ConceptChessError(f"{dataset}: no engine labels, which --targets {targets} needs (label it first: "
+                                f"conceptchess positions label-engine --input {dataset} -o LABELLED)")
+    if not 0 <= mix <= 1:
+        raise ArgumentError(f"{{mix}} must be in [0, 1], got {mix}", mix="mix")
+
+    def usable(spec) -> bool:
+        if targets == "played":
+            return bool(spec.meta.get("move"))
+        if targets == "engine":
+            return spec.meta.get(LABEL_KEY) is not None
+        return bool(spec.meta.get("move")) and spec.meta.get(LABEL_KEY) is not None
+
+    specs = list(islice((spec for spec in iter_dataset(dataset) if usable(spec)), max_positions or None))
     parts, legal, pidx, wdl, mlh, games, boards = [], [], [], [], [], [], []
+    t_index, t_prob, t_floor = [], [], []
+    engine_weight = {"played": 0.0, "engine": 1.0, "mix": mix}[targets]
     for s in range(0, len(specs), _CHUNK):
         chunk = specs[s : s + _CHUNK]
         h, chunk_boards = histories_of(chunk, where=f"{dataset} ")
         parts.append(h)
         for spec, board in zip(chunk, chunk_boards, strict=True):
-            move = spec.meta["move"]
-            try:
-                m = board.parse_uci(move)
-            except ValueError:
-                raise ConceptChessError(f"{dataset} id={spec.id}: played move {move!r} is not legal in {board.fen()}") from None
             _, idx = legal_move_indices(board)
             mask = np.zeros(1858, bool)
             mask[idx] = True
             legal.append(mask)
-            pidx.append(move_to_index(m, board.turn, board.is_castling(m)))
+            played = None
+            if targets != "engine":
+                move = spec.meta["move"]
+                try:
+                    m = board.parse_uci(move)
+                except ValueError:
+                    raise ConceptChessError(f"{dataset} id={spec.id}: played move {move!r} is not legal in {board.fen()}") from None
+                played = move_to_index(m, board.turn, board.is_castling(m))
+            pidx.append(played if played is not None else -1)
             res = _RESULT_WDL.get(spec.meta.get("result", ""), (np.nan, np.nan, np.nan))
-            wdl.append(res if board.turn == chess.WHITE else res[::-1])
+            res = res if board.turn == chess.WHITE else res[::-1]
+            if targets != "played":
+                label = spec.meta[LABEL_KEY]
+                check_label(label, board, f"{dataset} id={spec.id}")
+                ti, tp, fl = sparse_policy_target(label, board, target_settings)
+                ti, tp, fl = ti, [p * engine_weight for p in tp], fl * engine_weight
+                if played is not None and engine_weight < 1:
+                    ti, tp = ti + [played], tp + [1 - engine_weight]
+                sf = wdl_target(label)
+                res = sf if np.isnan(res[0]) or engine_weight == 1 else tuple(engine_weight * a + (1 - engine_weight) * b
+                                                                              for a, b in zip(sf, res, strict=True))
+                t_index.append(ti)
+                t_prob.append(tp)
+                t_floor.append(fl)
+            wdl.append(res)
             left = spec.meta.get("plies_left")
             mlh.append(np.nan if left is None else float(left))
             games.append(_game_key(spec))
@@ -150,9 +217,19 @@ def load_training_data(dataset: str | os.PathLike, max_positions: int | None = N
         if progress is not None:
             progress(len(boards), len(specs))
     if not pidx:
-        raise ConceptChessError(f"{dataset}: no training positions (empty dataset, or no record has a played \"move\")")
-    return TrainingData(Histories.concat(parts), np.stack(legal), np.array(pidx, np.int64), np.array(wdl, np.float32),
+        what = {"played": "a played \"move\"", "engine": "an engine label", "mix": "both a played \"move\" and an engine label"}[targets]
+        raise ConceptChessError(f"{dataset}: no training positions (empty dataset, or no record has {what})")
+    data = TrainingData(Histories.concat(parts), np.stack(legal), np.array(pidx, np.int64), np.array(wdl, np.float32),
                         np.array(mlh, np.float32), np.array(games), boards)
+    if targets != "played":
+        k = max(len(t) for t in t_index)
+        data.target_index = np.full((len(t_index), k), -1, np.int64)
+        data.target_prob = np.zeros((len(t_index), k), np.float32)
+        for i, (ti, tp) in enumerate(zip(t_index, t_prob, strict=True)):
+            data.target_index[i, : len(ti)] = ti
+            data.target_prob[i, : len(tp)] = tp
+        data.target_floor = np.array(t_floor, np.float32)
+    return data
 
 
 def holdout_games(games: np.ndarray, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +264,8 @@ def batch_tensors(data: TrainingData, idx: np.ndarray):
     planes = torch.from_numpy(encode(data.hist[idx])).contiguous(memory_format=torch.channels_last)
     legal = torch.from_numpy(data.legal[idx])
     wdl = torch.from_numpy(data.wdl[idx])
-    target = torch.from_numpy(data.soft_policy[idx]) if data.soft_policy is not None else torch.from_numpy(data.policy_index[idx])
+    dense = data.dense_targets(idx)
+    target = torch.from_numpy(dense) if dense is not None else torch.from_numpy(data.policy_index[idx])
     mlh = torch.from_numpy(data.mlh[idx])
     return planes, legal, target, wdl, mlh
 
@@ -200,7 +278,8 @@ def losses(net, planes, legal, target, wdl, mlh) -> dict[str, torch.Tensor]:
         policy_loss = F.nll_loss(logp, target)
         correct = (logits.argmax(1) == target).float().mean()
     else:
-        policy_loss = -(target * logp.clamp_min(-1e9)).sum(1).mean()
+        # KL(target ‖ network): the cross-entropy less the target's own entropy (same gradient)
+        policy_loss = (target * (torch.log(target.clamp_min(1e-12)) - logp.clamp_min(-1e9))).sum(1).mean()
         correct = (logits.argmax(1) == target.argmax(1)).float().mean()
     has_v = ~torch.isnan(wdl[:, 0])
     value_loss = -(wdl[has_v] * torch.log(out["wdl"][has_v].clamp_min(1e-7))).sum(1).mean() if has_v.any() else planes.new_zeros(())
@@ -249,7 +328,12 @@ class Trainer:
         self.out = Path(out_dir)
         self.progress = progress
         self.last_loss: float | None = None
-        self.data = data if data is not None else load_training_data(dataset, cfg.max_positions)
+        if cfg.teacher and cfg.targets != "played":
+            raise ArgumentError("{teacher} and {targets} engine/mix are two different targets; choose one",
+                                teacher="--teacher", targets="targets")
+        self.data = data if data is not None else load_training_data(
+            dataset, cfg.max_positions, targets=cfg.targets, target_settings=TargetSettings(cfg.target_temperature, cfg.target_floor),
+            mix=cfg.mix)
         if cfg.teacher:
             teacher_targets(cfg.teacher, self.data)
         self.train_idx, self.held_idx = holdout_games(self.data.game, cfg.holdout, cfg.seed)
@@ -311,7 +395,8 @@ class Trainer:
                 "train_loss": train_loss, "heldout_loss": held.get("total"), "heldout_policy_loss": held.get("policy"),
                 "heldout_value_loss": held.get("value"), "heldout_accuracy": held.get("accuracy"),
                 "train_positions": int(len(self.train_idx)), "heldout_positions": int(len(self.held_idx)),
-                "architecture": self.cfg.spec().describe(), "teacher": self.cfg.teacher, "versions": _versions()}
+                "architecture": self.cfg.spec().describe(), "teacher": self.cfg.teacher, "targets": self.cfg.targets,
+                "versions": _versions()}
         write_sidecar(self.out / name, meta)
         history.append(meta)
         return meta

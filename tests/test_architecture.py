@@ -21,11 +21,11 @@ LAYERS = [
     # positions, networks, the database
     {"positions", "datasets", "networks", "store"},
     # games and inference
-    {"games", "engine"},
+    {"games", "engine", "enginelabels"},
     # what runs a network over positions
-    {"selfplay", "training", "activations"},
+    {"selfplay", "enginegames", "training", "activations"},
     # analysis: probes, puzzles
-    {"probing", "puzzles"},
+    {"probing", "puzzles", "strength"},
     # what people read: PGN, expert studies, figures
     {"export", "study", "plots"},
     # the whole story

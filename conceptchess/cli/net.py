@@ -155,3 +155,40 @@ def eval_(
                       "whatever the network's value above says", highlight=False)
     if ev.mlh is not None:
         console.print(f"moves left {ev.mlh:.1f}")
+
+
+@app.command()
+@guarded
+def strength(
+    networks: list[Path] = typer.Argument(..., help="Networks to score (.pb.gz or lc0 .onnx), e.g. a checkpoint series"),
+    labelled: Path | None = typer.Option(None, "--labelled", help="Engine-labelled dataset (positions label-engine): Stockfish "
+                                         "agreement and human move matching on the games its trainer held out"),
+    holdout: float = typer.Option(0.1, "--holdout", help="The trainer's --holdout (share of games held out)"),
+    seed: int = typer.Option(0, "--seed", help="The trainer's --seed (which games are held out)"),
+    puzzles: Path | None = typer.Option(None, "--puzzles", help="Lichess puzzle CSV: mate-in-1 and mate-in-2 rates"),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write every number to this JSON file"),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+):
+    """How well networks play: top-1 agreement with Stockfish, human move matching, mates found."""
+    import json
+
+    from conceptchess.strength import held_out, mate_puzzles, network_strength
+
+    if labelled is None and puzzles is None:
+        raise ConceptChessError("nothing to measure: give --labelled and/or --puzzles")
+    for n in networks:
+        if not n.exists():
+            raise ConceptChessError(f"{n}: no such network")
+    with console.status("reading held-out positions and puzzles"):
+        held = held_out(labelled, holdout, seed) if labelled is not None else None
+        mates = mate_puzzles(puzzles) if puzzles is not None else None
+    t = Table("network", "Stockfish top-1", "human move", "mate in 1", "mate in 2 (first move)")
+    rows = []
+    for n in networks:
+        s = network_strength(n, held, mates, threads=threads)
+        rows.append(s.as_dict())
+        t.add_row(s.network, *(str(x) if x is not None else "–" for x in (s.sf_agreement, s.human_matching, s.mate_in_1, s.mate_in_2)))
+    console.print(t)
+    if json_out is not None:
+        atomic_write_bytes(json_out, (json.dumps({"labelled": str(labelled) if labelled else None, "holdout": holdout, "seed": seed,
+                                                  "puzzles": str(puzzles) if puzzles else None, "networks": rows}, indent=2) + "\n").encode())

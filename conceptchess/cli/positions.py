@@ -8,6 +8,9 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from conceptchess.cli.common import console, err_console, guarded, options_named
+from conceptchess.datasets import merge_datasets
+from conceptchess.enginegames import EngineGameSettings, engine_games_dataset
+from conceptchess.enginelabels import LabelSettings, label_engine_dataset
 from conceptchess.games import GameFilter, Sampling, pgn_dataset
 from conceptchess.names import split_names
 from conceptchess.selfplay import selfplay_dataset
@@ -107,3 +110,86 @@ def selfplay(
     c = manifest["counts"]
     results = ", ".join(f"{k} {v}" for k, v in c["results"].items())
     console.print(f"wrote {c['positions_written']} positions from {c['games']} games ({results}) → {output}", highlight=False)
+
+
+LABEL_ENGINE_OPTIONS = {"nodes": "--nodes", "multipv": "--multipv", "hash_mb": "--hash", "workers": "--workers",
+                        "overwrite": "--overwrite"}
+
+
+@app.command("label-engine")
+@guarded
+@options_named(LABEL_ENGINE_OPTIONS)
+def label_engine(
+    input: Path = typer.Option(..., "--input", help="Positions dataset to label (folder or .jsonl)"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write: the same records, each with its engine label"),
+    nodes: int = typer.Option(LabelSettings.nodes, "--nodes", help="Stockfish's node limit per position (all MultiPV lines together)"),
+    multipv: int = typer.Option(LabelSettings.multipv, "--multipv", help="Lines (best moves) Stockfish scores per position"),
+    hash_mb: int = typer.Option(LabelSettings.hash_mb, "--hash", help="Stockfish hash per process, MB"),
+    workers: int = typer.Option(LabelSettings.workers, "--workers", help="Stockfish processes run in parallel (one thread each)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output dataset"),
+):
+    """Label every position with Stockfish 15.1: MultiPV scores, its WDL and depth (for `train --targets engine`).
+
+    Resumable: a killed run continues from its last chunk when started again with the same input and
+    settings (the work folder is OUTPUT.labelling until the end).
+    """
+    settings = LabelSettings(nodes=nodes, multipv=multipv, hash_mb=hash_mb, workers=workers)
+    with Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("label", total=None)
+        manifest = label_engine_dataset(input, output, settings, overwrite=overwrite,
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    lab = manifest["engine_labels"]
+    console.print(f"labelled {lab['labelled']} positions ({lab['without_legal_moves']} without a legal move) with "
+                  f"{lab['stockfish']} at {nodes} nodes, MultiPV {multipv} → {output}", highlight=False)
+
+
+ENGINE_GAMES_OPTIONS = {"games": "--games", "nodes": "--nodes", "opening_plies": "--opening-plies", "random_plies": "--random-plies",
+                        "blunder_rate": "--blunder-rate", "max_plies": "--max-plies", "hash_mb": "--hash", "workers": "--workers",
+                        "overwrite": "--overwrite"}
+
+
+@app.command("engine-games")
+@guarded
+@options_named(ENGINE_GAMES_OPTIONS)
+def engine_games(
+    pgns: list[Path] = typer.Argument(..., help="PGN files whose games' openings the engine games start from"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write"),
+    games: int = typer.Option(EngineGameSettings.games, "--games", help="How many games to play"),
+    nodes: int = typer.Option(EngineGameSettings.nodes, "--nodes", help="Stockfish's node limit per move"),
+    opening_plies: int = typer.Option(EngineGameSettings.opening_plies, "--opening-plies",
+                                      help="Take up to this many plies (uniformly drawn) of a random given game"),
+    random_plies: int = typer.Option(EngineGameSettings.random_plies, "--random-plies", help="Then play this many random legal moves"),
+    blunder_rate: float = typer.Option(EngineGameSettings.blunder_rate, "--blunder-rate",
+                                       help="Chance that a Stockfish move is replaced by a random legal move"),
+    max_plies: int = typer.Option(EngineGameSettings.max_plies, "--max-plies", help="Stop a game after this many plies (result \"*\")"),
+    seed: int = typer.Option(0, "--seed", help="Seed of every random choice (game i uses (seed, i))"),
+    hash_mb: int = typer.Option(EngineGameSettings.hash_mb, "--hash", help="Stockfish hash per process, MB"),
+    workers: int = typer.Option(EngineGameSettings.workers, "--workers", help="Stockfish processes playing in parallel"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset"),
+):
+    """Positions of games Stockfish plays against itself at a low node count, from human openings with random early moves."""
+    settings = EngineGameSettings(games=games, nodes=nodes, opening_plies=opening_plies, random_plies=random_plies,
+                                  blunder_rate=blunder_rate, max_plies=max_plies, seed=seed, hash_mb=hash_mb, workers=workers)
+    with Progress(TextColumn("engine games"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("play", total=games)
+        manifest = engine_games_dataset(pgns, output, settings, overwrite=overwrite,
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    c = manifest["counts"]
+    results = ", ".join(f"{k} {v}" for k, v in c["results"].items())
+    console.print(f"wrote {c['positions_written']} positions from {c['games']} games ({results}) → {output}", highlight=False)
+
+
+@app.command()
+@guarded
+@options_named({"inputs": "INPUTS", "overwrite": "--overwrite"})
+def merge(
+    inputs: list[Path] = typer.Argument(..., help="Datasets to merge, in order (their names prefix ids and games)"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset"),
+):
+    """One dataset of the records of several (e.g. human games and engine games, both engine-labelled)."""
+    manifest = merge_datasets(inputs, output, overwrite=overwrite)
+    parts = ", ".join(f"{s['records']} from {s['dataset']}" for s in manifest["inputs"])
+    console.print(f"wrote {manifest['positions']} positions ({parts}) → {output}", highlight=False)

@@ -8,12 +8,17 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from conceptchess.cli.common import Bars, console, err_console, guarded
+from conceptchess.cli.common import Bars, console, err_console, guarded, options_named
+from conceptchess.enginelabels import TargetSettings
 from conceptchess.errors import ConceptChessError
 from conceptchess.training import DEFAULT_ARCH, TrainConfig, Trainer
 
+TRAIN_OPTIONS = {"targets": "--targets", "mix": "--mix", "temperature": "--target-temperature", "floor": "--target-floor",
+                 "teacher": "--teacher"}
+
 
 @guarded
+@options_named(TRAIN_OPTIONS)
 def train(
     positions: Path = typer.Option(..., "--positions", help="Positions dataset (folder or .jsonl) with played moves and results"),
     output: Path = typer.Option(..., "-o", "--output", help="Folder for the checkpoints (.pb.gz + .json) and resume state"),
@@ -31,16 +36,28 @@ def train(
     holdout: float = typer.Option(0.1, "--holdout", min=0.0, max=0.9, help="Share of games held out"),
     seed: int = typer.Option(0, "--seed"),
     teacher: Path | None = typer.Option(None, "--teacher", help="Distil from this network's policy and WDL instead of the game"),
+    targets: str = typer.Option("played", "--targets", help="played: the move played and the result; engine: Stockfish's labels "
+                                "(positions label-engine): win-chance softmax policy and its WDL; mix: --mix × engine + the rest played"),
+    mix: float = typer.Option(0.5, "--mix", help="Weight of the engine targets with --targets mix"),
+    target_temperature: float = typer.Option(TargetSettings.temperature, "--target-temperature",
+                                             help="Temperature of the engine policy target, in win-chance units"),
+    target_floor: float = typer.Option(TargetSettings.floor, "--target-floor",
+                                       help="Probability of the engine policy target spread uniformly over the legal moves"),
     max_positions: int | None = typer.Option(None, "--max-positions"),
     resume: bool = typer.Option(True, "--resume/--restart", help="Continue a killed run from its last checkpoint"),
     threads: int | None = typer.Option(None, "--threads", help="torch threads (1 makes runs bit-reproducible across machines with different core counts)"),
 ):
-    """Train AlphaZero-style (policy + WDL) from positions, writing lc0 .pb.gz checkpoints from step 0."""
+    """Train AlphaZero-style (policy + WDL) from positions, writing lc0 .pb.gz checkpoints from step 0.
+
+    With --targets engine the loss is the KL divergence to Stockfish's policy target plus the WDL
+    cross-entropy; the held-out accuracy is then agreement with the target's top move.
+    """
     if teacher is not None and not teacher.exists():
         raise ConceptChessError(f"{teacher}: no such teacher network")
     cfg = TrainConfig(run=run, blocks=blocks, filters=filters, se_channels=se_channels, moves_left=moves_left, steps=steps,
                       batch_size=batch_size, lr=lr, weight_decay=weight_decay, value_weight=value_weight, checkpoints=checkpoints, holdout=holdout, seed=seed,
-                      teacher=str(teacher) if teacher else None, max_positions=max_positions, threads=threads)
+                      teacher=str(teacher) if teacher else None, targets=targets, mix=mix, target_temperature=target_temperature,
+                      target_floor=target_floor, max_positions=max_positions, threads=threads)
     with console.status("reading and encoding positions"):
         trainer = Trainer(cfg, positions, output)
     console.print(f"{len(trainer.train_idx)} training / {len(trainer.held_idx)} held-out positions; "
