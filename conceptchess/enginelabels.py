@@ -8,7 +8,9 @@ dataset whose records carry the label under ``engine``::
     "engine": {"lines": [["e2e4", 31, null], ["d2d4", 25, null], ...],   # move, cp, mate (side to move)
                "wdl": [212, 701, 87], "depth": 9, "nodes": 2011}         # Stockfish's WDL model, permille
 
-Positions without a legal move get ``"engine": null``. Stockfish sees each position with its move
+``nodes`` is what Stockfish searched: the label is its last *completed* iteration (a node limit
+stops it inside one), and a position where no iteration completes within the limit is searched again
+with twice the nodes, up to 64×. Positions without a legal move get ``"engine": null``. Stockfish sees each position with its move
 history (``position … moves …``), so repetitions count as they do in the game. The job is resumable:
 records go to ``<output>.labelling/`` chunk by chunk and the folder is renamed to ``output`` at the end;
 a killed run continues from its last whole chunk when started again with the same input and settings.
@@ -52,6 +54,7 @@ from conceptchess.provenance import sha256_of, software_versions
 LABEL_KEY = "engine"
 WIN_CHANCE_SCALE = 0.00368208  # Lichess's win-chance logistic, per centipawn
 MATE_BONUS = 0.25
+MAX_NODES_FACTOR = 64  # a position whose search completes no iteration is searched again with 2×, 4×… the nodes, up to this
 CHUNK = 64  # positions per task of a Stockfish worker (and per resumable append)
 STATE_FILE = "state.json"
 
@@ -178,7 +181,6 @@ class Labeller:
 
     def __init__(self, path: str, settings: LabelSettings):
         self.settings = settings
-        self.limit = chess.engine.Limit(nodes=settings.nodes)
         self.loop = asyncio.new_event_loop()
         self.transport, self.engine = self.loop.run_until_complete(chess.engine.popen_uci(path))
         self.loop.run_until_complete(self.engine.configure({"Threads": 1, "Hash": settings.hash_mb, "UCI_ShowWDL": True}))
@@ -200,21 +202,13 @@ class Labeller:
         if legal == 0:
             return None
         want = min(self.settings.multipv, legal)
-        blocks: list[list[dict]] = []  # Stockfish prints all its lines together, line 1 first
-        nodes = 0
-        with await self.engine.analysis(board, self.limit, multipv=want, game=game) as run:
-            async for info in run:
-                if "pv" not in info or "score" not in info:
-                    continue
-                nodes = info.get("nodes", nodes)
-                if info.get("multipv", 1) == 1:
-                    blocks.append([])
-                if blocks:
-                    blocks[-1].append(info)
-        infos = next((b for b in reversed(blocks) if _exact(b, want)), None)
-        if infos is None:
-            raise ConceptChessError(f"stockfish completed no iteration of {want} lines within {self.settings.nodes} nodes in "
-                                    f"{board.fen()} (raise --nodes)")
+        nodes = self.settings.nodes
+        while (found := await self._search(board, game, want, nodes)) is None:
+            if nodes >= MAX_NODES_FACTOR * self.settings.nodes:
+                raise ConceptChessError(f"stockfish completed no iteration of {want} lines within {nodes} nodes in "
+                                        f"{board.fen()} (raise --nodes)")
+            nodes *= 2  # rare (a few positions in ten thousand at 3,000 nodes): search again, deeper
+        infos, used = found
         lines = []
         for info in infos:
             score = info["score"].relative
@@ -223,7 +217,24 @@ class Labeller:
         if wdl is None:
             raise ConceptChessError("stockfish printed no WDL (is it Stockfish 15.1 or later?)")
         wdl = wdl.relative
-        return {"lines": lines, "wdl": [wdl.wins, wdl.draws, wdl.losses], "depth": infos[0]["depth"], "nodes": nodes}
+        return {"lines": lines, "wdl": [wdl.wins, wdl.draws, wdl.losses], "depth": infos[0]["depth"], "nodes": used}
+
+    async def _search(self, board: chess.Board, game: object, want: int, nodes: int) -> tuple[list[dict], int] | None:
+        """The lines of the last completed iteration within ``nodes`` and the nodes searched, or None."""
+        blocks: list[list[dict]] = []  # Stockfish prints all its lines together, line 1 first
+        used = 0
+        limit = chess.engine.Limit(nodes=nodes)
+        with await self.engine.analysis(board, limit, multipv=want, game=game) as run:
+            async for info in run:
+                if "pv" not in info or "score" not in info:
+                    continue
+                used = info.get("nodes", used)
+                if info.get("multipv", 1) == 1:
+                    blocks.append([])
+                if blocks:
+                    blocks[-1].append(info)
+        infos = next((b for b in reversed(blocks) if _exact(b, want)), None)
+        return None if infos is None else (infos, used)
 
     def close(self) -> None:
         self.loop.run_until_complete(self.engine.quit())
