@@ -250,6 +250,7 @@ def merge_datasets(inputs: list[str | os.PathLike], output: str | os.PathLike, *
     with DatasetWriter(output, overwrite=overwrite) as w:
         for path, name in zip(inputs, names, strict=True):
             before = w.count
+            games = set()
             for spec in iter_dataset(path):
                 rec = {"id": f"{name}/{spec.id}"}
                 if spec.fen:
@@ -258,10 +259,12 @@ def merge_datasets(inputs: list[str | os.PathLike], output: str | os.PathLike, *
                 rec.update(spec.meta)
                 game = spec.meta.get("game")
                 rec["game"] = f"{name}/{game if game is not None else str(spec.id).rsplit('-p', 1)[0]}"
+                games.add(rec["game"])
                 w.write(rec)
                 if progress is not None and w.count % 4096 == 0:
                     progress(w.count, None)
-            sources.append({"dataset": str(path), "sha256": dataset_sha256(path), "origin": origins[name], "records": w.count - before})
+            sources.append({"dataset": str(path), "sha256": dataset_sha256(path), "origin": origins[name], "records": w.count - before,
+                            "games": len(games)})
         w.manifest = {"kind": "positions", "made_by": "positions merge", "inputs": sources, "origins": origins}
         if len(set(origins.values())) == 1:
             w.manifest["origin"] = next(iter(origins.values()))

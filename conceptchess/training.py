@@ -28,7 +28,7 @@ import torch
 from torch.nn import functional as F
 
 from conceptchess.checkpoints import checkpoint_name, series_sidecars, write_sidecar
-from conceptchess.datasets import dataset_sha256, iter_dataset
+from conceptchess.datasets import dataset_sha256, iter_dataset, read_manifest
 from conceptchess.engine import Engine
 from conceptchess.enginelabels import LABEL_KEY, TargetSettings, check_label, has_engine_labels, sparse_policy_target, wdl_target
 from conceptchess.errors import ArgumentError, ConceptChessError
@@ -45,7 +45,7 @@ _RESULT_WDL = {"1-0": (1.0, 0.0, 0.0), "0-1": (0.0, 0.0, 1.0), "1/2-1/2": (0.0, 
 
 
 # The architecture of the default series in engines/ (small enough to ship, fast on a CPU).
-DEFAULT_ARCH = {"blocks": 6, "filters": 32, "se_channels": 8, "value_channels": 8, "value_hidden": 128}
+DEFAULT_ARCH = {"blocks": 6, "filters": 64, "se_channels": 8, "value_channels": 8, "value_hidden": 128}
 
 
 @dataclass
@@ -445,7 +445,7 @@ class Trainer:
         if step >= self.cfg.steps:
             atomic_write_bytes(self.out / f"{self.cfg.run}.json", (json.dumps(
                 {"run": self.cfg.run, "config": asdict(self.cfg), "dataset": str(self.dataset), "dataset_sha256": self.dataset_sha,
-                 "checkpoints": history, "versions": _versions()}, indent=2) + "\n").encode())
+                 "dataset_manifest": read_manifest(self.dataset), "checkpoints": history, "versions": _versions()}, indent=2) + "\n").encode())
         return history
 
 
