@@ -9,9 +9,15 @@
 - ``network-<label>.png`` per network — concepts × taps, one row of panels per metric (R², balanced
   accuracy), each with its own colour bar: the score, and beside it the shuffled-label control and
   the random-init network's score at the same tap (the ``input`` column is the input-plane control);
+- ``when-<name>.png`` per concept, when the run's networks are one checkpoint series — the *when* plot
+  (McGrath et al. 2022): the best block score of each checkpoint against its training step (log axis,
+  step 0 drawn at the left of the first step), with its controls as lines: the random-init network's
+  best block score (the series' step 0), the input-plane probe and, per checkpoint, the shuffled-label
+  control's best block score (:class:`~conceptchess.probing.results.WhenCurve`); a run of other
+  networks gets none, and its index says why;
 - ``index.html`` — every concept with its best score, best tap, the first checkpoint where it reaches
-  the threshold, its selectivity and controls, sortable by any column (plain JavaScript), linking to
-  the PNGs.
+  the threshold, its selectivity and controls, the activations it was probed on (full 8×8 or channel
+  means), sortable by any column (plain JavaScript), linking to the PNGs.
 
 Every cell carries its number. Colours: R² on [0, 1] and balanced accuracy on [0.5, 1] (chance at the
 bottom), so a control that learns nothing is dark. A cell whose probe ended at all-zero weights
@@ -46,9 +52,11 @@ from conceptchess.probing.results import (
     ConceptSummary,
     RunView,
     SplitLabels,
+    WhenCurve,
     load_run,
     summarize,
     too_few_note,
+    when_curves,
 )
 from conceptchess.progress import Progress
 
@@ -75,6 +83,9 @@ def _file_name(prefix: str, name: str) -> str:
 
 def _range(metric: str) -> tuple[float, float]:
     return (CHANCE.get(metric, 0.0), 1.0)
+
+
+POOL_NAMES = {"full": "full 8×8", "mean": "channel means"}
 
 
 def _heat(ax, grid: np.ndarray, rows: list[str], cols: list[str], vmin: float, vmax: float, title: str, annotate: bool = True,
@@ -128,6 +139,15 @@ def _labels_text(view: RunView, concept: str) -> str:
     return f"train {train} · test {test}"
 
 
+def _subtitle(view: RunView, concept: str) -> str:
+    """A concept figure's second title line: its labels, and why it is flagged (too few positives) or blank (skipped)."""
+    few = view.too_few(concept)
+    skipped = next((r.reason for r in view.rows if r.concept == concept and r.score is None and r.reason), None)
+    scored = any(r.concept == concept and r.score is not None for r in view.rows)
+    why = f" — {few}" if few else f" — skipped: {skipped}" if skipped and not scored else ""
+    return f"labels: {_labels_text(view, concept)}{why}"
+
+
 def concept_figure(view: RunView, concept: str):
     """The what-when-where figure of one concept (a matplotlib Figure)."""
     from matplotlib.figure import Figure
@@ -167,10 +187,8 @@ def concept_figure(view: RunView, concept: str):
         im = _heat(ax, g, taps if ax is axes[0] else [""] * len(taps), c, vmin, vmax, title, marks=marks)
     name = METRIC_NAMES.get(metric, metric)
     few = view.too_few(concept)
-    skipped = next((r.reason for r in view.rows if r.concept == concept and r.score is None and r.reason), None)
-    why = f" — {few}" if few else f" — skipped: {skipped}" if skipped and np.isnan(score).all() else ""
-    fig.suptitle(f"{concept} — test {name} by tap and network (input row = input-plane control)\n"
-                 f"labels: {_labels_text(view, concept)}{why}", fontsize=10,
+    fig.suptitle(f"{concept} — test {name} by tap and network, {POOL_NAMES.get(view.pool(concept), view.pool(concept))} "
+                 f"(input row = input-plane control)\n{_subtitle(view, concept)}", fontsize=10,
                  color=FLAG_COLOUR if few else "black")
     fig.colorbar(im, ax=list(axes), shrink=0.8, label=f"test {name}")
     _note_no_fit(fig, [m for _, _, _, m in panels if m is not None], few=bool(few))
@@ -241,6 +259,55 @@ def network_figure(view: RunView, network_id: int):
     return fig
 
 
+BEST_LABEL = "best block score"  # the label of a when figure's main line
+
+
+def when_figure(curve: WhenCurve, subtitle: str = ""):
+    """The "when" figure of one concept (a matplotlib Figure): its best block score per checkpoint against
+    the training step, with the controls as lines. The step axis is logarithmic above the first positive
+    step and linear below it (matplotlib's symlog), so that step 0 sits half a decade to its left."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    steps = np.asarray(curve.steps, dtype=float)
+    best = np.array([np.nan if v is None else v for v in curve.best])
+    fig = Figure(figsize=(6.4, 3.9), layout="constrained")
+    ax = fig.subplots()
+    first = float(steps[steps > 0].min()) if (steps > 0).any() else 1.0
+    ax.set_xscale("symlog", linthresh=first, linscale=0.5)
+    ax.set_xlim(-0.4 * first, steps.max() * 1.5 if steps.max() > 0 else 1)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ok = np.isfinite(best)
+    low = np.array([np.nan if v is None else v for v in curve.ci_low])
+    high = np.array([np.nan if v is None else v for v in curve.ci_high])
+    band = ok & np.isfinite(low) & np.isfinite(high)
+    if band.any():
+        ax.fill_between(steps[band], low[band], high[band], color="C0", alpha=0.15, linewidth=0, label="95% CI of the best cell")
+    ax.plot(steps[ok], best[ok], "o-", color="C0", label=BEST_LABEL, zorder=3)
+    for x, y, tap in zip(steps[ok], best[ok], np.asarray(curve.best_taps, dtype=object)[ok]):
+        ax.annotate(str(tap).replace("block", "b"), (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=6,
+                    color="C0")
+    shuffled = np.array([np.nan if v is None else v for v in curve.shuffled])
+    if np.isfinite(shuffled).any():
+        ax.plot(steps, shuffled, "--", color="0.45", label="control: shuffled labels (best block)")
+    if curve.random_init is not None:
+        ax.axhline(curve.random_init, color="C3", linestyle=":", label=f"control: {curve.random_label} (best block)")
+    if curve.input is not None:
+        ax.axhline(curve.input, color="C2", linestyle="-.", label="control: input planes")
+    chance, top = _range(curve.metric)
+    values = [v for v in (*best[ok], *shuffled[np.isfinite(shuffled)], curve.random_init, curve.input) if v is not None]
+    ax.set_ylim(min([chance, *values]) - 0.03 * (top - chance), top + 0.02 * (top - chance))
+    name = METRIC_NAMES.get(curve.metric, curve.metric)
+    ax.set_xlabel(f"training step (log scale; linear below step {first:g}, so that step 0 shows)", fontsize=8)
+    ax.set_ylabel(f"test {name}", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=6.5, loc="best")
+    fig.suptitle(f"{curve.concept} — when: best block score by training step ({POOL_NAMES.get(curve.pool, curve.pool)})"
+                 + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
+    return fig
+
+
 _SORT_JS = """
 function sortTable(th) {
   const table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
@@ -278,15 +345,18 @@ def _labels_cell(labels: SplitLabels) -> str:
     return f'<td data-v="{-1e9 if key is None else float(key)}">{html.escape(str(labels))}</td>'
 
 
-def index_html(view: RunView, concept_files: dict[str, str], network_files: dict[int, str], thresholds=None) -> str:
+def index_html(view: RunView, concept_files: dict[str, str], network_files: dict[int, str], thresholds=None,
+               when_files: dict[str, str] | None = None, no_when: str | None = None) -> str:
+    """The atlas's index page. ``when_files``: concept → its when figure; ``no_when``: why the run has none."""
     rows = summarize(view, thresholds)
-    head = ["concept", "metric", "best score", "95% CI", "training games +/− (var)", "test games +/− (var)", "best tap", "best network",
+    when_files = when_files or {}
+    head = ["concept", "metric", "activations", "best score", "95% CI", "training games +/− (var)", "test games +/− (var)", "best tap", "best network",
             "first network ≥ threshold", "threshold", "selectivity", "input control", "random-init control", "shuffled control",
             "non-zero weights", "note"]
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Probe run {view.id}</title>",
            "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
            "th,td{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer;background:#eee}td{text-align:right}"
-           "td:first-child,td:nth-child(2),td:nth-child(7),td:nth-child(8),td:nth-child(9),td:last-child{text-align:left}"
+           "td:first-child,td:nth-child(2),td:nth-child(3),td:nth-child(8),td:nth-child(9),td:nth-child(10),td:last-child{text-align:left}"
            f"tr.few td{{color:{FLAG_COLOUR}}}</style>",
            f"<script>{_SORT_JS}</script></head><body>",
            f"<h1>Probe run {view.id}</h1><p>dataset {html.escape(view.dataset)} · status {html.escape(view.status)} · "
@@ -302,14 +372,21 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
            *(["<p><b>No fit</b>: in the cells counted in the note column the probe ended at all-zero weights (the validation "
               "games preferred λ<sub>max</sub>), so their score is that of a constant prediction — a probe that found nothing, "
               "not evidence that the tap holds nothing. The plots hatch them and mark them ×.</p>"] if any(s.no_fit for s in rows) else []),
+           ("<p><b>When</b>: each concept's <i>when</i> figure (linked beside its name) draws its best block score at every "
+            "checkpoint against the training step, with the controls as lines: the best block score of the random-init network "
+            "and of the shuffled labels, and the input-plane probe.</p>" if when_files else
+            f"<p><b>No when figures</b>: {html.escape(no_when)}.</p>" if no_when else ""),
            "<p>Networks: " + " · ".join(f"<a href='{html.escape(f)}'>{html.escape(n.label)}</a>"
                                         for n in view.networks for nid, f in network_files.items() if nid == n.id) + "</p>",
            "<table><thead><tr>" + "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for s in rows:
         link = concept_files.get(s.concept)
         name = f"<a href='{html.escape(link)}'>{html.escape(s.concept)}</a>" if link else html.escape(s.concept)
+        if s.concept in when_files:
+            name += f" · <a href='{html.escape(when_files[s.concept])}'>when</a>"
         ci = "–" if s.ci_low is None or s.ci_high is None else f"{s.ci_low:.3f} – {s.ci_high:.3f}"
         out.append(("<tr class='few'>" if s.too_few else "<tr>") + f"<td data-v='{html.escape(s.concept)}'>{name}</td>" + _cell(s.metric)
+                   + _cell(POOL_NAMES.get(view.pool(s.concept), view.pool(s.concept)))
                    + _cell(s.best_score) + f"<td>{ci}</td>" + _labels_cell(s.train) + _labels_cell(s.test) + _cell(s.best_tap) + _cell(s.best_network) + _cell(s.first_network) + _cell(s.threshold, "{:g}")
                    + _cell(s.selectivity) + _cell(s.control_input) + _cell(s.control_random) + _cell(s.control_shuffled)
                    + _cell(s.nonzero, "{:d}") + _cell(_note(s)) + "</tr>")
@@ -326,23 +403,37 @@ def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, 
     written: list[Path] = []
     concept_files: dict[str, str] = {}
     network_files: dict[int, str] = {}
+    when_files: dict[str, str] = {}
     concepts = view.concepts
-    total = len(concepts) + len(view.networks) + 1
-    for k, c in enumerate(concepts):
+    curves, no_when = when_curves(view)
+    total = len(concepts) + len(curves) + len(view.networks) + 1
+    done = 0
+    for c in concepts:
         name = _file_name("concept", c)
         _save(concept_figure(view, c), out / name)
         concept_files[c] = name
         written.append(out / name)
+        done += 1
         if progress:
-            progress(k + 1, total)
-    for k, n in enumerate(view.networks):
+            progress(done, total)
+    for curve in curves:
+        name = _file_name("when", curve.concept)
+        _save(when_figure(curve, _subtitle(view, curve.concept)), out / name)
+        when_files[curve.concept] = name
+        written.append(out / name)
+        done += 1
+        if progress:
+            progress(done, total)
+    for n in view.networks:
         name = _file_name("network", f"{n.label}-{n.sha256[:8]}")
         _save(network_figure(view, n.id), out / name)
         network_files[n.id] = name
         written.append(out / name)
+        done += 1
         if progress:
-            progress(len(concepts) + k + 1, total)
-    atomic_write_bytes(out / "index.html", index_html(view, concept_files, network_files, thresholds).encode("utf-8"))
+            progress(done, total)
+    atomic_write_bytes(out / "index.html",
+                       index_html(view, concept_files, network_files, thresholds, when_files, no_when).encode("utf-8"))
     written.append(out / "index.html")
     if progress:
         progress(total, total)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conceptchess.names import unique
 from conceptchess.probing.sources import NetInfo
 from conceptchess.probing.targets import Target
 from conceptchess.taps import INPUT
@@ -66,9 +67,12 @@ def plan_cells(order: list[NetInfo], taps: dict[str, list[str]], targets: list[T
     return left, len(cells)
 
 
-def taps_to_extract(cells: list[Cell]) -> dict[str, list[str]]:
-    """Per network (sha256), the taps its cells left to do read: one extraction per network yields them all."""
-    needs: dict[str, list[str]] = {}
+def taps_to_extract(cells: list[Cell], pools: list[str]) -> dict[tuple[str, str], list[str]]:
+    """Per network (sha256) and pooling, the taps its cells left to do read: one extraction per network and
+    pooling yields them all. ``pools``: the pooling of each of the sweep's targets (a cell reads a pooling
+    only for the targets it still has to do)."""
+    needs: dict[tuple[str, str], list[str]] = {}
     for c in cells:
-        needs.setdefault(c.net.sha256, []).append(c.tap)
+        for pool in unique(pools[j] for j in c.targets):
+            needs.setdefault((c.net.sha256, pool), []).append(c.tap)
     return needs

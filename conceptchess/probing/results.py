@@ -5,12 +5,16 @@
 0.97
 >>> [s.concept for s in summarize(view)][:2]                # doctest: +SKIP
 ['us_pawns', 'them_pawns']
+>>> curves, why_not = when_curves(view)                     # doctest: +SKIP
+>>> curves[0].steps, curves[0].best                         # doctest: +SKIP
+([0, 1, 2, 6, …, 1000], [0.68, 0.66, …, 0.74])
 
 Every row knows the labels it was trained and tested on (:meth:`ResultRow.labels`: positives and
 negatives per split side, or the label variance of a scalar concept) and says when its test side has
 too few of a class to carry a score (:attr:`ResultRow.too_few`). :func:`mining_handoffs` names the
 best probe of a concept the way ``puzzles mine --direction`` takes it, with the activation folder and
-dataset that command reads.
+dataset that command reads. :func:`when_curves` reads a checkpoint series' run as McGrath et al.'s
+"when" plot: per checkpoint, the best block score and the same statistic of each control.
 """
 
 from __future__ import annotations
@@ -162,6 +166,10 @@ class RunView:
         r = self.get(concept, network_id, tap)
         return None if r is None else r.score
 
+    def pool(self, concept: str) -> str:
+        """The pooling of the activations ``concept`` was probed on: ``full`` (8×8) or ``mean`` (per channel)."""
+        return queries.result_pool(self.settings, concept) or "full"
+
     def metric(self, concept: str) -> str:
         for r in self.rows:
             if r.concept == concept:
@@ -268,6 +276,75 @@ def summarize(view: RunView, thresholds: dict[str, float] | None = None) -> list
     return out
 
 
+# -- when: one concept across a checkpoint series ------------------------------------------------------------
+@dataclass(frozen=True)
+class WhenCurve:
+    """One concept across the checkpoint series of a run (McGrath et al.'s "when" plot): per checkpoint,
+    the best test score over its block taps, beside the same statistic of its controls.
+
+    Each control is the best block score too, so that the selection over taps, which favours the probed
+    network, favours its controls equally.
+    """
+
+    concept: str
+    metric: str  # r2 | balanced_accuracy
+    pool: str  # full | mean: the activations it was probed on
+    steps: list[int]  # training step of each checkpoint, in series order
+    labels: list[str]  # each checkpoint's label in the run
+    best: list[float | None]  # per checkpoint: its highest block-tap test score (None: no block tap scored)
+    best_taps: list[str | None]  # where that score is
+    ci_low: list[float | None]  # the bootstrap interval of that cell
+    ci_high: list[float | None]
+    shuffled: list[float | None]  # per checkpoint: the shuffled-label control's highest block-tap score
+    random_init: float | None  # the random-init network's (step 0 of a series) highest block-tap score; None: no control
+    random_label: str | None  # that network's label in the run
+    input: float | None  # the input-plane control (one probe of the raw planes, the same for every checkpoint)
+
+
+def series_steps(view: RunView) -> tuple[list[NetRow], str | None]:
+    """The run's probed networks as one checkpoint series in step order, or ``([], why not)``."""
+    probed = view.probed
+    if not probed:
+        return [], "the run probed no network"
+    if any(n.step is None for n in probed):
+        return [], ("the run's networks are not a checkpoint series: no training step is recorded for "
+                    + ", ".join(n.label for n in probed if n.step is None))
+    if len({n.run for n in probed}) > 1:
+        return [], "the run's networks come from several training runs (" + ", ".join(sorted({str(n.run) for n in probed})) + ")"
+    if len(probed) < 2:
+        return [], f"the run probed a single checkpoint ({probed[0].label})"
+    return sorted(probed, key=lambda n: n.step), None
+
+
+def _best_block(rows: list[ResultRow]) -> ResultRow | None:
+    scored = [r for r in rows if is_block(r.tap) and r.score is not None]
+    return max(scored, key=lambda r: r.score) if scored else None
+
+
+def when_curves(view: RunView) -> tuple[list[WhenCurve], str | None]:
+    """A :class:`WhenCurve` per concept of a run whose probed networks are one checkpoint series (training
+    steps recorded, :func:`series_steps`); else ``([], why there is none)``."""
+    series, why = series_steps(view)
+    if why:
+        return [], why
+    by_cell: dict[tuple[str, int], list[ResultRow]] = {}
+    for r in view.rows:
+        by_cell.setdefault((r.concept, r.network_id), []).append(r)
+    control = view.control_of(series[-1].id)
+    out = []
+    for c in view.concepts:
+        best = [_best_block(by_cell.get((c, n.id), [])) for n in series]
+        shuffled = [max((r.control_shuffled for r in by_cell.get((c, n.id), []) if is_block(r.tap) and r.control_shuffled is not None),
+                        default=None) for n in series]
+        rnd = _best_block(by_cell.get((c, control.id), [])) if control is not None else None
+        inp = next((r.score for r in view.rows if r.concept == c and r.tap == INPUT and r.score is not None), None)
+        out.append(WhenCurve(c, view.metric(c), view.pool(c), [n.step for n in series], [n.label for n in series],
+                             [None if b is None else b.score for b in best], [None if b is None else b.tap for b in best],
+                             [None if b is None else b.ci_low for b in best], [None if b is None else b.ci_high for b in best],
+                             shuffled, None if rnd is None else rnd.score, None if control is None else control.label, inp))
+    return out, None
+
+
 def concept_rows(db, concept: str, run_id: int | None = None) -> list[tuple[int, str, ResultRow]]:
     """``(run id, network label, row)`` for every stored result of ``concept`` (one run, or all)."""
     with db.session() as s:
@@ -320,7 +397,7 @@ def mining_handoffs(db, concept: str, run_id: int | None = None) -> list[MiningH
             best = max(fitted, key=lambda r: r.score)
             rn, net = nets[best.network_id]
             settings = run.settings or {}
-            pool, positions = settings.get("pool", "full"), int(settings.get("positions") or ds.positions or 0)
+            pool, positions = queries.result_pool(settings, concept) or "full", int(settings.get("positions") or ds.positions or 0)
             results = Path(run.results_dir) if run.results_dir else Path(ds.path).parent
             shas = [ds.sha256]
             prefix = prefix_dataset(results, ds.sha256, positions)

@@ -21,6 +21,12 @@ much it will write (``announce``, an :class:`ExtractionEstimate`), and with
 ``keep_activations=False`` it removes each folder it extracted once the cells reading it are stored
 (folders that were there before, or given in ``activation_folders``, are never removed).
 
+Each concept is probed on one pooling of the activations: the request's ``pool`` (full 8×8, or the
+per-channel mean), or its own in ``pools`` — a few concepts at full resolution and the rest on channel
+means costs little more than the full ones alone. A cell then reads one activation folder per pooling
+and probes each pooling's concepts together; the run's settings record the pooling of each concept
+that differs from ``pool``, and :func:`~conceptchess.store.probes.result_pool` reads it back.
+
 >>> plan = plan_sweep(SweepRequest(dataset="positions/", nets=["engines/"], concepts="in_check,material_diff"))  # doctest: +SKIP
 >>> run_id = run_sweep(plan, db_url="sqlite:///probes.sqlite")                                                   # doctest: +SKIP
 """
@@ -40,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from conceptchess.activations import activation_bytes, size_text
+from conceptchess.activations import POOLS, activation_bytes, size_text
 from conceptchess.concepts.labeling import check_board
 from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path, read_manifest
 from conceptchess.errors import ArgumentError, ConceptChessError
@@ -80,6 +86,7 @@ class SweepRequest:
     seed: int = 0
     max_positions: int | None = None
     pool: str = "full"
+    pools: dict[str, str] = field(default_factory=dict)  # concept (or concept=category) → its pooling, instead of pool
     labels: str | os.PathLike | None = None
     results: str | os.PathLike | None = None
     activation_folders: list[str | os.PathLike] = field(default_factory=list)  # further folders to read activations from
@@ -111,10 +118,14 @@ class SweepPlan:
     labels_table: tuple[Path, list, dict] | None
     results: Path
     settings: ProbeSettings
+    pools: dict[str, str]  # target name → the pooling of the activations it is probed on
 
     @property
     def controls(self) -> bool:
         return self.request.controls
+
+    def pool_of(self, target: Target) -> str:
+        return self.pools[target.name]
 
 
 def _read_positions(dataset: Path, limit: int | None) -> tuple[list, list, int]:
@@ -140,8 +151,9 @@ def _read_positions(dataset: Path, limit: int | None) -> tuple[list, list, int]:
 
 def plan_sweep(req: SweepRequest) -> SweepPlan:
     """Validate and resolve a request; raises a one-line error and writes nothing."""
-    if req.pool not in ("full", "mean"):
-        raise ConceptChessError(f"pool must be full or mean, not {req.pool!r}")
+    for pool in (req.pool, *req.pools.values()):
+        if pool not in POOLS:
+            raise ConceptChessError(f"pool must be {' or '.join(POOLS)}, not {pool!r}")
     if req.executor is not None and req.executor not in EXECUTORS:
         raise ConceptChessError(f"unknown executor {req.executor!r}; use {' or '.join(EXECUTORS)}")
     if req.max_positions is not None and req.max_positions < 1:
@@ -174,6 +186,11 @@ def plan_sweep(req: SweepRequest) -> SweepPlan:
         cols = {k: v[rows] for k, v in cols.items()}
         table = (Path(req.labels), t_ids, cols)
     targets = resolve_targets(req.concepts, table_columns=table[2] if table else None)
+    named = {t.name for t in targets} | {t.concept for t in targets}
+    stray = [c for c in req.pools if c not in named]
+    if stray:
+        raise ConceptChessError(f"pools names {', '.join(map(repr, stray))}, not among the concepts probed ({', '.join(t.name for t in targets)})")
+    pools = {t.name: req.pools.get(t.name, req.pools.get(t.concept, req.pool)) for t in targets}
     # Networks and taps.
     nets, is_series = resolve_networks(req.nets)
     wanted = parse_taps(req.taps)
@@ -199,7 +216,7 @@ def plan_sweep(req: SweepRequest) -> SweepPlan:
                 random_init[n.architecture] = None  # generated at run time
     results = Path(req.results) if req.results is not None else default_results()
     return SweepPlan(req, dataset, dataset_sha256(dataset), size, read_manifest(dataset), len(ids), ids, split, split_kind,
-                     nets, is_series, random_init, taps, targets, table, results, s)
+                     nets, is_series, random_init, taps, targets, table, results, s, pools)
 
 
 # -- identity and bookkeeping ------------------------------------------------------------------------------
@@ -229,6 +246,8 @@ def _settings(plan: SweepPlan, control_nets: dict[str, NetInfo]) -> dict:
         "positions": plan.positions,
         "max_positions": r.max_positions,
         "pool": r.pool,
+        # only where a concept differs from pool: a run of one pooling keeps the key it always had
+        **({"pools": own} if (own := {t.name: p for t in plan.targets if (p := plan.pool_of(t)) != r.pool}) else {}),
         "labels": labels,
         "split": plan.split_kind,
         "split_sizes": list(plan.split.sizes()),
@@ -251,15 +270,15 @@ class ExtractionEstimate:
 
     folder: Path  # where they go
     networks: int
-    taps: int  # (network, tap) pairs
+    taps: int  # (network, tap, pooling) triples
     positions: int
-    pool: str
+    pools: tuple[str, ...]  # the poolings extracted ("full", "mean")
     bytes: int  # of the networks whose width is known
     unknown: int  # networks whose width is known only once extracted (lc0 ONNX files)
     keep: bool  # kept after the sweep (else removed once their cells are stored)
 
     def __str__(self) -> str:
-        layout = "full 8×8" if self.pool == "full" else "mean-pooled"
+        layout = " and ".join("full 8×8" if p == "full" else "mean-pooled" for p in self.pools)
         size = size_text(self.bytes) + (f" plus {self.unknown} ONNX network{'s' if self.unknown > 1 else ''} of unknown width"
                                         if self.unknown else "")
         fate = "kept for `puzzles mine`" if self.keep else "removed once probed"
@@ -267,24 +286,28 @@ class ExtractionEstimate:
                 f"over {self.positions:,} positions ({layout}, {ACTIVATION_DTYPE}): ≈ {size} in {self.folder}, {fate}")
 
 
-def extraction_estimate(acts: Activations, nets: dict[str, NetInfo], needs: dict[str, list[str]], keep: bool) -> ExtractionEstimate | None:
-    """What ``acts.ensure`` will extract for the taps ``needs`` of the networks ``nets`` (by sha256); None: nothing."""
-    missing = {sha: acts.missing(sha, taps) for sha, taps in needs.items()}
-    missing = {sha: taps for sha, taps in missing.items() if taps}
+def extraction_estimate(acts: dict[str, Activations], nets: dict[str, NetInfo], needs: dict[tuple[str, str], list[str]],
+                        keep: bool) -> ExtractionEstimate | None:
+    """What ``acts[pool].ensure`` will extract for the taps ``needs`` of the networks ``nets`` (by sha256 and
+    pooling); None: nothing."""
+    missing = {(sha, pool): acts[pool].missing(sha, taps) for (sha, pool), taps in needs.items()}
+    missing = {key: taps for key, taps in missing.items() if taps}
     if not missing:
         return None
-    shapes = {(sha, t): tap_shape(nets[sha], t, acts.pool) for sha, taps in missing.items() for t in taps}
-    known = {f"{sha}/{t}": shape for (sha, t), shape in shapes.items() if shape is not None}
-    unknown = len({sha for (sha, _), shape in shapes.items() if shape is None})
-    return ExtractionEstimate(acts.extract_dir, len(missing), len(shapes), acts.positions, acts.pool,
-                              activation_bytes(acts.positions, known, ACTIVATION_DTYPE), unknown, keep)
+    shapes = {(sha, pool, t): tap_shape(nets[sha], t, pool) for (sha, pool), taps in missing.items() for t in taps}
+    known = {f"{sha}/{pool}/{t}": shape for (sha, pool, t), shape in shapes.items() if shape is not None}
+    unknown = len({sha for (sha, _, _), shape in shapes.items() if shape is None})
+    some = next(iter(acts.values()))
+    return ExtractionEstimate(some.extract_dir, len({sha for sha, _ in missing}), len(shapes), some.positions,
+                              tuple(p for p in POOLS if any(pool == p for _, pool in missing)),
+                              activation_bytes(some.positions, known, ACTIVATION_DTYPE), unknown, keep)
 
 
 @dataclass
 class _CellJob:
-    """What a worker needs to probe one cell (picklable: the matrix is read in the worker)."""
+    """What a worker needs to probe one cell (picklable: the matrices are read in the worker)."""
 
-    folder: Path  # the activation folder holding the cell's tap
+    parts: list[tuple[Path, list[int]]]  # per pooling: the activation folder holding the cell's tap, and the targets read from it
     tap: str
     positions: int
     ids: list
@@ -296,8 +319,12 @@ class _CellJob:
 
 
 def _probe_cell(job: _CellJob) -> list[TargetResult]:
-    X, shape = read_matrix(job.folder, job.tap, job.positions, job.ids)
-    return probe_matrix(X, shape, job.targets, job.Y, job.split, settings=job.settings, seed=job.seed)
+    out: dict[int, TargetResult] = {}
+    for folder, cols in job.parts:
+        X, shape = read_matrix(folder, job.tap, job.positions, job.ids)
+        found = probe_matrix(X, shape, [job.targets[k] for k in cols], job.Y[:, cols], job.split, settings=job.settings, seed=job.seed)
+        out.update(zip(cols, found))
+    return [out[k] for k in range(len(job.targets))]
 
 
 #: Below this many positions a cell takes a second or two and starting worker processes (each imports
@@ -348,7 +375,8 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
     Planner → executor → writer: :func:`~conceptchess.probing.planner.plan_cells` lists the cells left
     to do, an executor (:mod:`conceptchess.executors`, chosen by the request's ``executor`` and ``jobs``)
     probes them, and the :class:`~conceptchess.probing.writer.SweepWriter` stores each in order.
-    ``progress_for``: the stages are ``labelling``, ``extracting <network>`` and ``probing`` (cells).
+    ``progress_for``: the stages are ``labelling``, ``extracting <network>`` (``extracting <network> (<pool>)``
+    when concepts differ in pooling) and ``probing`` (cells).
     ``announce``: called once with the :class:`ExtractionEstimate` before any activation is extracted
     (not when every activation is there already).
     """
@@ -375,41 +403,46 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
                               "manifest": plan.dataset_manifest},
                              order, plan.targets, control_nets, seed=req.seed, settings=settings, versions=versions)
     cells, total = plan_cells(order, taps, plan.targets, writer.done)
-    needs = taps_to_extract(cells)
-    acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, req.pool, plan.results,
-                       [Path(p) for p in req.activation_folders])
+    pools = [plan.pool_of(t) for t in plan.targets]
+    needs = taps_to_extract(cells, pools)
+    acts = {pool: Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, pool, plan.results,
+                              [Path(p) for p in req.activation_folders]) for pool in unique(pools)}
     if announce is not None:
         estimate = extraction_estimate(acts, {n.sha256: n for n in order}, needs, req.keep_activations)
         if estimate is not None:
             announce(estimate)
     if probing:
         probing(total - len(cells), total)
-    extracted: dict[str, Path] = {}  # network sha256 → the folder this sweep extracted for it
+    extracted: dict[str, list[Path]] = {}  # network sha256 → the folders this sweep extracted for it
     cells_left = Counter(c.net.sha256 for c in cells)  # a network's cells are the only readers of its folder
 
     def units():
         """Each cell left with its job, extracting a network's activations (every tap it still needs, in one
         forward pass) when its first cell comes up: meanwhile, the workers solve the cells before it."""
-        ensured: set[str] = set()
+        ensured: set[tuple[str, str]] = set()
         for cell in cells:
             net = cell.net
-            if net.sha256 not in ensured:
-                folder = acts.ensure(net, needs[net.sha256], progress_for(f"extracting {net.label}") if progress_for else None,
-                                     req.threads)
-                if folder is not None:
-                    extracted[net.sha256] = folder
-                ensured.add(net.sha256)
             todo = list(cell.targets)
-            yield cell, _CellJob(acts.locate(net.sha256, cell.tap), cell.tap, plan.positions, plan.ids, [plan.targets[j] for j in todo],
-                                 Y[:, todo], plan.split, plan.settings, req.seed)
+            parts = []
+            for pool in unique(pools[j] for j in todo):
+                if (net.sha256, pool) not in ensured:
+                    stage = f"extracting {net.label}" + (f" ({pool})" if len(acts) > 1 else "")
+                    folder = acts[pool].ensure(net, needs[(net.sha256, pool)], progress_for(stage) if progress_for else None, req.threads)
+                    if folder is not None:
+                        extracted.setdefault(net.sha256, []).append(folder)
+                    ensured.add((net.sha256, pool))
+                parts.append((acts[pool].locate(net.sha256, cell.tap), [k for k, j in enumerate(todo) if pools[j] == pool]))
+            yield cell, _CellJob(parts, cell.tap, plan.positions, plan.ids, [plan.targets[j] for j in todo], Y[:, todo], plan.split,
+                                 plan.settings, req.seed)
 
     jobs, threads = sweep_workers(req.jobs, len(cells), plan.positions)  # fewer workers (more threads each) for few cells
     with make_executor(_executor_choice(req.executor, jobs) if cells else "inline", jobs, threads) as executor:
         for cell, results in executor.map(_probe_cell, units()):
             writer.write(cell, results)
             cells_left[cell.net.sha256] -= 1
-            if not req.keep_activations and not cells_left[cell.net.sha256] and cell.net.sha256 in extracted:
-                shutil.rmtree(extracted.pop(cell.net.sha256), ignore_errors=True)
+            if not req.keep_activations and not cells_left[cell.net.sha256]:
+                for folder in extracted.pop(cell.net.sha256, []):
+                    shutil.rmtree(folder, ignore_errors=True)
             if probing:
                 probing(cell.index + 1, total)
     writer.finish()

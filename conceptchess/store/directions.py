@@ -26,7 +26,7 @@ from conceptchess.directions import ConceptDirection, load_array
 from conceptchess.errors import ConceptChessError
 from conceptchess.names import unique
 from conceptchess.store.models import Dataset, NetworkRow
-from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork
+from conceptchess.store.probes import ProbeResult, ProbeRun, ProbeRunNetwork, result_pool
 
 SHOWN = 10  # choices listed in a refusal
 
@@ -141,6 +141,6 @@ def probe_direction(session: Session, run: int | str, concept: str, tap: str, ne
                   "network": rn.label, "network_role": rn.role, "probe_result": res.id, "metric": res.metric, "split": "test",
                   "score": res.score, "ci": [res.ci_low, res.ci_high], "selectivity": res.selectivity, "intercept": res.intercept,
                   "alpha": res.alpha, "nonzero": res.nonzero, "features": res.features, "vector_path": str(Path(res.vector_path))}
-    return ConceptDirection(f"{concept}-probe-{tap}", tap, vector, kind="probe", pooling=(r.settings or {}).get("pool"),
+    return ConceptDirection(f"{concept}-probe-{tap}", tap, vector, kind="probe", pooling=result_pool(r.settings, concept),
                             network_sha256=net.sha256, dataset_sha256=dataset.sha256 if dataset else None, provenance=provenance)
 

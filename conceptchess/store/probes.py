@@ -40,6 +40,17 @@ class ProbeRun(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+def result_pool(settings: dict | None, concept: str) -> str | None:
+    """The pooling (``full`` or ``mean``) of the activations a run with ``settings`` probed ``concept`` (a
+    target name) on: its own in the run's ``pools``, else the run's ``pool``; None where neither is recorded.
+
+    >>> result_pool({"pool": "mean", "pools": {"in_check": "full"}}, "in_check"), result_pool({"pool": "mean"}, "in_check")
+    ('full', 'mean')
+    """
+    settings = settings or {}
+    return (settings.get("pools") or {}).get(concept, settings.get("pool"))
+
+
 class ProbeRunNetwork(Base):
     """A network of a run, in sweep order; ``role`` is ``probed`` or ``random-init`` (a control)."""
 

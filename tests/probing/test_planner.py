@@ -49,7 +49,12 @@ def test_cells_in_write_order_and_what_a_partial_run_leaves():
     # The input cell is left to do while any network lacks an input row.
     cells, _ = plan_cells(order, taps, TARGETS, done - {("b", "input", "in_check")})
     assert (cells[0].tap, cells[0].networks, cells[0].targets) == ("input", ("ctrl", "a", "b"), (0,))
-    assert taps_to_extract(cells) == {"ctrl": ["input", "block1"], "a": ["block0", "block1"], "b": ["block0", "block1"]}
+    assert taps_to_extract(cells, ["mean", "mean"]) == {("ctrl", "mean"): ["input", "block1"], ("a", "mean"): ["block0", "block1"],
+                                                        ("b", "mean"): ["block0", "block1"]}
+    # Concepts of another pooling: a second extraction per network, for the taps whose cells still need them.
+    assert taps_to_extract(cells, ["full", "mean"]) == {
+        ("ctrl", "full"): ["input", "block1"], ("ctrl", "mean"): ["block1"], ("a", "full"): ["block0", "block1"],
+        ("a", "mean"): ["block1"], ("b", "full"): ["block0", "block1"], ("b", "mean"): ["block0", "block1"]}
 
 
 def test_no_input_tap_without_controls_and_nothing_left_when_all_is_done():

@@ -6,6 +6,7 @@ the shared data; activations are mean-pooled to keep it fast.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -103,6 +104,63 @@ def test_plot_writes_the_atlas(series_run, tmp_path):
         assert f">{c}</a>" in page
     assert "sortTable" in page and not list(out.glob(".*.part"))
     assert (out / "concept-in_check.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_atlas_has_a_when_figure_per_concept_with_each_checkpoints_best_block_score(series_run, tmp_path):
+    from conceptchess.plots import BEST_LABEL, when_figure
+    from conceptchess.probing.results import load_run, when_curves
+    from conceptchess.store import Database
+
+    url = f"sqlite:///{series_run / 'probes.sqlite'}"
+    out = tmp_path / "atlas"
+    r = cli("probe", "plot", "1", "-o", str(out), "--db", url)
+    assert r.exit_code == 0, r.output
+    view = load_run(Database(url), 1)
+    page = (out / "index.html").read_text()
+    for c in view.concepts:
+        assert (out / f"when-{c}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"<a href='when-{c}.png'>when</a>" in next(line for line in page.splitlines() if f">{c}</a>" in line)
+    assert "No when figures" not in page
+    # Per concept and checkpoint, from the stored rows: the best block score and the shuffled control's best block score.
+    with create_engine(f"sqlite:///{series_run / 'probes.sqlite'}").connect() as c:
+        stored = c.execute(text("SELECT n.step, r.tap, r.concept, r.score, r.control_shuffled FROM probe_results r "
+                                "JOIN networks n ON n.id = r.network_id WHERE r.run_id = 1")).all()
+    best, shuffled, inputs = {}, {}, {}
+    for step, tap, concept, score, shuf in stored:
+        if tap == "input" and score is not None:
+            inputs[concept] = score
+        if tap.startswith("block") and score is not None:
+            best[(concept, step)] = max(best.get((concept, step), -np.inf), score)
+        if tap.startswith("block") and shuf is not None:
+            shuffled[(concept, step)] = max(shuffled.get((concept, step), -np.inf), shuf)
+    curves, why = when_curves(view)
+    assert why is None and [w.concept for w in curves] == view.concepts
+    for curve in curves:
+        ax = when_figure(curve).axes[0]
+        lines = {ln.get_label(): ln for ln in ax.get_lines()}
+        steps = [s for s in (0, 10, 200) if (curve.concept, s) in best]  # none: the concept was skipped (no endgames here)
+        np.testing.assert_array_equal(lines[BEST_LABEL].get_xdata(), steps)
+        np.testing.assert_allclose(lines[BEST_LABEL].get_ydata(), [best[(curve.concept, s)] for s in steps])
+        if not steps:
+            assert curve.concept == "game_phase=endgame" and set(lines) == {BEST_LABEL}
+            continue
+        np.testing.assert_allclose(lines["control: shuffled labels (best block)"].get_ydata(),
+                                   [shuffled.get((curve.concept, s), np.nan) for s in (0, 10, 200)])
+        # the series' step 0 is its random-init control; the input-plane probe is one line
+        np.testing.assert_allclose(lines["control: tiny step 0 (best block)"].get_ydata(), best[(curve.concept, 0)])
+        np.testing.assert_allclose(lines["control: input planes"].get_ydata(), inputs[curve.concept])
+        assert ax.get_xscale() == "symlog" and ax.get_xlim()[0] < 0  # step 0 is drawn, left of step 10
+
+
+def test_a_run_of_networks_without_training_steps_has_no_when_figure_and_its_index_says_why(world, tmp_path):
+    r = cli("probe", *base_args(world, tmp_path, "--net", str(world["single"]), "--taps", "block1"))
+    assert r.exit_code == 0, r.output
+    r = cli("probe", "plot", "1", "-o", str(tmp_path / "atlas"), "--db", f"sqlite:///{tmp_path / 'probes.sqlite'}")
+    assert r.exit_code == 0, r.output
+    assert list((tmp_path / "atlas").glob("concept-*.png")) and not list((tmp_path / "atlas").glob("when-*.png"))
+    page = html.unescape((tmp_path / "atlas" / "index.html").read_text())
+    assert ("<p><b>No when figures</b>: the run's networks are not a checkpoint series: no training step is recorded for single.</p>"
+            in page) and ">when</a>" not in page
 
 
 def test_rerun_is_a_no_op(world, series_run):
@@ -230,6 +288,58 @@ def test_no_controls(world, tmp_path):
     got = rows(tmp_path / "probes.sqlite")
     assert len(got) == TARGETS and {r.tap for r in got} == {"block0"}
     assert all(r.control_input is None and r.control_random is None and r.control_shuffled is None and r.selectivity is None for r in got)
+
+
+# -- per-concept pooling ------------------------------------------------------------------------------------
+def test_concepts_of_two_poolings_in_one_run_give_the_rows_of_two_single_pooling_runs(world, tmp_path):
+    from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
+    from conceptchess.probing.results import load_run
+    from conceptchess.probing.sources import net_info
+    from conceptchess.store import Database
+    from conceptchess.store.directions import probe_direction
+
+    def sweep(name: str, concepts: str, pool: str, pools: dict | None = None, controls: bool = False) -> tuple[Path, int]:
+        db = tmp_path / f"{name}.sqlite"
+        plan = plan_sweep(SweepRequest(dataset=world["data"], nets=[world["single"]], concepts=concepts, taps="block1", seed=3, pool=pool,
+                                       pools=pools or {}, max_positions=500, controls=controls, results=tmp_path / name, settings=ProbeSettings(n_boot=200),
+                                       keep_activations=False))
+        return db, run_sweep(plan, db_url=f"sqlite:///{db}")
+
+    # Without controls: the 7,168 features of the full input planes make a slow cell (~20 s here); the writer
+    # keeps controls per concept, whatever its pooling.
+    both, run = sweep("both", CONCEPTS, "mean", {"us_mobility": "full", "game_phase=opening": "full"})
+    full, _ = sweep("full", "us_mobility,game_phase=opening", "full")
+    mean, _ = sweep("mean", "in_check,material_diff,game_phase=middlegame,game_phase=endgame", "mean")
+    columns = lambda r: (r.tap, r.concept, r.score, r.control_shuffled, r.selectivity, r.status)  # noqa: E731
+    got = sorted(map(columns, rows(both)), key=str)
+    assert got == sorted(map(columns, rows(full) + rows(mean)), key=str)
+    assert len(got) == TARGETS
+    assert {r.concept for r in rows(full) if r.score is not None and r.tap == "block1"} == {"us_mobility", "game_phase=opening"}
+    shapes = {(r.tap, r.concept): np.load(r.vector_path).shape for r in rows(both) if r.vector_path}
+    for (tap, concept), shape in shapes.items():
+        channels = 112 if tap == "input" else 8
+        assert shape == ((channels, 8, 8) if concept in ("us_mobility", "game_phase=opening") else (channels,)), (tap, concept)
+    view = load_run(Database(f"sqlite:///{both}"), run)
+    assert view.settings["pool"] == "mean" and view.settings["pools"] == {"us_mobility": "full", "game_phase=opening": "full"}
+    assert [view.pool(c) for c in ("in_check", "us_mobility", "game_phase=opening")] == ["mean", "full", "full"]
+    assert not list((tmp_path / "both" / "activations").iterdir())  # both poolings' folders removed once probed
+    with Database(f"sqlite:///{both}").session() as s:
+        ok = [r for r in rows(both) if r.status == "ok" and r.tap == "block1"]
+        sha = net_info(world["single"]).sha256
+        pooling = {r.concept: probe_direction(s, run, r.concept, "block1", network=sha).pooling for r in ok if r.network_id == ok[0].network_id}
+    assert {"us_mobility", "material_diff"} <= set(pooling)
+    assert all(p == ("full" if c in ("us_mobility", "game_phase=opening") else "mean") for c, p in pooling.items())
+
+
+@pytest.mark.parametrize("pools, message", [({"in_check": "8x8"}, "pool must be full or mean, not '8x8'"),
+                                            ({"us_has_mate_in_1": "full"}, "pools names 'us_has_mate_in_1', not among the concepts probed")])
+def test_bad_pools_are_refused(world, tmp_path, pools, message):
+    from conceptchess.errors import ConceptChessError
+    from conceptchess.probing import SweepRequest, plan_sweep
+
+    with pytest.raises(ConceptChessError, match=re.escape(message)):
+        plan_sweep(SweepRequest(dataset=world["data"], nets=[world["single"]], concepts=CONCEPTS, pools=pools, results=tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
 
 
 # -- a known sparse function of real activations, through the whole chain (labels table) ---------------------
