@@ -20,6 +20,7 @@ training dataset (then the puzzle is not held out).
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -178,3 +179,28 @@ def network_strength(network: str | os.PathLike, held: HeldOut | None = None, pu
                 hits[2] += move.uci() == first
         m1, m2 = Share(hits[1], totals[1]), Share(hits[2], totals[2])
     return Strength(Path(network).name, sf, human, m1, m2)
+
+
+def series_markdown(strengths: list[Strength], folder: str | os.PathLike) -> str:
+    """A markdown table of a checkpoint series: step, samples seen, held-out losses (from each file's
+    sidecar), the :class:`Strength` numbers and the file's sha256."""
+    from conceptchess.checkpoints import read_sidecar
+
+    rows = ["| file | step | samples seen | held-out policy KL | held-out WDL loss | Stockfish top-1 | human move | "
+            "mate in 1 | mate in 2 | sha256 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+    def cell(share: Share | None) -> str:
+        return "–" if share is None or not share.total else f"{share.rate:.3f}"
+
+    def num(x) -> str:
+        return "–" if x is None else f"{x:.4f}"
+
+    for s in strengths:
+        meta = read_sidecar(Path(folder) / s.network)
+        run_file = Path(folder) / f"{meta.get('run')}.json"
+        batch = json.loads(run_file.read_text())["config"]["batch_size"] if run_file.exists() else None
+        seen = "–" if batch is None or meta.get("step") is None else f"{meta['step'] * batch:,}"
+        rows.append(f"| {s.network} | {meta.get('step', '–')} | {seen} | {num(meta.get('heldout_policy_loss'))} | "
+                    f"{num(meta.get('heldout_value_loss'))} | {cell(s.sf_agreement)} | {cell(s.human_matching)} | {cell(s.mate_in_1)} | "
+                    f"{cell(s.mate_in_2)} | `{meta.get('sha256', '')}` |")
+    return "\n".join(rows) + "\n"

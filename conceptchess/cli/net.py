@@ -167,12 +167,14 @@ def strength(
     seed: int = typer.Option(0, "--seed", help="The trainer's --seed (which games are held out)"),
     puzzles: Path | None = typer.Option(None, "--puzzles", help="Lichess puzzle CSV: mate-in-1 and mate-in-2 rates"),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every number to this JSON file"),
+    markdown: Path | None = typer.Option(None, "--markdown", help="Also write a markdown table (with each checkpoint's sidecar: "
+                                         "step, held-out losses, sha256) to this file"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
 ):
     """How well networks play: top-1 agreement with Stockfish, human move matching, mates found."""
     import json
 
-    from conceptchess.strength import held_out, mate_puzzles, network_strength
+    from conceptchess.strength import held_out, mate_puzzles, network_strength, series_markdown
 
     if labelled is None and puzzles is None:
         raise ConceptChessError("nothing to measure: give --labelled and/or --puzzles")
@@ -183,12 +185,15 @@ def strength(
         held = held_out(labelled, holdout, seed) if labelled is not None else None
         mates = mate_puzzles(puzzles) if puzzles is not None else None
     t = Table("network", "Stockfish top-1", "human move", "mate in 1", "mate in 2 (first move)")
-    rows = []
+    rows, found = [], []
     for n in networks:
         s = network_strength(n, held, mates, threads=threads)
+        found.append(s)
         rows.append(s.as_dict())
         t.add_row(s.network, *(str(x) if x is not None else "–" for x in (s.sf_agreement, s.human_matching, s.mate_in_1, s.mate_in_2)))
     console.print(t)
     if json_out is not None:
         atomic_write_bytes(json_out, (json.dumps({"labelled": str(labelled) if labelled else None, "holdout": holdout, "seed": seed,
                                                   "puzzles": str(puzzles) if puzzles else None, "networks": rows}, indent=2) + "\n").encode())
+    if markdown is not None:
+        atomic_write_bytes(markdown, series_markdown(found, networks[0].parent).encode())
