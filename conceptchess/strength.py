@@ -4,8 +4,8 @@
   split by game, :func:`conceptchess.training.holdout_games` with the run's ``holdout`` and ``seed``)
   where the network's top move over the legal moves is Stockfish's best move in the position's
   engine label (:mod:`conceptchess.enginelabels`).
-- **Human move matching**: on the held-out positions of human games, the share where the top move
-  is the move played.
+- **Human move matching**: on the held-out positions of games people played (the dataset's origin,
+  or for a merged dataset its inputs' origins), the share where the top move is the move played.
 - **Mates**: on a Lichess puzzle CSV, the share of ``mateIn1`` puzzles where the top move mates
   (any mating move), and of ``mateIn2`` puzzles where it is the puzzle's first solution move. The
   network sees the puzzle after the opponent's setup move (one ply of history, as the puzzle page).
@@ -28,8 +28,9 @@ from pathlib import Path
 import chess
 import numpy as np
 
-from conceptchess.datasets import dataset_origin, iter_dataset, read_manifest
+from conceptchess.datasets import HUMAN_GAMES, dataset_origin, iter_dataset, read_manifest
 from conceptchess.engine import Engine
+from conceptchess.enginelabels import LABEL_KEY
 from conceptchess.errors import ConceptChessError
 from conceptchess.games import open_text
 from conceptchess.lc0.encoder import Histories, encode
@@ -81,7 +82,7 @@ class HeldOut:
     data: TrainingData
     sf_best: np.ndarray  # (N,) policy index of the label's first line
     played: np.ndarray  # (N,) policy index of the move played, -1 where none
-    human: bool  # whether the dataset's positions are from games people played
+    human: bool  # whether any of them is from a game people played (``played`` is -1 elsewhere)
 
 
 def held_out(labelled: str | os.PathLike, holdout: float = 0.1, seed: int = 0) -> HeldOut:
@@ -90,19 +91,22 @@ def held_out(labelled: str | os.PathLike, holdout: float = 0.1, seed: int = 0) -
     _, held = holdout_games(data.game, holdout, seed)
     sub = data.subset(held)
     played = np.full(len(sub), -1, np.int64)
-    keys = {}
-    for spec in iter_dataset(labelled):
-        if spec.meta.get("engine") is not None and spec.meta.get("move"):
-            keys[str(spec.id)] = spec.meta["move"]
-    ids = [spec.id for spec in iter_dataset(labelled) if spec.meta.get("engine") is not None]
-    held_ids = [ids[i] for i in held.tolist()]
-    for i, (pid, board) in enumerate(zip(held_ids, sub.boards, strict=True)):
-        move = keys.get(str(pid))
-        if move:
+    manifest = read_manifest(labelled)
+    origins = manifest.get("origins") or {}  # a merged dataset: the origin of each input, whose name prefixes the ids
+
+    def from_people(pid: str) -> bool:
+        if origins:
+            return origins.get(pid.split("/", 1)[0]) == HUMAN_GAMES
+        return dataset_origin(manifest) == HUMAN_GAMES
+
+    specs = [spec for spec in iter_dataset(labelled) if spec.meta.get(LABEL_KEY) is not None]
+    for i, k in enumerate(held.tolist()):
+        spec, board = specs[k], sub.boards[i]
+        move = spec.meta.get("move")
+        if move and from_people(str(spec.id)):
             m = chess.Move.from_uci(move)
             played[i] = move_to_index(m, board.turn, board.is_castling(m))
-    human = dataset_origin(read_manifest(labelled)) == "human-games" or any(
-        o == "human-games" for o in read_manifest(labelled).get("origins", {}).values())
+    human = bool((played >= 0).any())
     return HeldOut(sub, sub.target_index[:, 0].copy(), played, human)
 
 

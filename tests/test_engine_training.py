@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conceptchess.datasets import DatasetWriter, position_record
+from conceptchess.datasets import DatasetWriter, iter_dataset, merge_datasets, position_record
 from conceptchess.engine import Engine
 from conceptchess.enginegames import EngineGameSettings, book_of, engine_games_dataset, read_opening_lines
 from conceptchess.enginelabels import LabelSettings, TargetSettings, label_engine_dataset, policy_target, wdl_target
@@ -150,3 +150,19 @@ def test_strength_counts_by_hand(labelled, tmp_path):
         b.push_uci(ev.top(1)[0][0])
         found += b.is_checkmate()
     assert s.mate_in_1.hits == found
+
+
+def test_human_matching_counts_only_games_people_played(labelled, tmp_path):
+    machine = tmp_path / "machine"
+    machine.mkdir()
+    manifest = json.loads((labelled / "labelled" / "manifest.json").read_text())
+    (machine / "manifest.json").write_text(json.dumps({**manifest, "origin": "machine-games"}))
+    (machine / "positions.jsonl").write_text((labelled / "labelled" / "positions.jsonl").read_text())
+    merged = tmp_path / "merged"
+    merge_datasets([labelled / "labelled", machine], merged)
+    held = held_out(merged, 0.5, 1)
+    ids = [s.id for s in iter_dataset(merged) if s.meta["engine"] is not None]
+    _, idx = holdout_games(load_training_data(merged, targets="engine").game, 0.5, 1)
+    people = np.array([str(ids[k]).startswith("labelled/") for k in idx])
+    assert people.any() and (~people).any()
+    assert (held.played[~people] == -1).all() and (held.played[people] >= 0).sum() > 0
