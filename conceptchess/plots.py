@@ -262,10 +262,11 @@ def network_figure(view: RunView, network_id: int):
 BEST_LABEL = "best block score"  # the label of a when figure's main line
 
 
-def when_figure(curve: WhenCurve, subtitle: str = ""):
+def when_figure(curve: WhenCurve, subtitle: str = "", flagged: bool = False):
     """The "when" figure of one concept (a matplotlib Figure): its best block score per checkpoint against
     the training step, with the controls as lines. The step axis is logarithmic above the first positive
-    step and linear below it (matplotlib's symlog), so that step 0 sits half a decade to its left."""
+    step and linear below it (matplotlib's symlog), so that step 0 sits half a decade to its left.
+    ``subtitle``: a second title line, in red when ``flagged`` (too few positives)."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
 
@@ -304,7 +305,7 @@ def when_figure(curve: WhenCurve, subtitle: str = ""):
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=6.5, loc="best")
     fig.suptitle(f"{curve.concept} — when: best block score by training step ({POOL_NAMES.get(curve.pool, curve.pool)})"
-                 + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
+                 + (f"\n{subtitle}" if subtitle else ""), fontsize=9, color=FLAG_COLOUR if flagged else "black")
     return fig
 
 
@@ -418,7 +419,7 @@ def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, 
             progress(done, total)
     for curve in curves:
         name = _file_name("when", curve.concept)
-        _save(when_figure(curve, _subtitle(view, curve.concept)), out / name)
+        _save(when_figure(curve, _subtitle(view, curve.concept), flagged=bool(view.too_few(curve.concept))), out / name)
         when_files[curve.concept] = name
         written.append(out / name)
         done += 1
