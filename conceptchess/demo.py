@@ -5,7 +5,9 @@ Three stages, each a library call the command line only prints:
 1. :func:`evaluate_demo_positions` — the demo's network (:func:`find_demo_network`) on a few
    well-known positions (:data:`DEMO_POSITIONS`).
 2. :func:`plan_demo_sweep` and :func:`demo_atlas` — a probe sweep of :data:`PROBED_CONCEPTS` over the
-   checkpoint series in ``engines/`` (what-when-where, with controls) and its atlas.
+   checkpoint series in ``engines/`` (what-when-where, with controls) and its atlas: the concepts of
+   :data:`FULL_RESOLUTION_CONCEPTS` on the full 8×8 activations, the others on per-channel means, and one
+   "when" figure per concept (best block score against training step).
 3. :func:`probe_directions` and :func:`demo_puzzles` — puzzles mined for :data:`MINED_CONCEPTS` with
    the sweep's own stored probe vectors, stored in the collection ``demo`` and written to
    ``puzzles/demo.pgn``.
@@ -26,7 +28,7 @@ mined from the same positions: that random direction, and the human concept itse
 board).
 
 >>> path, why = find_demo_network()                                                           # doctest: +SKIP
->>> run_id, atlas = demo_atlas(plan_demo_sweep(demo_positions(path, WORK_DIR, 3000, seed=0)), "atlas/")  # doctest: +SKIP
+>>> run_id, atlas = demo_atlas(plan_demo_sweep(demo_positions(path, WORK_DIR, DEMO_PROBE_POSITIONS, seed=0)), "atlas/")  # doctest: +SKIP
 >>> report = demo_puzzles(run_id, positions=demo_positions(path, WORK_DIR, 12_000, seed=0))   # doctest: +SKIP
 >>> [(r.concept, len(r.puzzles)) for r in report.results]                                    # doctest: +SKIP
 [('them_hanging_pieces-probe-block5', 0), ('us_forks_available-probe-block1', 1), ...]
@@ -37,6 +39,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +51,7 @@ from conceptchess.engine import Engine
 from conceptchess.errors import ConceptChessError
 from conceptchess.export import export_collection
 from conceptchess.games import Sampling, pgn_dataset
+from conceptchess.names import unique
 from conceptchess.networks import default_network
 from conceptchess.paths import BUILD_DIR, PUZZLES_DIR, test_data_dir
 from conceptchess.plots import plot_run
@@ -74,6 +78,14 @@ DEMO_POSITIONS = [
 #: The concepts the demo's sweep probes.
 PROBED_CONCEPTS = ("in_check", "material_diff", "us_mobility", "them_mobility", "us_has_mate_in_1", "them_threatens_mate",
                    "us_hanging_pieces", "them_hanging_pieces", "us_forks_available", "us_bishop_pair", "us_king_castled", "game_phase")
+#: The concepts of :data:`PROBED_CONCEPTS` the demo probes on the full 8×8 activations (the rest on channel
+#: means): those whose story is known — what the board shows (check, material, mobility) and the tactics a
+#: network must see (mates for either side, hanging pieces) — so that their emergence across the series can
+#: be read off the atlas.
+FULL_RESOLUTION_CONCEPTS = ("in_check", "material_diff", "us_mobility", "them_threatens_mate", "us_has_mate_in_1", "us_hanging_pieces")
+#: Positions the demo probes: full 8×8 probes need a few thousand training positions (material from the
+#: 7,168 input features needs ~6,000 positions before its test R² leaves 0); 70 % of them are training games.
+DEMO_PROBE_POSITIONS = 6000
 #: The concepts whose probes the demo mines puzzles for.
 MINED_CONCEPTS = ("them_hanging_pieces", "us_forks_available", "us_has_mate_in_1")
 WORK_DIR = BUILD_DIR / "demo-puzzles"
@@ -142,15 +154,20 @@ def demo_positions(network: Path, work: Path, positions: int, seed: int) -> Path
     return out
 
 
-def plan_demo_sweep(positions: str | os.PathLike) -> SweepPlan:
-    """The demo's sweep: :data:`PROBED_CONCEPTS` × every tap × the default checkpoint series, controls on.
+def plan_demo_sweep(positions: str | os.PathLike, nets: list[str | os.PathLike] | None = None) -> SweepPlan:
+    """The demo's sweep: :data:`PROBED_CONCEPTS` × every tap × the checkpoint series ``nets`` (default: the
+    one in ``engines/``), controls on.
 
-    Per-channel means: the demo's few thousand positions are far too few for probes of the full 8×8×C
-    activations (material from the 7,168 input features needs ~6,000 training positions before its test
-    R² leaves 0), and they keep the demo to a few minutes. ``probe run`` defaults to full activations.
+    :data:`FULL_RESOLUTION_CONCEPTS` are probed on the full 8×8 activations, as McGrath et al. probe
+    (a concept on the board is somewhere on it), the others on per-channel means, which keep the demo to a
+    few minutes: on 6,000 positions a cell (network × tap) of the full 8×8 activations took 2.8 s of one
+    core for a 32-filter network (2,048 features), 9.5 s for a 64-filter one, 12 s for the input planes
+    (7,168), where channel means take 0.1 s. Activation folders are removed once probed (the full ones of
+    the cc-6x32 series came to 1.5 GB); mining extracts what it reads again.
     """
-    return plan_sweep(SweepRequest(dataset=positions, nets=None, concepts=list(PROBED_CONCEPTS), taps=None, controls=True, seed=0,
-                                   threads=1, pool="mean"))
+    return plan_sweep(SweepRequest(dataset=positions, nets=nets, concepts=list(PROBED_CONCEPTS), taps=None, controls=True, seed=0,
+                                   threads=1, pool="mean", pools={c: "full" for c in FULL_RESOLUTION_CONCEPTS},
+                                   keep_activations=False))
 
 
 def demo_atlas(plan: SweepPlan, out_dir: str | os.PathLike, *, db_url: str | None = None,
@@ -243,7 +260,6 @@ class DemoDirections:
     held_out_test_positions: int  # how many of them are positions of the run's test games
     test_positions: int  # the run's test positions
     run_positions: int
-    pool: str  # the run's pooling of activations ("full" or "mean"), which the vectors assume
 
 
 def _best_final_rows(view: RunView, concepts: tuple[str, ...]) -> tuple[NetRow, dict[str, ResultRow], dict[str, str]]:
@@ -320,33 +336,33 @@ def probe_directions(db, run_id: int, concepts: tuple[str, ...] = MINED_CONCEPTS
     probe = settings.get("probe", {})
     plan = plan_sweep(SweepRequest(dataset=view.dataset, nets=[net_path], concepts=list(best), taps=taps, controls=False,
                                    seed=settings["seed"], max_positions=settings.get("max_positions"), pool=settings["pool"],
-                                   results=results_dir,
+                                   pools={c: view.pool(c) for c in best}, results=results_dir,
                                    settings=ProbeSettings(fractions=tuple(probe.get("fractions", ProbeSettings().fractions)))))
     if plan.dataset_sha != dataset_sha:
         raise ConceptChessError(f"{view.dataset} changed since probe run {run_id} (sha256 {plan.dataset_sha[:12]}…, "
                                 f"the run's {dataset_sha[:12]}…)")
     if list(plan.split.sizes()) != list(settings.get("split_sizes", plan.split.sizes())):
         raise ConceptChessError(f"probe run {run_id}: its train / validation / test split could not be reproduced")
-    acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, plan.request.pool,
-                       plan.results, [])
     info = net_info(net_path)
-    acts.ensure(info, taps, progress)
-    standardisation = {}
-    for tap in taps:
-        X, _ = acts.load(info.sha256, tap)
-        std = Standardizer.fit(X, plan.split.train, dedupe=False)
-        standardisation[tap] = (std.mean, std.scale)
+    standardisation = {}  # (tap, pooling) → the training games' mean and scale
+    for pool in unique(d.pooling for d in stored):
+        acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, pool, plan.results, [])
+        pool_taps = sorted({d.tap for d in stored if d.pooling == pool})
+        acts.ensure(info, pool_taps, progress)
+        for tap in pool_taps:
+            X, _ = acts.load(info.sha256, tap)
+            std = Standardizer.fit(X, plan.split.train, dedupe=False)
+            standardisation[(tap, pool)] = (std.mean, std.scale)
     out = []
     for d in stored:
-        mean, scale = standardisation[d.tap]
+        mean, scale = standardisation[(d.tap, d.pooling)]
         standardised = replace(d, vector=d.vector * scale, mean=mean, scale=scale,
                                provenance={**d.provenance, "standardisation": "the run's training games, recomputed"})
         out.append(DemoDirection(standardised, Path(net_path)))
     held_out = _held_out_dataset(plan, run_key, Path(positions) if positions is not None else plan.dataset, Path(work_dir or WORK_DIR))
     test_ids = {json.dumps(plan.ids[i]) for i in plan.split.test}
     held_ids = [json.dumps(spec.id) for spec in iter_dataset(held_out)]
-    return DemoDirections(out, skipped, held_out, len(held_ids), sum(i in test_ids for i in held_ids), len(test_ids), plan.positions,
-                          plan.request.pool)
+    return DemoDirections(out, skipped, held_out, len(held_ids), sum(i in test_ids for i in held_ids), len(test_ids), plan.positions)
 
 
 @dataclass
@@ -380,15 +396,19 @@ def demo_puzzles(run_id: int, out: str | os.PathLike | None = None, *, db_url: s
     if found.directions[0].run_id != run_id:
         raise ConceptChessError(f"the directions given are of probe run {found.directions[0].run_id}, not {run_id}")
     first = found.directions[0]
-    taps = sorted({d.tap for d in found.directions})
-    activations = extract_activations(first.network_path, found.held_out,
-                                work / f"activations-{found.held_out.name}-{found.pool}-{'_'.join(taps)}", taps, pool=found.pool,
-                                device="cpu", threads=1)
     scorers: list = [d.direction for d in found.directions]
     controls = [first.direction.random_control(seed), HumanConcept(first.concept)]
-    results = mine_many(db, collection, scorers + controls, activations, found.held_out, network=first.network_path,
-                        max_puzzles=max_puzzles, settings=VerifySettings(nodes=nodes), workers=workers, weak_network=True, seed=seed,
-                        progress_for=progress_for)
+    engine = Engine(first.network_path, device="cpu", threads=1)
+    results = []
+    # One activation folder per pooling the directions read (the human control reads the board: any folder).
+    for pool, group in groupby(scorers + controls, key=lambda c: getattr(c, "pooling", None) or first.direction.pooling):
+        taps = sorted({d.tap for d in found.directions if d.direction.pooling == pool})
+        activations = extract_activations(first.network_path, found.held_out,
+                                          work / f"activations-{found.held_out.name}-{pool}-{'_'.join(taps)}", taps, pool=pool,
+                                          device="cpu", threads=1)
+        results += mine_many(db, collection, list(group), activations, found.held_out, engine=engine, max_puzzles=max_puzzles,
+                             settings=VerifySettings(nodes=nodes), workers=workers, weak_network=True, seed=seed,
+                             progress_for=progress_for)
     if not any(r.puzzles for r in results):
         raise ConceptChessError(f"the demo found no puzzle in the {found.held_out_positions} held-out positions: "
                                 + "; ".join(r.summary() for r in results))

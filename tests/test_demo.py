@@ -1,9 +1,10 @@
 """The demo's concept directions are the sweep's stored probe vectors, applied to the held-out test games.
 
 A small sweep (the project's final checkpoint in engines/, 600 positions of the shared Lichess games,
-mean-pooled activations) is run into a temporary database; the directions read back must score the
-held-out positions exactly as the stored probes did (their test score is recomputed from the concept
-labels), carry the training games' standardisation, and leave every training game out.
+one concept on mean-pooled activations and one on the full 8×8 ones, as the demo mixes them) is run
+into a temporary database; the directions read back must score the held-out positions exactly as the
+stored probes did (their test score is recomputed from the concept labels), carry the training games'
+standardisation of their own pooling, and leave every training game out.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from sqlalchemy import select
 from conceptchess.activations import extract_activations
 from conceptchess.concepts import label
 from conceptchess.datasets import iter_dataset, positions_path
-from conceptchess.demo import probe_directions
+from conceptchess.demo import FULL_RESOLUTION_CONCEPTS, PROBED_CONCEPTS, plan_demo_sweep, probe_directions
 from conceptchess.games import Sampling, pgn_dataset
 from conceptchess.networks import default_network
 from conceptchess.probing import SweepRequest, plan_sweep, run_sweep
 from conceptchess.probing.sources import Activations, net_info
 from conceptchess.store import connect
 from conceptchess.store.probes import ProbeResult
+from tests.helpers import tiny_net
 
-CONCEPTS = ("them_hanging_pieces", "us_forks_available")
+CONCEPTS = ("them_hanging_pieces", "us_mobility")
+POOLS = {"them_hanging_pieces": "mean", "us_mobility": "full"}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +41,8 @@ def sweep(tmp_path_factory, lichess_pgn):
     ds = tmp / "positions"
     pgn_dataset([lichess_pgn], ds, sampling=Sampling(skip_plies=8, every=3, max_positions=600, seed=0))
     url = f"sqlite:///{tmp / 'db.sqlite'}"
-    plan = plan_sweep(SweepRequest(dataset=ds, nets=[net], concepts=list(CONCEPTS), controls=False, seed=0, threads=1, pool="mean",
-                                   results=tmp / "results"))
+    plan = plan_sweep(SweepRequest(dataset=ds, nets=[net], concepts=list(CONCEPTS), taps="block3,block5", controls=False, seed=0,
+                                   threads=1, pool="mean", pools={"us_mobility": "full"}, results=tmp / "results"))
     run_id = run_sweep(plan, db_url=url)
     found = probe_directions(connect(url), run_id, CONCEPTS, work_dir=tmp / "work")
     return tmp, url, plan, run_id, found
@@ -80,9 +83,10 @@ def test_directions_reproduce_the_stored_probes_on_the_held_out_games(sweep):
         stored = {(r.concept, r.tap): r for r in s.execute(select(ProbeResult).where(ProbeResult.run_id == run_id)).scalars()}
     boards = [spec.board() for spec in iter_dataset(found.held_out)]
     labels = label(boards, list(CONCEPTS))
-    acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, "mean", plan.results, [])
     sha = net_info(found.directions[0].network_path).sha256
     for d in found.directions:
+        assert d.direction.pooling == POOLS[d.concept]
+        acts = Activations(plan.dataset, plan.dataset_sha, plan.dataset_size, plan.positions, plan.ids, POOLS[d.concept], plan.results, [])
         row = stored[(d.concept, d.tap)]
         block_scores = [r.score for (c, t), r in stored.items() if c == d.concept and t.startswith("block") and r.score is not None]
         assert d.score == pytest.approx(row.score) == pytest.approx(max(block_scores))
@@ -91,16 +95,29 @@ def test_directions_reproduce_the_stored_probes_on_the_held_out_games(sweep):
         X, _ = acts.load(sha, d.tap)
         train = X[plan.split.train].astype(np.float64)
         np.testing.assert_allclose(d.direction.mean, train.mean(0), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(d.direction.scale, train.std(0), rtol=1e-4)
+        std = train.std(0)  # a constant feature (a square a channel is always 0 on, at full 8×8) keeps scale 1
+        np.testing.assert_allclose(d.direction.scale, np.where(std > 1e-6 * np.maximum(1, np.abs(train.mean(0))), std, 1.0), rtol=1e-4)
         # the stored raw vector, expressed in that space
-        raw = np.load(row.vector_path)
+        raw = np.load(row.vector_path).reshape(-1)  # (C,) or (C, 8, 8), as the tap's activations
         np.testing.assert_allclose(d.direction.vector / d.direction.scale, raw, rtol=1e-5, atol=1e-8)
         # score + the stored intercept = the probe's prediction: its R² on the held-out games is the stored test score
-        store = extract_activations(d.network_path, found.held_out, tmp / f"held-{d.tap}", [d.tap], pool="mean", device="cpu", threads=1)
+        store = extract_activations(d.network_path, found.held_out, tmp / f"held-{d.concept}-{d.tap}", [d.tap], pool=POOLS[d.concept],
+                                    device="cpu", threads=1)
         pred = d.direction.scores(store) + float(d.direction.mean.astype(np.float64) @ raw) + row.intercept
         y = np.asarray(labels[d.concept], dtype=np.float64)
         r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
         assert r2 == pytest.approx(row.score, abs=2e-3)
+
+
+def test_the_demo_probes_its_six_concepts_at_full_resolution_and_the_rest_on_channel_means(sweep):
+    series = sweep[0] / "series"
+    series.mkdir()
+    for step in (0, 10):
+        tiny_net(series / f"tiny-step{step:06d}.pb.gz", seed=step, step=step)
+    plan = plan_demo_sweep(sweep[2].dataset, [series])
+    assert {t.concept for t in plan.targets if plan.pool_of(t) == "full"} == set(FULL_RESOLUTION_CONCEPTS)
+    assert {t.concept for t in plan.targets if plan.pool_of(t) == "mean"} == set(PROBED_CONCEPTS) - set(FULL_RESOLUTION_CONCEPTS)
+    assert plan.controls and plan.is_series and len(plan.networks) >= 2
 
 
 def test_random_control_has_the_probes_sparsity_and_standardisation(sweep):

@@ -33,9 +33,10 @@ def _show_evaluation(found: stages.DemoEvaluation, why: str) -> None:
 def _probe_series(positions: Path, out_dir: Path) -> int:
     """Probe the default checkpoint series (what-when-where with controls) and draw the atlas."""
     plan = stages.plan_demo_sweep(positions)
+    full = [t.name for t in plan.targets if plan.pool_of(t) == "full"]
     console.print(f"probing {len(stages.PROBED_CONCEPTS)} concepts × {len(next(iter(plan.taps.values())))} taps × "
-                  f"{len(plan.networks)} checkpoints on {plan.positions} positions "
-                  "(per-channel mean activations), controls on (input planes, random init = step 0, shuffled labels)", highlight=False)
+                  f"{len(plan.networks)} checkpoints on {plan.positions} positions ({', '.join(full)} on the full 8×8 activations, "
+                  "the others on per-channel means), controls on (input planes, random init = step 0, shuffled labels)", highlight=False)
     with stage_bar() as bar:
         run_id, index = stages.demo_atlas(plan, out_dir, progress_for=stage_callback(bar))
     console.print(f"probe run {run_id}: atlas in {index}")
@@ -68,7 +69,7 @@ def _mine_puzzles(run_id: int, pool: Path, nodes: int, max_puzzles: int, workers
 
 @guarded
 def demo(
-    positions: int = typer.Option(3000, "--positions", help="Positions to probe"),
+    positions: int = typer.Option(stages.DEMO_PROBE_POSITIONS, "--positions", help="Positions to probe"),
     mine_positions: int = typer.Option(12_000, "--mine-positions",
                                        help="Positions drawn for mining (as the probed ones are drawn, more of them); those of "
                                             "the sweep's training and validation games are left out"),
