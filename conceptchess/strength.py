@@ -28,6 +28,7 @@ from pathlib import Path
 import chess
 import numpy as np
 
+from conceptchess.checkpoints import read_sidecar
 from conceptchess.datasets import HUMAN_GAMES, dataset_origin, iter_dataset, read_manifest
 from conceptchess.engine import Engine
 from conceptchess.enginelabels import LABEL_KEY
@@ -35,7 +36,7 @@ from conceptchess.errors import ConceptChessError
 from conceptchess.games import open_text
 from conceptchess.lc0.encoder import Histories, encode
 from conceptchess.lc0.policy_map import legal_move_indices, move_to_index
-from conceptchess.positions import PositionSpec, histories_of
+from conceptchess.positions import PositionSpec, boards_of, histories_of
 from conceptchess.puzzles.lichess import row_to_puzzle
 from conceptchess.training import TrainingData, holdout_games, load_training_data
 
@@ -151,8 +152,6 @@ def mate_puzzles(csv_path: str | os.PathLike) -> MatePuzzles:
 
 def puzzle_overlap(puzzles: MatePuzzles, dataset: str | os.PathLike) -> int:
     """How many puzzle positions (board, side to move, castling, en passant) occur in ``dataset``."""
-    from conceptchess.positions import boards_of
-
     keys = {b.epd() for b in puzzles.boards}
     specs = list(iter_dataset(dataset))
     return len(keys & {b.epd() for b in boards_of(specs)})
@@ -188,8 +187,6 @@ def network_strength(network: str | os.PathLike, held: HeldOut | None = None, pu
 def series_markdown(strengths: list[Strength], folder: str | os.PathLike) -> str:
     """A markdown table of a checkpoint series: step, samples seen, held-out losses (from each file's
     sidecar), the :class:`Strength` numbers and the file's sha256."""
-    from conceptchess.checkpoints import read_sidecar
-
     rows = ["| file | step | samples seen | held-out policy KL | held-out WDL loss | Stockfish top-1 | human move | "
             "mate in 1 | mate in 2 | sha256 |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
 

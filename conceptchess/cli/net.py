@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from conceptchess.errors import ConceptChessError, PositionError
 from conceptchess.files import atomic_write_bytes
 from conceptchess.networks import default_network, open_network
 from conceptchess.positions import PositionSpec, histories_of
+from conceptchess.strength import held_out, mate_puzzles, network_strength, series_markdown
 
 app = typer.Typer(help="Inspect, convert and evaluate Leela networks (.pb.gz or lc0 .onnx).", no_args_is_help=True)
 
@@ -172,10 +174,6 @@ def strength(
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
 ):
     """How well networks play: top-1 agreement with Stockfish, human move matching, mates found."""
-    import json
-
-    from conceptchess.strength import held_out, mate_puzzles, network_strength, series_markdown
-
     if labelled is None and puzzles is None:
         raise ConceptChessError("nothing to measure: give --labelled and/or --puzzles")
     for n in networks:
