@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.activations import extract_activations
+from conceptchess.checkpoints import network_files
 from conceptchess.datasets import POSITIONS_FILE, DatasetWriter, dataset_sha256, iter_dataset, positions_path, read_manifest
 from conceptchess.directions import ConceptDirection
 from conceptchess.engine import Engine
@@ -58,7 +59,7 @@ from conceptchess.plots import plot_run
 from conceptchess.positions import PositionSpec, histories_of
 from conceptchess.probing import ProbeSettings, Standardizer, SweepPlan, SweepRequest, plan_sweep, run_sweep
 from conceptchess.probing.results import NetRow, ResultRow, RunView, load_run
-from conceptchess.probing.sources import Activations, net_info
+from conceptchess.probing.sources import Activations, default_series, net_info, series
 from conceptchess.progress import Progress, ProgressFor
 from conceptchess.puzzles.mine import HumanConcept, MineResult, mine_many
 from conceptchess.puzzles.verify import VerifySettings
@@ -152,6 +153,28 @@ def demo_positions(network: Path, work: Path, positions: int, seed: int) -> Path
         selfplay_dataset(network, out, games=max(1, positions // 60), temperature=1.0, seed=seed, max_plies=120, threads=1,
                          device="cpu")
     return out
+
+
+#: How many checkpoints of the default series the demo probes (step 0, the last, evenly spaced in the series between).
+DEMO_CHECKPOINTS = 7
+
+
+def demo_checkpoints(count: int = DEMO_CHECKPOINTS, folder: str | os.PathLike | None = None) -> list[Path] | None:
+    """Up to ``count`` checkpoints of the series in ``folder`` (default ``engines/``): the first (step 0), the last, and evenly
+    spaced ones between — the series is log-spaced in steps, so this is too. None when ``engines/`` holds
+    no series (the sweep then uses its own default).
+
+    Every other checkpoint of a 14-checkpoint series: full 8×8 probes of a 6×64 network cost 9.5 s of a
+    core per cell, so all fourteen would take the demo past its ~5 minutes.
+    """
+    folder = Path(folder) if folder is not None else default_series()
+    if not folder.is_dir() or not network_files(folder):
+        return None
+    nets = series(folder)
+    if len(nets) <= count:
+        return [n.path for n in nets]
+    picks = np.unique(np.round(np.linspace(0, len(nets) - 1, count)).astype(int))
+    return [nets[i].path for i in picks]
 
 
 def plan_demo_sweep(positions: str | os.PathLike, nets: list[str | os.PathLike] | None = None) -> SweepPlan:

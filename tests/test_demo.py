@@ -19,7 +19,7 @@ from sqlalchemy import select
 from conceptchess.activations import extract_activations
 from conceptchess.concepts import label
 from conceptchess.datasets import iter_dataset, positions_path
-from conceptchess.demo import FULL_RESOLUTION_CONCEPTS, PROBED_CONCEPTS, plan_demo_sweep, probe_directions
+from conceptchess.demo import FULL_RESOLUTION_CONCEPTS, PROBED_CONCEPTS, demo_checkpoints, plan_demo_sweep, probe_directions
 from conceptchess.games import Sampling, pgn_dataset
 from conceptchess.networks import default_network
 from conceptchess.probing import SweepRequest, plan_sweep, run_sweep
@@ -134,3 +134,13 @@ def test_unknown_run_is_a_one_line_error(sweep):
 
     with pytest.raises(ConceptChessError, match="no probe run 999"):
         probe_directions(connect(sweep[1]), 999, CONCEPTS, work_dir=Path(sweep[0]) / "work")
+
+
+def test_demo_probes_every_other_checkpoint_of_a_long_series(tmp_path):
+    steps = [0, 1, 2, 4, 8, 15, 30, 59, 117, 231, 455, 898, 1773, 3500]
+    for i, step in enumerate(steps):
+        tiny_net(tmp_path / f"s-step{step:06d}.pb.gz", seed=i, step=step, run="s")
+    picked = demo_checkpoints(7, tmp_path)
+    assert [int(p.name[6:12]) for p in picked] == [0, 2, 8, 30, 231, 898, 3500]
+    assert demo_checkpoints(20, tmp_path) == sorted(tmp_path.glob("*.pb.gz"), key=lambda p: int(p.name[6:12]))
+    assert demo_checkpoints(7, tmp_path / "none") is None

@@ -32,10 +32,10 @@ def _show_evaluation(found: stages.DemoEvaluation, why: str) -> None:
 
 def _probe_series(positions: Path, out_dir: Path) -> int:
     """Probe the default checkpoint series (what-when-where with controls) and draw the atlas."""
-    plan = stages.plan_demo_sweep(positions)
+    plan = stages.plan_demo_sweep(positions, stages.demo_checkpoints())
     full = [t.name for t in plan.targets if plan.pool_of(t) == "full"]
     console.print(f"probing {len(stages.PROBED_CONCEPTS)} concepts × {len(next(iter(plan.taps.values())))} taps × "
-                  f"{len(plan.networks)} checkpoints on {plan.positions} positions ({', '.join(full)} on the full 8×8 activations, "
+                  f"{len(plan.networks)} checkpoints (of the series in engines/: step 0, the last and evenly spaced between) on {plan.positions} positions ({', '.join(full)} on the full 8×8 activations, "
                   "the others on per-channel means), controls on (input planes, random init = step 0, shuffled labels)", highlight=False)
     with stage_bar() as bar:
         run_id, index = stages.demo_atlas(plan, out_dir, progress_for=stage_callback(bar))
