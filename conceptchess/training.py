@@ -83,8 +83,8 @@ class TrainConfig:
 
 def checkpoint_schedule(steps: int, count: int) -> list[int]:
     """Step 0, then ``count - 1`` roughly log-spaced steps ending at ``steps`` (fewer if they collide)."""
-    if steps < 1 or count < 2:
-        return [0, max(steps, 0)] if steps > 0 else [0]
+    if steps < 1 or count <= 2:  # (geomspace of one point would be step 1, not the end)
+        return [0, steps] if steps > 0 else [0]
     pts = np.unique(np.round(np.geomspace(1, steps, count - 1)).astype(int))
     return [0] + [int(p) for p in pts]
 

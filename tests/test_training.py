@@ -161,3 +161,8 @@ def test_bad_inputs_exit_2_and_leave_no_checkpoint(tmp_path, dataset):
     r = cli("train", "--positions", str(dataset), "-o", str(tmp_path / "o3"), "--steps", "3", "--blocks", "2",
             "--filters", "8", "--max-positions", "100", "--checkpoints", "2")
     assert r.exit_code == 2 and "different architecture" in r.output
+
+
+def test_two_checkpoints_are_the_start_and_the_end():
+    assert checkpoint_schedule(20, 2) == [0, 20]
+    assert checkpoint_schedule(0, 5) == [0]
