@@ -1,23 +1,31 @@
-"""The default checkpoint series shipped in engines/: readable, hashes as documented, really trained."""
+"""The default checkpoint series shipped in engines/: readable, hashes as documented, really trained,
+and as strong as engines/README.md says, re-measured here from the shipped files."""
 
 import hashlib
 import json
 import re
 from pathlib import Path
 
-import chess
-import chess.pgn
 import numpy as np
 import pytest
 
+from conceptchess.datasets import iter_dataset
 from conceptchess.engine import Engine
-from conceptchess.lc0.encoder import Histories, game_histories
+from conceptchess.enginelabels import LabelSettings, label_engine_dataset
+from conceptchess.games import Sampling, pgn_dataset
+from conceptchess.lc0.encoder import encode
+from conceptchess.lc0.policy_map import move_to_index
 from conceptchess.networks import default_network
-from conceptchess.training import holdout_games
-from tests.helpers import cli, data_file
+from conceptchess.positions import PositionSpec, boards_of, histories_of
+from conceptchess.strength import mate_puzzles, network_strength
+from conceptchess.training import holdout_games, legal_masks
+from tests.helpers import DATA, cli, data_file, stockfish_or_skip
 
 ENGINES = Path(__file__).resolve().parent.parent / "engines"
 NETS = sorted(ENGINES.glob("*.pb.gz"))
+RUN_FILE = next(p for p in sorted(ENGINES.glob("*.json")) if "-step" not in p.name and not p.name.endswith("-strength.json"))
+RUN = json.loads(RUN_FILE.read_text())
+STRENGTH = json.loads((ENGINES / f"{RUN['run']}-strength.json").read_text())
 
 
 def readme_hashes() -> dict[str, str]:
@@ -26,9 +34,10 @@ def readme_hashes() -> dict[str, str]:
 
 
 def test_series_is_shipped_and_small():
-    assert len(NETS) >= 8, "engines/ must hold a checkpoint series of at least 8 networks"
+    assert len(NETS) >= 12, "engines/ must hold a checkpoint series of at least 12 networks"
     assert sum(p.stat().st_size for p in NETS) <= 20 * 1024 * 1024
     assert any("step000000" in p.name for p in NETS)
+    assert RUN["config"]["targets"] == "engine"
 
 
 @pytest.mark.parametrize("path", NETS, ids=[p.name for p in NETS])
@@ -49,86 +58,67 @@ def test_each_sidecar_describes_its_weights_file():
     assert [m["file"] for m in metas] == [p.name for p in NETS]
     for m in metas:
         assert hashlib.sha256((ENGINES / m["file"]).read_bytes()).hexdigest() == m["sha256"], m["file"]
-    run = json.loads((ENGINES / "cc-6x32.json").read_text())
-    assert [(c["file"], c["sha256"]) for c in run["checkpoints"]] == [(m["file"], m["sha256"]) for m in metas]
+    assert [(c["file"], c["sha256"]) for c in RUN["checkpoints"]] == [(m["file"], m["sha256"]) for m in metas]
+    assert [r["network"] for r in STRENGTH["networks"]] == [m["file"] for m in metas]
 
 
-class _SanCounter(chess.pgn.BaseVisitor):
-    """Counts a game's moves without replaying them (a game of N moves gives N training positions)."""
-
-    def begin_game(self):
-        self.moves = 0
-
-    def begin_parse_san(self, board, san):
-        self.moves += 1
-        return chess.pgn.SKIP
-
-    def result(self) -> int:
-        return self.moves
-
-
-def held_out_games(pgn: Path, holdout: float, seed: int) -> tuple[list[int], list[int], int]:
-    """The training run's held-out games (file offsets, move counts) and the number of games read.
-
-    The split is conceptchess.training's: game keys are the game numbers (as strings) of the games
-    with at least one played move, since only positions with a played move are training positions.
-    """
-    offsets, moves = [], []
-    with open(pgn) as f:
-        while True:
-            at = f.tell()
-            n = chess.pgn.read_game(f, Visitor=_SanCounter)
-            if n is None:
-                break
-            offsets.append(at)
-            moves.append(n)
-    keys = np.array([str(g) for g, n in enumerate(moves) if n > 0])
-    _, held = holdout_games(keys, holdout, seed)
-    games = [int(k) for k in keys[held]]
-    return [offsets[g] for g in games], [moves[g] for g in games], len(moves)
+def test_mate_rates_of_the_shipped_files_are_as_recorded():
+    """The mate-in-1 and mate-in-2 rates of engines/<run>-strength.json (and README), recomputed from
+    the shipped step-0 and final files on the shared Lichess puzzles."""
+    puzzles = mate_puzzles(data_file("puzzles", "lichess_puzzles_1499.csv"))
+    assert puzzles.mate_in.count(1) == 508 and puzzles.mate_in.count(2) == 337
+    recorded = {r["network"]: r for r in STRENGTH["networks"]}
+    for path in (NETS[0], NETS[-1]):
+        s = network_strength(path, None, puzzles, threads=2)
+        assert s.mate_in_1.hits == recorded[path.name]["mate_in_1"]["hits"], path.name
+        assert s.mate_in_2.hits == recorded[path.name]["mate_in_2"]["hits"], path.name
+    first, last = recorded[NETS[0].name], recorded[NETS[-1].name]
+    assert last["mate_in_1"]["rate"] > first["mate_in_1"]["rate"] + 0.1  # 0.154 against 0.012 (engines/README.md)
 
 
-def test_final_checkpoint_beats_step_zero_on_held_out_games():
-    """The held-out games of engines/README.md, rebuilt from the PGN and the run's split settings, are
-    evaluated with the shipped files themselves: move matching and policy loss on a sample of their
-    positions agree with the sidecars, and the final checkpoint beats step 0."""
-    metas = sidecars()
-    first, last = metas[0], metas[-1]
-    assert first["step"] == 0 and last["step"] > 0
-    cfg = json.loads((ENGINES / "cc-6x32.json").read_text())["config"]
-    pgn = data_file("pgn", "lichess_2021-10_games_a.pgn")
-    offsets, counts, read = held_out_games(pgn, cfg["holdout"], cfg["seed"])
-    # 10 of the 700 games have no move, so 69 of 690 are held out (engines/README.md rounds to 70).
-    assert read == 700 and len(offsets) == 69
-    assert sum(counts) == last["heldout_positions"] == first["heldout_positions"]  # the very positions the run held out
-    parts, boards, played = [], [], []
-    with open(pgn) as f:
-        for at in offsets:
-            f.seek(at)
-            game = chess.pgn.read_game(f)
-            moves = list(game.mainline_moves())
-            plies = list(range(len(moves)))[::4]  # every 4th position of every held-out game: ~1,250
-            h, bs = game_histories(game.board(), moves, plies=plies, keep_boards=True)
-            parts.append(h)
-            boards += bs
-            played += [moves[t] for t in plies]
-    hist = Histories.concat(parts)
-    measured = {}
-    for m in (first, last):
-        evs = Engine(ENGINES / m["file"], device="cpu", threads=2).evaluate(hist, boards)
-        accuracy = float(np.mean([ev.best_move() == mv for ev, mv in zip(evs, played)]))
-        loss = float(-np.mean([np.log(ev.policy[ev.moves.index(mv)]) for ev, mv in zip(evs, played)]))
-        # A quarter of the held-out positions: within a few standard errors of the sidecar's full figures.
-        assert accuracy == pytest.approx(m["heldout_accuracy"], abs=0.03), m["file"]
-        assert loss == pytest.approx(m["heldout_policy_loss"], abs=0.1), m["file"]
-        measured[m["step"]] = (accuracy, loss)
-    (acc0, loss0), (acc1, loss1) = measured[first["step"]], measured[last["step"]]
-    assert acc1 > acc0 + 0.15 and loss1 < loss0 - 0.5
-    assert last["heldout_accuracy"] > first["heldout_accuracy"] + 0.1
-    assert last["heldout_policy_loss"] < first["heldout_policy_loss"] - 0.3
-    # The WDL head does not generalise from ~630 games (see engines/README.md): it must at least stay
-    # within 0.05 nats of the uniform-ish random initialisation rather than blow up.
-    assert last["heldout_value_loss"] < first["heldout_value_loss"] + 0.05
+def _held_out_human_positions(tmp_path: Path, every: int) -> list[PositionSpec]:
+    """Positions of the human games the run held out, rebuilt from the PGN files as engines/README.md
+    made them, and the split recomputed from the merged dataset's game keys."""
+    human = tmp_path / "human"
+    pgns = sorted((DATA / "pgn").glob("*.pgn"))
+    pgn_dataset(pgns, human, sampling=Sampling(dedup=True))
+    boards = boards_of(specs := list(iter_dataset(human)))
+    keys = sorted({f"human-sf/{spec.meta['game']}" for spec, board in zip(specs, boards, strict=True) if any(board.legal_moves)})
+    for source in RUN["dataset_manifest"]["inputs"]:
+        name = Path(source["dataset"]).name
+        if name == "human-sf":
+            assert len(keys) == source["games"]
+        else:  # engine games: every game number has positions
+            keys += [f"{name}/{g}" for g in range(source["games"])]
+    keys = np.array(keys)
+    _, held = holdout_games(keys, RUN["config"]["holdout"], RUN["config"]["seed"])
+    held_human = {k.split("/", 1)[1] for k in keys[held] if k.startswith("human-sf/")}
+    return [s for s in specs if str(s.meta["game"]) in held_human][::every]
+
+
+def test_stockfish_agreement_of_the_final_file_on_held_out_games(tmp_path):
+    """Every 20th held-out human position (~600), labelled again by Stockfish with the run's settings:
+    the final checkpoint's top-1 agreement is the recorded one within sampling error."""
+    stockfish_or_skip()
+    specs = _held_out_human_positions(tmp_path, 20)
+    ds = tmp_path / "sample.jsonl"
+    ds.write_text("".join(json.dumps({"id": s.id, **({"fen": s.fen} if s.fen else {}), "moves": s.moves}) + "\n" for s in specs))
+    lab = RUN["dataset_manifest"]["engine_labels"]
+    label_engine_dataset(ds, tmp_path / "labelled", LabelSettings(nodes=lab["nodes"], multipv=lab["multipv"], workers=2))
+    recs = [s for s in iter_dataset(tmp_path / "labelled") if s.meta["engine"] is not None]
+    hist, boards = histories_of(recs)
+    logits = Engine(NETS[-1], device="cpu", threads=2).run_planes(encode(hist))["policy"]
+    legal = legal_masks(boards)
+    top = np.where(legal, logits, -np.inf).argmax(1)
+    best = []
+    for spec, board in zip(recs, boards, strict=True):
+        m = board.parse_uci(spec.meta["engine"]["lines"][0][0])
+        best.append(move_to_index(m, board.turn, board.is_castling(m)))
+    agreement = float((top == np.array(best)).mean())
+    recorded = {r["network"]: r for r in STRENGTH["networks"]}[NETS[-1].name]["sf_agreement"]["rate"]
+    se = np.sqrt(recorded * (1 - recorded) / len(recs))
+    assert len(recs) > 300
+    assert abs(agreement - recorded) < 4 * se + 0.02, (agreement, recorded, len(recs))
 
 
 def test_default_network_is_the_last_checkpoint(monkeypatch):
