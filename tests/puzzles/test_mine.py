@@ -148,7 +148,7 @@ def test_direction_scores_are_standardised_dot_products(corpus, tmp_path):
     np.testing.assert_allclose(d.scores(store), ((x - mean) / scale) @ v, rtol=1e-4, atol=1e-3)
     np.savez(tmp_path / "p.npz", coef=v, mean=mean, std=scale)
     np.testing.assert_allclose(ConceptDirection.load(tmp_path / "p.npz", "block0").scores(store), d.scores(store), rtol=1e-5, atol=1e-4)
-    with pytest.raises(ConceptChessError, match=r"has 5 values; tap block0 .* = 2048 per position"):
+    with pytest.raises(ConceptChessError, match=rf"has 5 values; tap block0 .* = {x.shape[1]} per position"):
         ConceptDirection("d", "block0", np.ones(5)).scores(store)
     with pytest.raises(ConceptChessError, match="tap 'block3' is not in this store"):
         ConceptDirection("d", "block3", np.ones(5)).scores(store)
@@ -357,7 +357,7 @@ def test_acceptance_report_sets_concepts_and_controls_side_by_side():
 def test_cli_mine(corpus, tmp_path):
     stockfish_or_skip()
     ds, store, net = corpus
-    v = np.random.default_rng(3).standard_normal(2048)
+    v = np.random.default_rng(3).standard_normal(np.asarray(store["block0"][:1]).size)  # filters × 64 values
     np.save(tmp_path / "dir.npy", v)
     env = {"CONCEPTCHESS_DB": f"sqlite:///{tmp_path / 'cli.sqlite'}"}
     args = ["puzzles", "mine", "--direction", str(tmp_path / "dir.npy"), "--tap", "block0", "--activations", str(store.path),
@@ -449,7 +449,7 @@ def test_cli_mine_a_stored_probe_gives_the_puzzles_of_its_vector_file(corpus, tm
 ])
 def test_cli_mine_refuses_unknown_or_contradicting_directions(corpus, tmp_path, direction, extra, message):
     ds, store, _ = corpus
-    np.save(tmp_path / "v.npy", np.ones(2048))
+    np.save(tmp_path / "v.npy", np.ones(np.asarray(store["block0"][:1]).size))
     db = sqlite_db(tmp_path)
     _stored_probe(db, store, tmp_path / "v.npy", "us_forks_available", "block0")
     r = cli("puzzles", "mine", "--direction", direction, *extra, "--activations", str(store.path), "--dataset", str(ds),
