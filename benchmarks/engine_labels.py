@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import chess.engine
-
 from _common import GAMES, machine_load, need
+
 from conceptchess.concepts.stockfish import require_stockfish
 from conceptchess.enginelabels import LabelSettings, label_engine_dataset
 from conceptchess.games import Sampling, pgn_dataset
