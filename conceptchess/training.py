@@ -1,7 +1,8 @@
 """Supervised AlphaZero-style training of the lc0 SE-ResNet, with a checkpoint series.
 
-Targets: the move played (or a teacher network's policy over the legal moves) and the game result
-(or the teacher's WDL), both for the side to move; an optional moves-left target (plies to the end
+Targets: the move played and the game result, Stockfish's labels (``targets="engine"``: a policy
+over the legal moves and its WDL, :mod:`conceptchess.enginelabels`; the policy loss is then the KL
+divergence), a mix of both, or a teacher network's policy and WDL; all for the side to move; an optional moves-left target (plies to the end
 of the game). Illegal moves are masked out of the policy softmax, as lc0 masks them at inference.
 The held-out split is by game. Checkpoints follow a schedule that includes step 0 (the random
 initialisation) and roughly log-spaced steps after it; each is an lc0 ``.pb.gz`` written through
@@ -200,7 +201,7 @@ def load_training_data(dataset: str | os.PathLike, max_positions: int | None = N
                 label = spec.meta[LABEL_KEY]
                 check_label(label, board, f"{dataset} id={spec.id}")
                 ti, tp, fl = sparse_policy_target(label, board, target_settings)
-                ti, tp, fl = ti, [p * engine_weight for p in tp], fl * engine_weight
+                tp, fl = [p * engine_weight for p in tp], fl * engine_weight
                 if played is not None and engine_weight < 1:
                     ti, tp = ti + [played], tp + [1 - engine_weight]
                 sf = wdl_target(label)
