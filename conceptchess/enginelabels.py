@@ -63,8 +63,8 @@ STATE_FILE = "state.json"
 class LabelSettings:
     """How Stockfish labels each position."""
 
-    nodes: int = 2000
-    multipv: int = 8
+    nodes: int = 3000  # the default series was labelled at 3,000 nodes, MultiPV 5 (engines/README.md)
+    multipv: int = 5
     hash_mb: int = 16
     workers: int = max(1, os.cpu_count() or 1)
 
