@@ -131,6 +131,13 @@ def check_label(label, board: chess.Board, where: str) -> None:
         seen.add(uci)
 
 
+def _line_weights(label: dict, settings: TargetSettings) -> np.ndarray:
+    """The probability of each analysed line above the floor: a softmax of win chances, summing to 1 − floor."""
+    scores = np.array([win_chance(cp, mate) for _, cp, mate in label["lines"]])
+    w = np.exp((scores - scores.max()) / settings.temperature)
+    return w * (1 - settings.floor) / w.sum()
+
+
 def policy_target(label: dict, board: chess.Board, settings: TargetSettings = TargetSettings()) -> dict[str, float]:
     """Target probability of every legal move (UCI → p), summing to 1.
 
@@ -140,9 +147,7 @@ def policy_target(label: dict, board: chess.Board, settings: TargetSettings = Ta
     ('a1a8', 1.0, True)
     """
     legal = [m.uci() for m in board.legal_moves]
-    scores = np.array([win_chance(cp, mate) for _, cp, mate in label["lines"]])
-    w = np.exp((scores - scores.max()) / settings.temperature)
-    w *= (1 - settings.floor) / w.sum()
+    w = _line_weights(label, settings)
     out = dict.fromkeys(legal, settings.floor / len(legal))
     for (uci, _, _), p in zip(label["lines"], w, strict=True):
         out[uci] += float(p)
@@ -159,9 +164,7 @@ def wdl_target(label: dict) -> tuple[float, float, float]:
 def sparse_policy_target(label: dict, board: chess.Board, settings: TargetSettings) -> tuple[list[int], list[float], float]:
     """:func:`policy_target` in lc0's policy index space, sparsely: (indices of the analysed moves,
     their probability on top of the floor, the floor's share per legal move)."""
-    scores = np.array([win_chance(cp, mate) for _, cp, mate in label["lines"]])
-    w = np.exp((scores - scores.max()) / settings.temperature)
-    w *= (1 - settings.floor) / w.sum()
+    w = _line_weights(label, settings)
     idx = []
     for uci, _, _ in label["lines"]:
         m = chess.Move.from_uci(uci)

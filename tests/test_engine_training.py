@@ -15,7 +15,16 @@ from conceptchess.lc0.encoder import encode
 from conceptchess.lc0.policy_map import move_to_index
 from conceptchess.positions import PositionSpec
 from conceptchess.strength import held_out, mate_puzzles, network_strength
-from conceptchess.training import TrainConfig, Trainer, evaluate_loss, holdout_games, load_trainable, load_training_data
+from conceptchess.training import (
+    TrainConfig,
+    Trainer,
+    batch_tensors,
+    evaluate_loss,
+    holdout_games,
+    load_trainable,
+    load_training_data,
+    losses,
+)
 from tests.helpers import cli, random_move_lists, stockfish_or_skip
 
 TINY = dict(blocks=1, filters=8, se_channels=2, value_channels=4, value_hidden=16, batch_size=32, lr=3e-3, checkpoints=3, threads=1)
@@ -82,12 +91,20 @@ def test_training_on_engine_targets_lowers_the_kl(labelled, tmp_path):
     # random games hold nothing to generalise from; the training positions' KL must fall
     first, last = (evaluate_loss(load_trainable(tmp_path / m["file"]), trainer.data, trainer.train_idx) for m in (hist[0], hist[-1]))
     assert last["policy"] < first["policy"] - 0.3 and last["value"] < first["value"]
-    # the policy loss is the KL divergence: zero for a network that outputs the target exactly
+    # the library's policy loss is the KL divergence: zero for a network whose policy is the target,
+    # and the cross-entropy less the target's entropy otherwise
     data = load_training_data(labelled / "labelled", targets="engine")
-    target = torch.from_numpy(data.dense_targets(np.arange(4)))
-    logp = torch.log(target.clamp_min(1e-30))
-    kl = (target * (torch.log(target.clamp_min(1e-12)) - logp)).sum(1)
-    assert float(kl.abs().max()) < 1e-5
+    planes, legal, target, wdl, mlh = batch_tensors(data, np.arange(4))
+
+    def outputs(policy):
+        return lambda _planes: {"policy": policy, "wdl": torch.full((4, 3), 1 / 3)}
+
+    exact = losses(outputs(torch.log(target.clamp_min(1e-30))), planes, legal, target, wdl, mlh)["policy"]
+    assert abs(float(exact)) < 1e-5
+    uniform = losses(outputs(torch.zeros(4, 1858)), planes, legal, target, wdl, mlh)["policy"]
+    n_legal = legal.sum(1).double()
+    entropy = -(target.double() * torch.log(target.double().clamp_min(1e-30))).sum(1)
+    assert float(uniform) == pytest.approx(float((torch.log(n_legal) - entropy).mean()), abs=1e-4)
 
 
 def test_cli_targets_bad_input(labelled, tmp_path):

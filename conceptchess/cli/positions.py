@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from conceptchess.cli.common import console, err_console, guarded, options_named
+from conceptchess.cli.common import console, err_console, guarded, options_named, stage_bar, stage_callback
 from conceptchess.datasets import merge_datasets
 from conceptchess.enginegames import EngineGameSettings, engine_games_dataset
 from conceptchess.enginelabels import LabelSettings, label_engine_dataset
@@ -134,11 +134,8 @@ def label_engine(
     settings (the work folder is OUTPUT.labelling until the end).
     """
     settings = LabelSettings(nodes=nodes, multipv=multipv, hash_mb=hash_mb, workers=workers)
-    with Progress(TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("label", total=None)
-        manifest = label_engine_dataset(input, output, settings, overwrite=overwrite,
-                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with stage_bar() as bar:
+        manifest = label_engine_dataset(input, output, settings, overwrite=overwrite, progress=stage_callback(bar)("labelling"))
     lab = manifest["engine_labels"]
     console.print(f"labelled {lab['labelled']} positions ({lab['without_legal_moves']} without a legal move) with "
                   f"{lab['stockfish']} at {nodes} nodes, MultiPV {multipv} → {output}", highlight=False)
@@ -171,11 +168,8 @@ def engine_games(
     """Positions of games Stockfish plays against itself at a low node count, from human openings with random early moves."""
     settings = EngineGameSettings(games=games, nodes=nodes, opening_plies=opening_plies, random_plies=random_plies,
                                   blunder_rate=blunder_rate, max_plies=max_plies, seed=seed, hash_mb=hash_mb, workers=workers)
-    with Progress(TextColumn("engine games"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("play", total=games)
-        manifest = engine_games_dataset(pgns, output, settings, overwrite=overwrite,
-                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+    with stage_bar() as bar:
+        manifest = engine_games_dataset(pgns, output, settings, overwrite=overwrite, progress=stage_callback(bar)("engine games"))
     c = manifest["counts"]
     results = ", ".join(f"{k} {v}" for k, v in c["results"].items())
     console.print(f"wrote {c['positions_written']} positions from {c['games']} games ({results}) → {output}", highlight=False)
