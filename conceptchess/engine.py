@@ -63,7 +63,7 @@ class Evaluation:
         }
 
 
-def _softmax_segments(logits: np.ndarray, pos: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def softmax_segments(logits: np.ndarray, pos: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Softmax (in float64, returned as float32) of each position's run of ``logits``; ``pos`` names
     each entry's position, ``starts``/``counts`` each position's run."""
     if not len(logits):
@@ -213,7 +213,7 @@ class Engine:
         pos = np.repeat(np.arange(n), counts)
         raw = {h: parts[0][h] if len(parts) == 1 else np.concatenate([p[h] for p in parts]) for h in self.heads}
         logits = raw["policy"][pos, np.concatenate([idx for _, idx in legal])]
-        policy = _softmax_segments(logits, pos, ends - counts, counts)
+        policy = softmax_segments(logits, pos, ends - counts, counts)
         if "wdl" in raw:
             wdl = raw["wdl"]
             values = (wdl[:, 0] - wdl[:, 2]).tolist()

@@ -23,9 +23,9 @@ LAYERS = [
     # games and inference
     {"games", "engine", "enginelabels"},
     # what runs a network over positions
-    {"selfplay", "enginegames", "training", "activations"},
+    {"selfplay", "enginegames", "training", "activations", "search"},
     # analysis: probes, puzzles
-    {"probing", "puzzles", "strength"},
+    {"probing", "puzzles", "strength", "rollouts", "disagreement"},
     # what people read: PGN, expert studies, figures
     {"export", "study", "plots"},
     # the whole story
