@@ -50,9 +50,11 @@ from dataclasses import asdict, dataclass
 import chess
 import numpy as np
 
+from conceptchess.datasets import iter_dataset
 from conceptchess.engine import Engine, softmax_segments
-from conceptchess.errors import ArgumentError, ConceptChessError
+from conceptchess.errors import ArgumentError, ConceptChessError, PositionError
 from conceptchess.lc0.encoder import HISTORY, Histories, _castling_row, _fill_row, board_row, starts_at_standard_position
+from conceptchess.positions import PositionSpec
 from conceptchess.progress import Progress
 
 
@@ -94,6 +96,12 @@ class SearchSettings:
 def check_nodes(nodes: int) -> None:
     if nodes < 1:
         raise ArgumentError("{nodes} must be at least 1 (playouts per search)", nodes="nodes")
+
+
+def require_value_head(engine: Engine) -> None:
+    """Refuse a network without a WDL or value head: a search backs up values."""
+    if "wdl" not in engine.heads and "value" not in engine.heads:
+        raise ConceptChessError(f"{engine.network.path}: the network has no value head (WDL or value); search needs one")
 
 
 def cpuct_at(settings: SearchSettings, n: int) -> float:
@@ -216,8 +224,7 @@ class SearchTree:
     def __init__(self, engine: Engine, board: chess.Board, moves: Iterable[chess.Move] | None = None,
                  settings: SearchSettings = SearchSettings()):
         settings.check()
-        if "wdl" not in engine.heads and "value" not in engine.heads:
-            raise ConceptChessError(f"{engine.network.path}: the network has no value head (WDL or value); search needs one")
+        require_value_head(engine)
         self.engine, self.settings = engine, settings
         if moves is None:
             start, moves = board.root(), list(board.move_stack)
@@ -536,11 +543,11 @@ class SearchTree:
             else:
                 a, b = int(starts[k]), int(ends[k])
                 self._expand(leaf, [ev.moves[j - a] for j in order[a:b]], priors_sorted[a:b])
-                if leaf is self.root:
-                    if s.noise_epsilon > 0:
-                        self._noise(leaf)
-                    self._check_root_mates()
             self._backup(leaf, wl, d, top, True)
+            if leaf is self.root and leaf.edges is not None:
+                if s.noise_epsilon > 0:
+                    self._noise(leaf)
+                self._check_root_mates()
             if leaf.terminal is not None and leaf.parent is not None:
                 self._prove(leaf.parent)
 
@@ -576,7 +583,7 @@ class SearchTree:
         pv, p = [], self.root if node is None else node
         while True:
             c = self.best_child(p)
-            if c is None or c.n == 0:
+            if c is None or (c.n == 0 and c.terminal is None):
                 return pv
             pv.append(c.move)
             p = c
@@ -607,3 +614,41 @@ def search_position(engine: Engine, board: chess.Board, nodes: int, settings: Se
     """Search one position (``board`` with its history, or a start board and ``moves``) for ``nodes`` playouts."""
     check_nodes(nodes)
     return SearchTree(engine, board, moves, settings).search(nodes)
+
+
+def settings_from(**values) -> SearchSettings:
+    """Search settings from keyword values, checked."""
+    s = SearchSettings(**values)
+    s.check()
+    return s
+
+
+def search_positions(network, nodes: int, settings: SearchSettings = SearchSettings(), *, input=None, fen: str | None = None,
+                     moves: list[str] | None = None, threads: int | None = None, device: str = "auto",
+                     progress: Progress | None = None):
+    """Search every position of the dataset ``input``, or the one given by ``fen`` and ``moves`` (id
+    ``"cli"``), for ``nodes`` playouts each; yields ``(id, SearchResult)``. Every position is checked,
+    and the network's value head, before the first search."""
+    check_nodes(nodes)
+    settings.check()
+    if input is not None:
+        specs = list(iter_dataset(input))
+        where = f"{input}: "
+    else:
+        specs = [PositionSpec("cli", fen, list(moves or []))]
+        where = ""
+    roots = [spec.parsed(f"{where}id={spec.id}") for spec in specs]
+    engine = Engine(network, batch_size=settings.batch_size, threads=threads, device=device)
+    require_value_head(engine)
+    for spec, (start, ms) in zip(specs, roots):  # a finished game is refused before the first search
+        try:
+            SearchTree(engine, start, ms, settings)
+        except ConceptChessError as e:
+            raise PositionError(f"{where}id={spec.id}: {e}") from None
+    if progress is not None:
+        progress(0, len(specs))
+    for k, (spec, (start, ms)) in enumerate(zip(specs, roots)):
+        result = SearchTree(engine, start, ms, settings).search(nodes)
+        if progress is not None:
+            progress(k + 1, len(specs))
+        yield spec.id, result

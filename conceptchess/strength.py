@@ -37,7 +37,9 @@ from conceptchess.games import open_text
 from conceptchess.lc0.encoder import Histories, encode
 from conceptchess.lc0.policy_map import legal_move_indices, move_to_index
 from conceptchess.positions import PositionSpec, boards_of, histories_of
+from conceptchess.progress import Progress
 from conceptchess.puzzles.lichess import row_to_puzzle
+from conceptchess.search import SearchSettings, SearchTree, check_nodes
 from conceptchess.training import TrainingData, holdout_games, load_training_data
 
 
@@ -205,3 +207,96 @@ def series_markdown(strengths: list[Strength], folder: str | os.PathLike) -> str
                     f"{num(meta.get('heldout_value_loss'))} | {cell(s.sf_agreement)} | {cell(s.human_matching)} | {cell(s.mate_in_1)} | "
                     f"{cell(s.mate_in_2)} | `{meta.get('sha256', '')}` |")
     return "\n".join(rows) + "\n"
+
+
+@dataclass(frozen=True)
+class MateSolving:
+    """How a network solves the mate-in-n puzzles of a Lichess CSV, by its raw policy and by search.
+
+    ``first``: the first solver move is the puzzle's (or mates at once). ``line``: every solver move is
+    the puzzle's or mates at once, with the opponent's replies the puzzle's.
+    """
+
+    mate_in: int
+    policy_first: Share
+    policy_line: Share
+    search_first: Share | None
+    search_line: Share | None
+    nodes: int | None
+    solved_by_search_only: tuple[str, ...] = ()  # puzzles (CSV line) the search solves and the policy does not
+
+    def as_dict(self) -> dict:
+        out = {"mate_in": self.mate_in, "nodes": self.nodes, "solved_by_search_only": list(self.solved_by_search_only)}
+        for k in ("policy_first", "policy_line", "search_first", "search_line"):
+            v = getattr(self, k)
+            out[k] = None if v is None else {**asdict(v), "rate": v.rate}
+        return out
+
+
+def _solves(choose, start: chess.Board, leading: list[chess.Move], solution: list[chess.Move]) -> tuple[bool, bool]:
+    """(first move right, whole line right) of a chooser ``choose(start, moves) -> move``."""
+    moves = list(leading)
+    board = start.copy(stack=False)
+    for m in moves:
+        board.push(m)
+    first = None
+    for k in range(0, len(solution), 2):
+        chosen = choose(start, moves)
+        after = board.copy(stack=False)
+        after.push(chosen)
+        right = chosen == solution[k] or after.is_checkmate()
+        if first is None:
+            first = right
+        if not right:
+            return first, False
+        if after.is_checkmate():
+            return first, True
+        for m in solution[k : k + 2]:
+            board.push(m)
+            moves.append(m)
+    return bool(first), True
+
+
+def solve_mate_puzzles(network: str | os.PathLike, csv_path: str | os.PathLike, *, nodes: int | None = 800, mate_in=(2, 3),
+                       settings: SearchSettings = SearchSettings(), threads: int | None = None,
+                       progress: Progress | None = None) -> list[MateSolving]:
+    """Solve every ``mateIn{n}`` puzzle of a Lichess CSV (n in ``mate_in``) with the raw policy's top move
+    and, unless ``nodes`` is None, with the best move of a fresh search of ``nodes`` playouts at each
+    solver ply (the network sees the puzzle's moves as history). ``progress(done, total)`` counts puzzles."""
+    if nodes is not None:
+        check_nodes(nodes)
+    engine = Engine(network, batch_size=settings.batch_size, threads=threads, device="cpu")
+    puzzles = [p for p in _csv_puzzles(csv_path) if any(f"mateIn{n}" in p.source_themes for n in mate_in)]
+
+    def policy(start, moves):
+        hist, boards = histories_of([PositionSpec("p", start.fen(), [m.uci() for m in moves])])
+        return engine.evaluate(hist, boards)[0].best_move()
+
+    def search(start, moves):
+        return SearchTree(engine, start, moves, settings).search(nodes).best_move
+
+    tallies = {n: {"pf": 0, "pl": 0, "sf": 0, "sl": 0, "total": 0, "only": []} for n in mate_in}
+    if progress is not None:
+        progress(0, len(puzzles))
+    for k, p in enumerate(puzzles):
+        n = next(n for n in mate_in if f"mateIn{n}" in p.source_themes)
+        start = chess.Board(p.start_fen)
+        leading = [chess.Move.from_uci(u) for u in p.leading_moves]
+        solution = [chess.Move.from_uci(u) for u in p.solution]
+        t = tallies[n]
+        t["total"] += 1
+        pf, pl = _solves(policy, start, leading, solution)
+        t["pf"] += pf
+        t["pl"] += pl
+        if nodes is not None:
+            sf, sl = _solves(search, start, leading, solution)
+            t["sf"] += sf
+            t["sl"] += sl
+            if sl and not pl:
+                t["only"].append(p.id)
+        if progress is not None:
+            progress(k + 1, len(puzzles))
+    return [MateSolving(n, Share(t["pf"], t["total"]), Share(t["pl"], t["total"]),
+                        Share(t["sf"], t["total"]) if nodes is not None else None,
+                        Share(t["sl"], t["total"]) if nodes is not None else None, nodes, tuple(t["only"]))
+            for n, t in tallies.items()]

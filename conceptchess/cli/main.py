@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from conceptchess import __version__
-from conceptchess.cli import activations, concepts, net, positions, probe, puzzles, study, train
+from conceptchess.cli import activations, concepts, net, positions, probe, puzzles, search, study, train
 from conceptchess.cli.common import fail_usage
 from conceptchess.cli.demo import demo
 
@@ -48,6 +48,7 @@ app = typer.Typer(name="conceptchess", cls=Shell,
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(net.app, name="net")
 app.add_typer(positions.app, name="positions")
+app.add_typer(search.app, name="search")
 app.add_typer(concepts.app, name="concepts")
 app.add_typer(activations.app, name="activations")
 app.add_typer(probe.app, name="probe")

@@ -9,10 +9,14 @@ from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progres
 
 from conceptchess.cli.common import console, err_console, guarded, options_named, stage_bar, stage_callback
 from conceptchess.datasets import merge_datasets
+from conceptchess.disagreement import DisagreeSettings, disagreement_dataset
 from conceptchess.enginegames import EngineGameSettings, engine_games_dataset
 from conceptchess.enginelabels import LabelSettings, label_engine_dataset
+from conceptchess.errors import ConceptChessError
 from conceptchess.games import GameFilter, Sampling, pgn_dataset
 from conceptchess.names import split_names
+from conceptchess.rollouts import RolloutSettings, rollouts_dataset
+from conceptchess.search import SearchSettings
 from conceptchess.selfplay import selfplay_dataset
 
 app = typer.Typer(help="Build positions datasets (JSONL + manifest) from games or from self-play.", no_args_is_help=True)
@@ -187,3 +191,78 @@ def merge(
     manifest = merge_datasets(inputs, output, overwrite=overwrite)
     parts = ", ".join(f"{s['records']} from {s['dataset']}" for s in manifest["inputs"])
     console.print(f"wrote {manifest['positions']} positions ({parts}) → {output}", highlight=False)
+
+
+ROLLOUTS_OPTIONS = {"nodes": "--nodes", "depth": "--depth", "value_gap": "--value-gap", "visit_share": "--visit-share",
+                    "lines_per_ply": "--lines-per-ply", "branch_plies": "--branch-plies", "extend_nodes": "--extend-nodes",
+                    "batch_size": "--batch-size", "overwrite": "--overwrite"}
+
+
+@app.command()
+@guarded
+@options_named(ROLLOUTS_OPTIONS)
+def rollouts(
+    net: Path = typer.Option(..., "--net", help="Network whose search makes the rollouts (.pb.gz or lc0 .onnx, with a value head)"),
+    input: Path = typer.Option(..., "--input", help="Roots: a positions dataset (folder or .jsonl)"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write"),
+    nodes: int = typer.Option(RolloutSettings.nodes, "--nodes", help="Playouts of the search from each root"),
+    depth: int = typer.Option(RolloutSettings.depth, "--depth", help="Plies every rollout follows (T; 5 by default, 10 for longer plans)"),
+    value_gap: float = typer.Option(RolloutSettings.value_gap, "--value-gap",
+                                    help="A sub-optimal move's Q is at least this far below the chosen move's ..."),
+    visit_share: float = typer.Option(RolloutSettings.visit_share, "--visit-share",
+                                      help="... or its visits are under this share of the chosen move's"),
+    lines_per_ply: int = typer.Option(RolloutSettings.lines_per_ply, "--lines-per-ply", help="Sub-optimal lines started at each branch ply (most visited first)"),
+    branch_plies: str | None = typer.Option(None, "--branch-plies", help="Plies of the optimal line where sub-optimal lines branch, e.g. 0,2,4 (default: every ply below --depth)"),
+    extend_nodes: int = typer.Option(RolloutSettings.extend_nodes, "--extend-nodes",
+                                     help="Playouts searched from a line's position whose moves the search never visited"),
+    batch_size: int = typer.Option(SearchSettings.batch_size, "--batch-size", help="Leaves evaluated per network call"),
+    seed: int = typer.Option(0, "--seed", help="Seed recorded with the run (and of the search's noise, which is off)"),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+    device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset"),
+):
+    """Optimal and sub-optimal rollouts of a network's search from every root (Schut et al.'s dynamic-concept data).
+
+    The output is a positions dataset (every position with its history, so `activations extract` works
+    on it) with pairing fields: root, line, line_index, ply, branch_ply, root_to_move, q, visits.
+    Resumable: a killed run continues from its last whole root (work folder OUTPUT.rollouts).
+    """
+    try:
+        plies = None if branch_plies is None else tuple(int(x) for x in branch_plies.replace(",", " ").split())
+    except ValueError:
+        raise ConceptChessError(f"--branch-plies {branch_plies!r}: expected plies like 0,2,4") from None
+    settings = RolloutSettings(nodes=nodes, depth=depth, value_gap=value_gap, visit_share=visit_share, lines_per_ply=lines_per_ply,
+                               branch_plies=plies, extend_nodes=extend_nodes,
+                               search=SearchSettings(batch_size=batch_size, seed=seed))
+    with stage_bar() as bar:
+        manifest = rollouts_dataset(net, input, output, settings, threads=threads, device=device, overwrite=overwrite,
+                                    progress=stage_callback(bar)("rollouts (roots)"))
+    c = manifest["counts"]
+    console.print(f"wrote {c['records']} positions: {c['optimal_lines']} optimal and {c['suboptimal_lines']} sub-optimal lines from "
+                  f"{c['roots']} roots ({c['evaluations']} network evaluations, {c['extensions']} line extensions) → {output}",
+                  highlight=False)
+
+
+@app.command()
+@guarded
+@options_named({"nodes": "--nodes", "batch_size": "--batch-size", "overwrite": "--overwrite"})
+def disagree(
+    nets: list[Path] = typer.Option(..., "--net", help="The two networks: --net A --net B"),
+    input: Path = typer.Option(..., "--input", help="Positions dataset (folder or .jsonl)"),
+    output: Path = typer.Option(..., "-o", "--output", help="Dataset folder to write"),
+    nodes: int | None = typer.Option(None, "--nodes", help="Compare the best moves of searches of this many playouts (default: raw policies)"),
+    batch_size: int = typer.Option(256, "--batch-size", help="Positions per network call (raw policies)"),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+    device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset"),
+):
+    """Positions whose top moves differ between two networks (the roots for concept discovery)."""
+    if len(nets) != 2:
+        raise ConceptChessError(f"--net: give exactly two networks (got {len(nets)})")
+    settings = DisagreeSettings(nodes=nodes, batch_size=batch_size)
+    with stage_bar() as bar:
+        manifest = disagreement_dataset(nets[0], nets[1], input, output, settings, threads=threads, device=device,
+                                        overwrite=overwrite, progress=stage_callback(bar)("comparing"))
+    c = manifest["counts"]
+    console.print(f"{c['disagree']} of {c['positions'] - c['without_legal_moves']} positions ({100 * c['rate']:.1f}%) have different "
+                  f"top moves ({manifest['choice']}) → {output}", highlight=False)
