@@ -432,6 +432,20 @@ class SearchTree:
                 p = p.parent
             node = node.parent
 
+    def puct_scores(self, node: Node) -> list[float]:
+        """lc0's selection score of each move at ``node``, in the node's move order (what :meth:`_select`
+        maximises; an unvisited move scores with the first-play urgency)."""
+        s = self.settings
+        n = node.n
+        mult = cpuct_at(s, n) * math.sqrt(max(n - 1, 1))
+        fpu = (-node.wl / n if n else 0.0) - s.fpu_reduction * math.sqrt(node.visited_policy)
+        out = []
+        for c, p in zip(node.children, node.priors):
+            started = 0 if c is None else c.n + c.inflight
+            q = c.wl / c.n if c is not None and c.n else fpu
+            out.append(q + mult * p / (1 + started))
+        return out
+
     def _select(self, node: Node) -> int:
         s = self.settings
         n = node.n
@@ -571,6 +585,23 @@ class SearchTree:
                          np.array([_castling_row(n.board) for n in batch], bool).reshape(-1, 4),
                          np.fromiter((n.hmc for n in batch), np.float32, len(batch)))
 
+    def node_after(self, moves: Iterable[chess.Move]) -> Node:
+        """The node reached by ``moves`` from the root, made where missing: a position on the way
+        that was never evaluated gets one playout (its evaluation) first. The last node is returned
+        as it is (unevaluated if it was), with its repetition count and any by-rule result."""
+        node, depth = self.root, 0
+        for move in moves:
+            if node.terminal is not None:
+                raise ConceptChessError(f"the line ends at {node.board.fen()} ({node.kind}) before {move.uci()}")
+            if node.edges is None:
+                self.search(1, top=node)
+            if move not in node.edges:
+                raise ConceptChessError(f"{move.uci()} is illegal in {node.board.fen()}")
+            i = node.edges.index(move)
+            node = node.children[i] or self._make_child(node, i, depth + 1)
+            depth += 1
+        return node
+
     # -- what the search says -------------------------------------------------------------------------
     def best_child(self, node: Node | None = None) -> Node | None:
         node = self.root if node is None else node
@@ -594,8 +625,10 @@ class SearchTree:
         for i, m in enumerate(root.edges or []):
             c = root.children[i]
             kind = c.kind if c is not None and c.terminal is not None else None
-            kids.append(ChildStats(m, root.board.san(m), c.n if c else 0, c.q if c else None, c.wdl() if c else None,
-                                   root.priors[i], kind))
+            q, wdl = (c.q, c.wdl()) if c is not None and c.n else (None, None)
+            if c is not None and c.terminal is not None:  # decided: its exact value, visited or not
+                q, wdl = c.terminal, (1.0, 0.0, 0.0) if c.terminal > 0 else (0.0, 1.0, 0.0) if c.terminal == 0 else (0.0, 0.0, 1.0)
+            kids.append(ChildStats(m, root.board.san(m), c.n if c else 0, q, wdl, root.priors[i], kind))
         kids.sort(key=lambda k: (-k.visits, -(k.q if k.q is not None else -2.0), -k.prior))
         best = self.best_child()
         best_move = best.move if best is not None else root.edges[0]

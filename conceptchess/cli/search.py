@@ -71,11 +71,11 @@ def run(
                                        progress=stage_callback(bar)("searching"))
             for id_, result in results:
                 lines.append(json.dumps({"id": id_, **result.as_dict()}) + "\n")
-                bar.console.print(f"[bold]{id_}[/]: best {result.best_move.uci()}  Q {result.q:+.4f}  "
+                console.print(f"[bold]{id_}[/]: best {result.best_move.uci()}  Q {result.q:+.4f}  "
                                   f"WDL {result.wdl[0]:.3f} {result.wdl[1]:.3f} {result.wdl[2]:.3f}  visits {result.visits}  "
                                   f"evaluations {result.evaluations}" + (f"  proven {result.proven}" if result.proven else ""))
-                bar.console.print("PV " + " ".join(m.uci() for m in result.pv))
-                bar.console.print(_table(result, top))
+                console.print("PV " + " ".join(m.uci() for m in result.pv))
+                console.print(_table(result, top))
     except PositionError as e:
         raise ConceptChessError(str(e).removeprefix("id=cli: ")) from None
     if json_out is not None:
