@@ -17,9 +17,11 @@ visits whose children have priors P, visits n and in-flight visits f:
   ``--policy-softmax-temp=1.359``;
 - Dirichlet noise on the root's priors is off (lc0's ``--noise-epsilon=0``); ``noise_epsilon`` > 0 mixes
   ``Dir(noise_alpha = 0.3)`` in with the tree's seed;
-- a batch stops gathering after ``max_collisions`` descents that ended on a leaf already waiting for the
-  network (lc0's ``--max-collision-events=917``); those descents' in-flight marks are taken back once the
-  batch is evaluated. lc0's moves-left utility is not applied (the networks probed here have no
+- a batch stops gathering after as many descents ended on a leaf already waiting for the network as
+  lc0 allows (``CalculateCollisionsLeft``: 1 while the tree has ≤ 28 visits, then growing with its size
+  as ``((N − 28)/(145000 − 28))^1.25`` towards ``--max-collision-visits=80000``, and never more than
+  ``--max-collision-events=917``); those descents' in-flight marks are taken back once the batch is
+  evaluated. lc0's moves-left utility is not applied (the networks probed here have no
   moves-left head, where it does nothing) and there is no NN cache (every node is evaluated once anyway).
 
 Values come from the WDL head (Q = W − L, D kept beside it) or a tanh value head, in the side-to-move frame.
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import chess
@@ -71,7 +74,12 @@ class SearchSettings:
     noise_epsilon: float = 0.0
     noise_alpha: float = 0.3
     max_collisions: int = 917
+    max_collision_visits: int = 80000
+    collision_scaling_start: int = 28
+    collision_scaling_end: int = 145000
+    collision_scaling_power: float = 1.25
     two_fold_draws: bool = True
+    overlap: bool = True
     seed: int = 0
 
     def check(self) -> None:
@@ -102,6 +110,21 @@ def require_value_head(engine: Engine) -> None:
     """Refuse a network without a WDL or value head: a search backs up values."""
     if "wdl" not in engine.heads and "value" not in engine.heads:
         raise ConceptChessError(f"{engine.network.path}: the network has no value head (WDL or value); search needs one")
+
+
+def collisions_left(settings: SearchSettings, n: int) -> int:
+    """lc0's ``CalculateCollisionsLeft``: how many colliding descents a batch may make when the tree's
+    top has ``n`` visits — 1 up to ``collision_scaling_start``, growing as a power of the tree's size to
+    ``max_collision_visits`` at ``collision_scaling_end`` — capped by ``max_collisions`` (events)."""
+    s = settings
+    if n >= s.collision_scaling_end:
+        left = s.max_collision_visits
+    elif n <= s.collision_scaling_start:
+        left = 1
+    else:
+        ratio = ((n - s.collision_scaling_start) / (s.collision_scaling_end - s.collision_scaling_start)) ** s.collision_scaling_power
+        left = int(round(1 + (s.max_collision_visits - 1) * ratio))
+    return min(left, s.max_collisions)
 
 
 def cpuct_at(settings: SearchSettings, n: int) -> float:
@@ -470,58 +493,84 @@ class SearchTree:
         """Add ``nodes`` playouts below ``top`` (default: the root) and say what the root's search found.
 
         With ``top`` below the root the playouts' values stop at ``top`` (its ancestors keep theirs).
+        With :attr:`SearchSettings.overlap` the next batch is gathered while the network evaluates the
+        current one in a thread (its leaves count as in flight), as lc0's search threads do; the order
+        of every step is fixed, so the tree does not depend on timing.
         """
         check_nodes(nodes)
         top = self.root if top is None else top
         s = self.settings
         target = top.n + nodes
-        bs = s.batch_size
         base = self._depth_of(top)
-        while top.n < target and top.terminal is None:
-            batch: list[Node] = []
-            collided: list[Node] = []
-            collisions = 0
-            pending = 0
-            while len(batch) < bs and top.n + pending < target and top.terminal is None:
-                node, depth, path = top, 0, [top]
-                while True:
-                    if node.terminal is not None:
-                        break
-                    if node.edges is None:
-                        break
-                    i = self._select(node)
-                    child = node.children[i] or self._make_child(node, i, base + depth + 1)
-                    node = child
-                    depth += 1
-                    path.append(node)
-                if node.terminal is not None:  # an exact value needs no network: back it up now
-                    self._backup(node, -node.terminal, 1.0 if node.terminal == 0 else 0.0, top, False)
-                    continue
-                if node.inflight:
-                    collisions += 1
-                    for p in path:
-                        p.inflight += 1
-                    collided.append(node)
-                    if node is top or collisions >= s.max_collisions:
-                        break
-                    continue
-                for p in path:
-                    p.inflight += 1
-                batch.append(node)
-                pending += 1
-            self.collisions += collisions
-            if batch:
-                self._evaluate(batch, top)
-            for leaf in collided:  # take back the collisions' in-flight marks
-                p = leaf
-                while True:
-                    p.inflight -= 1
-                    if p is top:
-                        break
-                    p = p.parent
-            if progress is not None:
-                progress(min(top.n - (target - nodes), nodes), nodes)
-        return self.result()
+        flight = None  # (leaves, collided, future) of the batch the network is evaluating
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search") if s.overlap else None
+        try:
+            while True:
+                before = top.n
+                waiting = len(flight[0]) if flight else 0
+                room = min(s.batch_size, target - top.n - waiting)
+                batch, collided = self._gather(top, room, base) if room > 0 and top.terminal is None else ([], [])
+                if flight is not None:
+                    self._apply(flight[0], flight[2].result(), top)
+                    self._release(flight[1], top)
+                    flight = None
+                if batch:
+                    hist, boards = self._histories(batch), [n.board for n in batch]
+                    if pool is not None:
+                        flight = (batch, collided, pool.submit(self.engine.evaluate, hist, boards))
+                    else:
+                        self._apply(batch, self.engine.evaluate(hist, boards), top)
+                        self._release(collided, top)
+                else:
+                    self._release(collided, top)
+                if progress is not None:
+                    progress(min(top.n - (target - nodes), nodes), nodes)
+                if flight is None and (top.n >= target or top.terminal is not None or top.n == before):
+                    return self.result()  # (no progress at all cannot happen: a safeguard, not a stop)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _gather(self, top: Node, room: int, base: int) -> tuple[list[Node], list[Node]]:
+        """Up to ``room`` new leaves below ``top`` for the network, marked in flight; decided positions
+        reached on the way are backed up at once; descents that end on a leaf already in flight
+        (collisions) keep their in-flight marks until :meth:`_release`."""
+        batch: list[Node] = []
+        collided: list[Node] = []
+        collisions = 0
+        limit = collisions_left(self.settings, top.n)
+        target = top.n + room
+        while len(batch) < room and top.n + len(batch) < target and top.terminal is None:
+            node, depth, path = top, 0, [top]
+            while node.terminal is None and node.edges is not None:
+                i = self._select(node)
+                node = node.children[i] or self._make_child(node, i, base + depth + 1)
+                depth += 1
+                path.append(node)
+            if node.terminal is not None:  # an exact value needs no network: back it up now
+                self._backup(node, -node.terminal, 1.0 if node.terminal == 0 else 0.0, top, False)
+                continue
+            for p in path:
+                p.inflight += 1
+            if node.inflight > 1:
+                collisions += 1
+                collided.append(node)
+                if node is top or collisions >= limit:
+                    break
+                continue
+            batch.append(node)
+        self.collisions += collisions
+        return batch, collided
+
+    def _release(self, collided: list[Node], top: Node) -> None:
+        """Take back the in-flight marks of collided descents."""
+        for leaf in collided:
+            p = leaf
+            while True:
+                p.inflight -= 1
+                if p is top:
+                    break
+                p = p.parent
 
     def _depth_of(self, node: Node) -> int:
         depth, p = 0, node
@@ -530,10 +579,8 @@ class SearchTree:
             p = p.parent
         return depth
 
-    def _evaluate(self, batch: list[Node], top: Node) -> None:
-        """Run the network on the batch's leaves, expand them and back their values up."""
-        hist = self._histories(batch)
-        evs = self.engine.evaluate(hist, [n.board for n in batch])
+    def _apply(self, batch: list[Node], evs: list, top: Node) -> None:
+        """Expand the batch's leaves with the network's evaluations and back their values up to ``top``."""
         self.evaluations += len(batch)
         s = self.settings
         counts = np.fromiter((len(ev.moves) for ev in evs), np.int64, len(evs))

@@ -66,7 +66,7 @@ def test_mate_puzzles_solved_by_search_where_the_policy_misses(maia1900, tmp_pat
     wrong move, its search at 800 playouts plays the whole line (the rates over every row are in the
     closing note of issue 16)."""
     src = data_file("puzzles", "lichess_puzzles_1499.csv")
-    wanted = {5, 15, 244}  # CSV lines of puzzles 002X3 (mate in 2), 008aL (mate in 2), 01rQs (mate in 3)
+    wanted = {5, 15, 320}  # CSV lines of puzzles 002X3 (mate in 2), 008aL (mate in 2), 02Lqe (mate in 3)
     with open(src, newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
