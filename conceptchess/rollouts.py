@@ -233,9 +233,10 @@ def _complete_roots(work: Path) -> int:
 
 
 def rollouts_dataset(network: str | os.PathLike, dataset: str | os.PathLike, output: str | os.PathLike,
-                     settings: RolloutSettings = RolloutSettings(), *, threads: int | None = None, device: str = "auto",
-                     overwrite: bool = False, progress: Progress | None = None) -> dict:
-    """Rollouts from every position of ``dataset`` (the roots) with ``network``'s search; returns the manifest.
+                     settings: RolloutSettings = RolloutSettings(), *, limit: int | None = None, threads: int | None = None,
+                     device: str = "auto", overwrite: bool = False, progress: Progress | None = None) -> dict:
+    """Rollouts from every position of ``dataset`` (the roots; the first ``limit`` of them) with
+    ``network``'s search; returns the manifest.
 
     Everything is checked before the first search: the settings, every root (a finished game is
     refused), the network's value head, the output name. ``progress(done, total)`` counts roots.
@@ -244,7 +245,9 @@ def rollouts_dataset(network: str | os.PathLike, dataset: str | os.PathLike, out
     output = Path(output)
     if output.exists() and not overwrite:
         raise ArgumentError("already exists (choose another output or pass {overwrite})", prefix=f"{output}: ", overwrite="overwrite=True")
-    specs = list(iter_dataset(dataset))
+    if limit is not None and limit < 1:
+        raise ArgumentError("{limit} must be at least 1", limit="limit")
+    specs = list(iter_dataset(dataset))[:limit]
     if not specs:
         raise ConceptChessError(f"{dataset}: no positions to start rollouts from")
     roots = []
@@ -260,7 +263,7 @@ def rollouts_dataset(network: str | os.PathLike, dataset: str | os.PathLike, out
     engine = Engine(net, batch_size=settings.search.batch_size, threads=threads, device=device)
     require_value_head(engine)
     source_sha = dataset_sha256(dataset)
-    state = {"input": str(dataset), "input_sha256": source_sha, "network": str(network), "network_sha256": net.sha256,
+    state = {"input": str(dataset), "input_sha256": source_sha, "limit": limit, "network": str(network), "network_sha256": net.sha256,
              "settings": settings.as_dict()}
     work = output.with_name(output.name + ".rollouts")
     if work.exists():
@@ -308,7 +311,8 @@ def rollouts_dataset(network: str | os.PathLike, dataset: str | os.PathLike, out
     source = read_manifest(dataset)
     manifest = {
         "kind": "positions", "made_by": "positions rollouts", "origin": ROLLOUTS,
-        "roots_from": {"dataset": str(dataset), "sha256": source_sha, "origin": source.get("origin"), "made_by": source.get("made_by")},
+        "roots_from": {"dataset": str(dataset), "sha256": source_sha, "origin": source.get("origin"), "made_by": source.get("made_by"),
+                       "limit": limit},
         "network": {"path": str(network), "sha256": net.sha256, "provider": engine.provider},
         "settings": settings.as_dict(), "seed": settings.search.seed, "counts": counts,
         "positions": counts["records"], "positions_sha256": sha256_of(work / POSITIONS_FILE),

@@ -195,7 +195,7 @@ def merge(
 
 ROLLOUTS_OPTIONS = {"nodes": "--nodes", "depth": "--depth", "value_gap": "--value-gap", "visit_share": "--visit-share",
                     "lines_per_ply": "--lines-per-ply", "branch_plies": "--branch-plies", "extend_nodes": "--extend-nodes",
-                    "batch_size": "--batch-size", "overwrite": "--overwrite"}
+                    "batch_size": "--batch-size", "limit": "--limit", "overwrite": "--overwrite"}
 
 
 @app.command()
@@ -216,6 +216,7 @@ def rollouts(
     extend_nodes: int = typer.Option(RolloutSettings.extend_nodes, "--extend-nodes",
                                      help="Playouts searched from a line's position whose moves the search never visited"),
     batch_size: int = typer.Option(SearchSettings.batch_size, "--batch-size", help="Leaves evaluated per network call"),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N roots of the input"),
     seed: int = typer.Option(0, "--seed", help="Seed recorded with the run (and of the search's noise, which is off)"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
     device: str = typer.Option("auto", "--device", help="auto, cuda or cpu"),
@@ -235,7 +236,7 @@ def rollouts(
                                branch_plies=plies, extend_nodes=extend_nodes,
                                search=SearchSettings(batch_size=batch_size, seed=seed))
     with stage_bar() as bar:
-        manifest = rollouts_dataset(net, input, output, settings, threads=threads, device=device, overwrite=overwrite,
+        manifest = rollouts_dataset(net, input, output, settings, limit=limit, threads=threads, device=device, overwrite=overwrite,
                                     progress=stage_callback(bar)("rollouts (roots)"))
     c = manifest["counts"]
     console.print(f"wrote {c['records']} positions: {c['optimal_lines']} optimal and {c['suboptimal_lines']} sub-optimal lines from "
