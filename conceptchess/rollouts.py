@@ -7,9 +7,10 @@ From each root position a :class:`~conceptchess.search.SearchTree` searches ``no
 worse: its Q at least ``value_gap`` (0.20) below the chosen move's, or its visits under ``visit_share``
 (10 %) of the chosen move's. Up to ``lines_per_ply`` such moves (most visited first) each start a line
 that then follows the most-visited path to the same depth. Where a line reaches a position whose moves
-the search never visited, ``extend_nodes`` more playouts are searched from that position (values stop
-there: the counts above it stay those of the main search). A line ends early at a decided position
-(mate, draw by rule).
+the search never visited, ``extend_nodes`` more playouts are searched from that position (forced
+through the line's moves; the ``q`` and ``visits`` recorded, and the branch choices, are those the
+rollouts saw before any such extension below them). A line ends early at a decided position (mate,
+draw by rule).
 
 The output is an ordinary positions dataset (origin ``rollouts``): every position carries the history
 lc0 would encode (root's game plus the line), so ``activations extract`` works on it unchanged, plus the

@@ -21,8 +21,9 @@ visits whose children have priors P, visits n and in-flight visits f:
   lc0 allows (``CalculateCollisionsLeft``: 1 while the tree has ≤ 28 visits, then growing with its size
   as ``((N − 28)/(145000 − 28))^1.25`` towards ``--max-collision-visits=80000``, and never more than
   ``--max-collision-events=917``); those descents' in-flight marks are taken back once the batch is
-  evaluated. lc0's moves-left utility is not applied (the networks probed here have no
-  moves-left head, where it does nothing) and there is no NN cache (every node is evaluated once anyway).
+  evaluated. lc0's moves-left utility is not applied: Maia and the project's own series have no
+  moves-left head, where lc0 applies none either (a network with one is searched without it). There
+  is no NN cache: a node is evaluated once, and transpositions are separate nodes.
 
 Values come from the WDL head (Q = W − L, D kept beside it) or a tanh value head, in the side-to-move frame.
 Terminal nodes are exact, tested in lc0's order (``SearchWorker::ExtendNode``): no legal move (mate: a
@@ -416,18 +417,18 @@ class SearchTree:
                     self._prove(root)
 
     def _backup(self, leaf: Node, wl: float, d: float, top: Node, inflight: bool) -> None:
-        """Add one visit of value ``wl`` (for the side to move at ``leaf``) from ``leaf`` up to ``top``."""
-        v, p = -wl, leaf
-        while True:
+        """Add one visit of value ``wl`` (for the side to move at ``leaf``) from ``leaf`` up to the root;
+        the in-flight marks (``inflight``) were set from ``top`` down."""
+        v, p, marked = -wl, leaf, inflight
+        while p is not None:
             p.n += 1
-            if inflight:
+            if marked:
                 p.inflight -= 1
+                marked = p is not top
             p.wl += v
             p.d += d
             if p.n == 1 and p.parent is not None:
                 p.parent.visited_policy += p.prior
-            if p is top:
-                return
             v = -v
             p = p.parent
 
@@ -492,7 +493,8 @@ class SearchTree:
     def search(self, nodes: int, top: Node | None = None, progress: Progress | None = None) -> SearchResult:
         """Add ``nodes`` playouts below ``top`` (default: the root) and say what the root's search found.
 
-        With ``top`` below the root the playouts' values stop at ``top`` (its ancestors keep theirs).
+        With ``top`` below the root the playouts start at ``top`` (the moves to it are forced) and are
+        backed up to the root as any playout, so every node's visits stay one more than its children's.
         With :attr:`SearchSettings.overlap` the next batch is gathered while the network evaluates the
         current one in a thread (its leaves count as in flight), as lc0's search threads do; the order
         of every step is fixed, so the tree does not depend on timing.

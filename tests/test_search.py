@@ -90,9 +90,21 @@ def test_repetitions_are_draws_as_lc0_scores_them(tiny_engine):
     tree = SearchTree(tiny_engine, chess.Board())
     back = tree.node_after(_moves("g1f3 g8f6 f3g1 f6g8"))
     assert (back.kind, back.terminal, back.cycle) == (TWOFOLD, 0.0, 4)
-    # a visit to a draw backs up exactly 0 with a draw probability of 1
-    r = tree.search(1, top=back.parent)
-    assert back.n == 1 and back.wl == 0.0 and back.d == 1.0 and r.visits >= 1
+    # a visit to a draw backs up exactly 0 with a draw probability of 1, up to the root
+    parent = back.parent
+    while back.n == 0:
+        tree.search(1, top=parent)
+    assert back.n == 1 and back.wl == 0.0 and back.d == 1.0
+    knight = tree.root.child(chess.Move.from_uci("g1f3"))
+    for node in (tree.root, knight, knight.child(chess.Move.from_uci("g8f6")), parent):  # visits: one more than the children's
+        if node.edges is not None:
+            assert node.n == 1 + sum(c.n for c in node.children if c is not None)
+    # once Nf3 is played, the first occurrence left the tree: the repetition is an ordinary leaf again
+    # and its visit is taken back from every node above it
+    n_knight, n_parent = knight.n, parent.n
+    tree.advance(chess.Move.from_uci("g1f3"))
+    assert (back.kind, back.terminal, back.n) == (None, None, 0)
+    assert (tree.root.n, parent.n) == (n_knight - 1, n_parent - 1)
 
 
 def test_fifty_move_rule_insufficient_material_and_stalemate(tiny_engine):
@@ -186,3 +198,17 @@ def test_search_run_bad_input(tmp_path, args, message):
     r = cli("search", "run", "--net", net, *args, "--json", tmp_path / "out.json")
     assert r.exit_code == 2 and message in r.stderr, r.output
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "out.json").exists()
+
+
+def test_search_run_over_a_dataset(tmp_path):
+    net = tiny_net(tmp_path / "t.pb.gz", seed=2)
+    data = tmp_path / "p.jsonl"
+    data.write_text(json.dumps({"id": "a", "moves": ["e2e4"]}) + "\n" + json.dumps({"id": "b", "fen": SCHOLAR}) + "\n")
+    out = tmp_path / "s.jsonl"
+    r = cli("search", "run", "--net", net, "--input", data, "--nodes", 20, "--json", out)
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [(x["id"], x["visits"]) for x in rows] == [("a", 20), ("b", 1)]
+    assert rows[1]["best_move"] == "h5f7" and rows[1]["proven"] == "win"
+    r = cli("search", "run", "--net", net, "--input", data, "--fen", SCHOLAR)
+    assert r.exit_code == 2 and "either --input or --fen" in r.stderr

@@ -12,13 +12,13 @@ from rich.table import Table
 from typer.core import TyperCommand
 
 from conceptchess.chessfacts import mates_in_one
-from conceptchess.cli.common import console, guarded
+from conceptchess.cli.common import console, guarded, stage_bar, stage_callback
 from conceptchess.engine import Engine, evaluate_file
 from conceptchess.errors import ConceptChessError, PositionError
 from conceptchess.files import atomic_write_bytes
 from conceptchess.networks import default_network, open_network
 from conceptchess.positions import PositionSpec, histories_of
-from conceptchess.strength import held_out, mate_puzzles, network_strength, series_markdown
+from conceptchess.strength import held_out, mate_puzzles, network_strength, series_markdown, solve_mate_puzzles
 
 app = typer.Typer(help="Inspect, convert and evaluate Leela networks (.pb.gz or lc0 .onnx).", no_args_is_help=True)
 
@@ -171,9 +171,15 @@ def strength(
     json_out: Path | None = typer.Option(None, "--json", help="Also write every number to this JSON file"),
     markdown: Path | None = typer.Option(None, "--markdown", help="Also write a markdown table (with each checkpoint's sidecar: "
                                          "step, held-out losses, sha256) to this file"),
+    search_nodes: int | None = typer.Option(None, "--search-nodes", help="Also solve the mate-in-2 and mate-in-3 puzzles "
+                                            "(whole lines) by the raw policy and by a search of this many playouts per move"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
 ):
     """How well networks play: top-1 agreement with Stockfish, human move matching, mates found."""
+    if search_nodes is not None and puzzles is None:
+        raise ConceptChessError("--search-nodes solves the puzzles of --puzzles: give it")
+    if search_nodes is not None and search_nodes < 1:
+        raise ConceptChessError("--search-nodes must be at least 1")
     if labelled is None and puzzles is None:
         raise ConceptChessError("nothing to measure: give --labelled and/or --puzzles")
     for n in networks:
@@ -190,8 +196,21 @@ def strength(
         rows.append(s.as_dict())
         t.add_row(s.network, *(str(x) if x is not None else "–" for x in (s.sf_agreement, s.human_matching, s.mate_in_1, s.mate_in_2)))
     console.print(t)
+    if search_nodes is not None:
+        t = Table("network", "mate in", "puzzles", "policy: first move", "policy: whole line", f"search {search_nodes}: first move",
+                  f"search {search_nodes}: whole line", title="Mates by policy and by search (lc0-style PUCT)")
+        for n, row in zip(networks, rows):
+            with stage_bar() as bar:
+                solved = solve_mate_puzzles(n, puzzles, nodes=search_nodes, threads=threads,
+                                            progress=stage_callback(bar)(f"solving mates with {n.name}"))
+            row["mates_by_search"] = [m.as_dict() for m in solved]
+            for m in solved:
+                t.add_row(n.name, str(m.mate_in), str(m.policy_line.total), str(m.policy_first), str(m.policy_line),
+                          str(m.search_first), str(m.search_line))
+        console.print(t)
     if json_out is not None:
         atomic_write_bytes(json_out, (json.dumps({"labelled": str(labelled) if labelled else None, "holdout": holdout, "seed": seed,
-                                                  "puzzles": str(puzzles) if puzzles else None, "networks": rows}, indent=2) + "\n").encode())
+                                                  "puzzles": str(puzzles) if puzzles else None, "search_nodes": search_nodes,
+                                                  "networks": rows}, indent=2) + "\n").encode())
     if markdown is not None:
         atomic_write_bytes(markdown, series_markdown(found, networks[0].parent).encode())
