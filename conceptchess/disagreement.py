@@ -52,16 +52,19 @@ def _probability(ev: Evaluation, move) -> float:
     return 0.0
 
 
-def _choices(engine: Engine, evs: list[Evaluation], specs: list[PositionSpec], settings: DisagreeSettings) -> list:
+def _choices(engine: Engine, evs: list[Evaluation], specs: list[PositionSpec], settings: DisagreeSettings, tick=None) -> list:
+    """Each position's move: the policy's top move, or a search's best move (``tick()`` after each search)."""
     if settings.nodes is None:
         return [ev.best_move() for ev in evs]
     out = []
     for spec, ev in zip(specs, evs):
-        if not ev.moves:
+        if ev.moves:
+            start, moves = spec.parsed()
+            out.append(SearchTree(engine, start, moves, settings.search).search(settings.nodes).best_move)
+        else:
             out.append(None)
-            continue
-        start, moves = spec.parsed()
-        out.append(SearchTree(engine, start, moves, settings.search).search(settings.nodes).best_move)
+        if tick is not None:
+            tick()
     return out
 
 
@@ -97,8 +100,15 @@ def disagreement_dataset(net_a: str | os.PathLike, net_b: str | os.PathLike, dat
     with DatasetWriter(output, overwrite=overwrite) as w:
         for chunk, (hist, boards) in zip(chunks, replayed):
             evs = [e.evaluate(hist, boards) for e in engines]
-            choice_a = _choices(engines[0], evs[0], chunk, settings)
-            choice_b = _choices(engines[1], evs[1], chunk, settings)
+            searched = [0]
+
+            def tick(searched=searched, base=done) -> None:  # searches: report every position searched by both
+                searched[0] += 1
+                if progress is not None and searched[0] % 2 == 0:
+                    progress(base + searched[0] // 2, len(specs))
+
+            choice_a = _choices(engines[0], evs[0], chunk, settings, tick)
+            choice_b = _choices(engines[1], evs[1], chunk, settings, tick)
             for k, spec in enumerate(chunk):
                 a, b = choice_a[k], choice_b[k]
                 if a is None:
