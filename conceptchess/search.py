@@ -229,6 +229,11 @@ class SearchResult:
                 "children": [c.as_dict() for c in self.children], "settings": self.tree.settings.as_dict()}
 
 
+def started(node: Node | None) -> bool:
+    """Whether a move has visits or visits in flight."""
+    return node is not None and (node.n > 0 or node.inflight > 0)
+
+
 def _rank(child: Node | None) -> tuple:
     """lc0's final move choice: a proven win first, a proven loss last, then visits, Q, prior."""
     if child is None:
@@ -264,7 +269,7 @@ class SearchTree:
         """Replay the game to the root: rows and repetition counts of the earlier positions."""
         b = start.copy(stack=False)
         fill = [0] * 12 if starts_at_standard_position(b) else _fill_row(b)
-        rows, keys, reps, hmcs = [], [], [], []
+        rows, keys, reps = [], [], []
         node_reps = cycle = 0
         for t in range(len(moves) + 1):
             if t:
@@ -281,7 +286,6 @@ class SearchTree:
             rows.append(row)
             keys.append(key)
             reps.append(node_reps)
-            hmcs.append(b.halfmove_clock)
         root = Node(None, None, 1.0, b.copy(stack=False))
         root.reps, root.cycle = node_reps, cycle
         self.root = root
@@ -305,6 +309,8 @@ class SearchTree:
             b = old.board.copy(stack=False)
             b.push(move)
             child = Node(None, move, 1.0, b)
+        if not any(True for _ in child.board.generate_legal_moves()):
+            raise ConceptChessError(f"the game is over after {move.uci()}: nothing to search")
         child.parent = None
         self.prefix_rows = [old.row, *self.prefix_rows][: HISTORY - 1]
         self.prefix_reps = [1 if old.reps else 0, *self.prefix_reps][: HISTORY - 1]
@@ -312,8 +318,6 @@ class SearchTree:
         self.prefix_counts = [old.reps, *self.prefix_counts][: child.hmc]
         self.root = child
         self._count_repetitions(child, 0)
-        if not any(True for _ in child.board.generate_legal_moves()):
-            raise ConceptChessError(f"the game is over after {move.uci()}: nothing to search")
         if child.terminal is not None:  # lc0 ends no search at the root by rule: a drawn leaf is a leaf again
             if child.edges is None:
                 child.n, child.wl, child.d = 0, 0.0, 0.0
@@ -344,10 +348,21 @@ class SearchTree:
                 p.terminal = p.kind = None  # its proof may have rested on the draw
             sign = -sign
             p = p.parent
-        if node.parent is not None:
-            node.parent.visited_policy -= node.prior
+        parent = node.parent
+        if parent is not None and n:
+            parent.visited_policy -= node.prior
         node.n, node.wl, node.d, node.terminal, node.kind = 0, 0.0, 0.0, None, None
         node.edges, node.priors, node.children, node.visited_policy = None, [], [], 0.0
+        if parent is not None:  # keep the started moves first, the others by prior (what _select relies on)
+            i = parent.children.index(node)
+            move, prior = parent.edges.pop(i), parent.priors.pop(i)
+            parent.children.pop(i)
+            j = 0
+            while j < len(parent.children) and (started(parent.children[j]) or parent.priors[j] >= prior):
+                j += 1
+            parent.edges.insert(j, move)
+            parent.priors.insert(j, prior)
+            parent.children.insert(j, node)
 
     # -- growing the tree -----------------------------------------------------------------------------
     def _make_child(self, parent: Node, i: int, depth: int) -> Node:
@@ -465,9 +480,9 @@ class SearchTree:
         fpu = (-node.wl / n if n else 0.0) - s.fpu_reduction * math.sqrt(node.visited_policy)
         out = []
         for c, p in zip(node.children, node.priors):
-            started = 0 if c is None else c.n + c.inflight
+            flights = 0 if c is None else c.n + c.inflight
             q = c.wl / c.n if c is not None and c.n else fpu
-            out.append(q + mult * p / (1 + started))
+            out.append(q + mult * p / (1 + flights))
         return out
 
     def _select(self, node: Node) -> int:
@@ -482,10 +497,9 @@ class SearchTree:
                 score = fpu + mult * priors[i]
                 if score > best:
                     best_i = i
-                break  # priors are sorted: no later move is started, and none scores higher
-            started = c.n + c.inflight
+                break  # started moves come first, the rest by prior: none later is started or scores higher
             q = c.wl / c.n if c.n else fpu
-            score = q + mult * priors[i] / (1 + started)
+            score = q + mult * priors[i] / (1 + c.n + c.inflight)
             if score > best:
                 best, best_i = score, i
         return best_i
