@@ -105,6 +105,10 @@ def test_repetitions_are_draws_as_lc0_scores_them(tiny_engine):
     tree.advance(chess.Move.from_uci("g1f3"))
     assert (back.kind, back.terminal, back.n) == (None, None, 0)
     assert (tree.root.n, parent.n) == (n_knight - 1, n_parent - 1)
+    flags = [c is not None and c.n > 0 for c in parent.children]  # started moves first, then the rest by prior
+    first_unstarted = flags.index(False)
+    assert not any(flags[first_unstarted:])
+    assert parent.priors[first_unstarted:] == sorted(parent.priors[first_unstarted:], reverse=True)
 
 
 def test_fifty_move_rule_insufficient_material_and_stalemate(tiny_engine):
