@@ -239,8 +239,9 @@ def rollouts_dataset(network: str | os.PathLike, dataset: str | os.PathLike, out
     """Rollouts from every position of ``dataset`` (the roots; the first ``limit`` of them) with
     ``network``'s search; returns the manifest.
 
-    Everything is checked before the first search: the settings, every root (a finished game is
-    refused), the network's value head, the output name. ``progress(done, total)`` counts roots.
+    Everything is checked before the first search: the settings, every root, the network's value head,
+    the output name. A root where the game is over has no lines (counted as ``roots_without_moves``).
+    ``progress(done, total)`` counts roots.
     """
     settings.check()
     output = Path(output)
@@ -284,11 +285,13 @@ def rollouts_dataset(network: str | os.PathLike, dataset: str | os.PathLike, out
     with open(work / POSITIONS_FILE, "ab") as f, open(work / DONE_FILE, "a") as d:
         for i in range(done, len(roots)):
             spec, start, moves = roots[i]
-            try:
-                tree = SearchTree(engine, start, moves, settings.search)
-            except ConceptChessError:  # the game is over at this root: nothing to roll out
+            end = start.copy(stack=False)
+            for m in moves:
+                end.push(m)
+            if not any(True for _ in end.generate_legal_moves()):  # the game is over here: nothing to roll out
                 recs, ext, evals = [], 0, 0
             else:
+                tree = SearchTree(engine, start, moves, settings.search)
                 tree.search(settings.nodes)
                 r = Rollouts(tree, settings)
                 recs = _root_records(spec, start, moves, r.lines(), r.stats)

@@ -143,6 +143,13 @@ def test_rollouts_command(tmp_path, roots):
     recs = [s.meta for s in iter_dataset(tmp_path / "out")]
     assert {m["branch_ply"] for m in recs if m["line"] == "suboptimal"} <= {0, 2}
     assert max(m["ply"] for m in recs) <= 3
+    # a root where the game is over has no lines, and is counted
+    mated = tmp_path / "mated.jsonl"
+    mated.write_text(json.dumps({"id": "fools-mate", "moves": ["f2f3", "e7e5", "g2g4", "d8h4"]}) + "\n"
+                     + json.dumps({"id": "start", "moves": []}) + "\n")
+    manifest = rollouts_dataset(net, mated, tmp_path / "mated", RolloutSettings(nodes=16, depth=2, extend_nodes=4), device="cpu")
+    assert (manifest["counts"]["roots"], manifest["counts"]["roots_without_moves"]) == (2, 1)
+    assert {s.meta["root"] for s in iter_dataset(tmp_path / "mated")} == {"start"}
 
 
 def test_disagreement_matches_each_networks_top_move(maia1100, maia1900, tmp_path):
