@@ -50,14 +50,14 @@ def spread_moves(args: list[str]) -> list[str]:
     return out
 
 
-class _MovesCommand(TyperCommand):
+class MovesCommand(TyperCommand):
     """A command whose ``--moves`` takes space-separated moves (:func:`spread_moves`)."""
 
     def parse_args(self, ctx, args):
         return super().parse_args(ctx, spread_moves(list(args)))
 
 
-def _resolve(file: Path | None) -> Path:
+def resolve_network(file: Path | None) -> Path:
     if file is not None:
         return file
     found = default_network()
@@ -103,7 +103,7 @@ def convert(file: Path = typer.Argument(..., help="Network to convert (.pb.gz or
     console.print(f"wrote {output} (outputs: {', '.join(net.heads + net.taps)})")
 
 
-@app.command("eval", cls=_MovesCommand)
+@app.command("eval", cls=MovesCommand)
 @guarded
 def eval_(
     file: Path | None = typer.Argument(None, help="Network file (default: $CONCEPTCHESS_NET or the last net in engines/)"),
@@ -123,7 +123,7 @@ def eval_(
     """
     if (input is None) != (output is None):
         raise ConceptChessError("batch mode needs both --input and --output")
-    path = _resolve(file)
+    path = resolve_network(file)
     if input is not None:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("evaluating", total=None)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from conceptchess.cli.common import console, guarded, options_named, stage_bar, stage_callback
-from conceptchess.cli.net import _MovesCommand, _resolve
+from conceptchess.cli.net import MovesCommand, resolve_network
 from conceptchess.errors import ConceptChessError, PositionError
 from conceptchess.files import atomic_write_text
 from conceptchess.search import SearchResult, SearchSettings, search_positions, settings_from
@@ -31,7 +31,7 @@ def _table(result: SearchResult, top: int) -> Table:
     return t
 
 
-@app.command("run", cls=_MovesCommand)
+@app.command("run", cls=MovesCommand)
 @guarded
 @options_named(SEARCH_OPTIONS)
 def run(
@@ -63,7 +63,7 @@ def run(
                              fpu_reduction=fpu_reduction, policy_temperature=policy_temperature, noise_epsilon=noise_epsilon,
                              noise_alpha=noise_alpha, max_collisions=max_collisions, seed=seed)
     ms = [m for chunk in (moves or []) for m in chunk.split()]
-    path = _resolve(net)
+    path = resolve_network(net)
     lines = []
     try:
         with stage_bar() as bar:
