@@ -25,9 +25,9 @@ LAYERS = [
     # what runs a network over positions
     {"selfplay", "enginegames", "training", "activations", "search"},
     # analysis: probes, puzzles
-    {"probing", "puzzles", "strength", "rollouts", "disagreement"},
+    {"probing", "puzzles", "strength", "rollouts", "disagreement", "erasure", "discovery", "novelty", "amplification"},
     # what people read: PGN, expert studies, figures
-    {"export", "study", "plots"},
+    {"export", "study", "plots", "discoveries", "discovery_report"},
     # the whole story
     {"demo"},
     # shells
