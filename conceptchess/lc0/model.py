@@ -3,11 +3,15 @@
 ``forward`` returns a dict keyed by the project's tap names: ``block0`` … ``block{N-1}`` (output of
 residual block i after the residual add and activation), ``policy`` (1858 raw logits), ``wdl``
 (softmaxed W, D, L for the side to move) or ``value`` (tanh), and ``mlh`` when the net has one.
+``forward_to(tap, planes)`` runs the network up to a tap and ``forward_from(tap, z)`` on from it, so a
+tap's activations can be edited in between (amplification).
 
 >>> spec, state = read_weights("maia-1100.pb.gz")           # doctest: +SKIP
 >>> net = Lc0Net.from_state(spec, state)                    # doctest: +SKIP
 >>> out = net(torch.zeros(1, 112, 8, 8)); out["policy"].shape  # doctest: +SKIP
 torch.Size([1, 1858])
+>>> z = net.forward_to("block3", planes)                   # doctest: +SKIP
+>>> net.forward_from("block3", 2 * z)["wdl"]               # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from torch.nn import functional as F
 
 from conceptchess.lc0.policy_map import CONV_POLICY_MAP
 from conceptchess.lc0.weights import NetSpec
-from conceptchess.taps import block, block_taps
+from conceptchess.taps import INPUT, block, block_index, block_taps, check, network_taps
 
 
 def _act(name: str):
@@ -115,6 +119,42 @@ class Lc0Net(nn.Module):
         for i, residual in enumerate(self.blocks):
             x = residual(x)
             taps[block(i)] = x
+        out = self.heads(x)
+        v = out.pop("value_logits")
+        if self.spec.value == "wdl":
+            out["wdl"] = torch.softmax(v, dim=1)
+        else:
+            out["value"] = torch.tanh(v).squeeze(1)
+        out.update(taps)
+        return out
+
+    # -- to and from a tap: run part of the network (amplification edits a tap's activations in between) --
+    def tap_index(self, tap: str) -> int:
+        """``i`` for ``block{i}``, -1 for ``input``; a one-line error for a tap this network lacks."""
+        check([tap], network_taps(self.spec.blocks), "this network")
+        return -1 if tap == INPUT else block_index(tap)
+
+    def forward_to(self, tap: str, planes: torch.Tensor) -> torch.Tensor:
+        """The activations at ``tap`` ([N, C, 8, 8]; ``input``: the planes themselves), running only the body up to it."""
+        i = self.tap_index(tap)
+        if i < 0:
+            return planes
+        x = self.act(self.input(planes))
+        for residual in self.blocks[: i + 1]:
+            x = residual(x)
+        return x
+
+    def forward_from(self, tap: str, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What :meth:`forward` returns when ``tap`` holds ``z``: the heads and the block taps after ``tap``.
+
+        ``forward_from(tap, forward_to(tap, planes))`` equals ``forward(planes)`` less the taps up to ``tap``.
+        """
+        i = self.tap_index(tap)
+        x = self.act(self.input(z)) if i < 0 else z
+        taps = {}
+        for j in range(i + 1, len(self.blocks)):
+            x = self.blocks[j](x)
+            taps[block(j)] = x
         out = self.heads(x)
         v = out.pop("value_logits")
         if self.spec.value == "wdl":
