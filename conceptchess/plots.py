@@ -68,7 +68,7 @@ FLAG_COLOUR = "red"
 PANEL_MIN_INCHES = 1.9  # room for a panel's title ("control: shuffled labels") above few columns
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy, as every matplotlib import here (see above)
 
     FigureCanvasAgg(fig)
@@ -309,7 +309,7 @@ def when_figure(curve: WhenCurve, subtitle: str = "", flagged: bool = False):
     return fig
 
 
-_SORT_JS = """
+SORT_JS = """
 function sortTable(th) {
   const table = th.closest('table'), body = table.tBodies[0], col = th.cellIndex;
   const asc = th.dataset.order !== 'asc'; th.dataset.order = asc ? 'asc' : 'desc';
@@ -324,7 +324,7 @@ function sortTable(th) {
 """
 
 
-def _cell(v, fmt="{:.3f}") -> str:
+def html_cell(v, fmt="{:.3f}") -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return '<td data-v="-1e9">–</td>'
     if isinstance(v, (int, float, np.floating)):
@@ -359,7 +359,7 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
            "th,td{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer;background:#eee}td{text-align:right}"
            "td:first-child,td:nth-child(2),td:nth-child(3),td:nth-child(8),td:nth-child(9),td:nth-child(10),td:last-child{text-align:left}"
            f"tr.few td{{color:{FLAG_COLOUR}}}</style>",
-           f"<script>{_SORT_JS}</script></head><body>",
+           f"<script>{SORT_JS}</script></head><body>",
            f"<h1>Probe run {view.id}</h1><p>dataset {html.escape(view.dataset)} · status {html.escape(view.status)} · "
            f"{len(view.concepts)} concepts × {len(view.taps)} taps × {len(view.networks)} networks · split "
            f"{html.escape(str(view.settings.get('split')))} {html.escape(str(view.settings.get('split_sizes')))} · seed "
@@ -386,11 +386,11 @@ def index_html(view: RunView, concept_files: dict[str, str], network_files: dict
         if s.concept in when_files:
             name += f" · <a href='{html.escape(when_files[s.concept])}'>when</a>"
         ci = "–" if s.ci_low is None or s.ci_high is None else f"{s.ci_low:.3f} – {s.ci_high:.3f}"
-        out.append(("<tr class='few'>" if s.too_few else "<tr>") + f"<td data-v='{html.escape(s.concept)}'>{name}</td>" + _cell(s.metric)
-                   + _cell(POOL_NAMES.get(view.pool(s.concept), view.pool(s.concept)))
-                   + _cell(s.best_score) + f"<td>{ci}</td>" + _labels_cell(s.train) + _labels_cell(s.test) + _cell(s.best_tap) + _cell(s.best_network) + _cell(s.first_network) + _cell(s.threshold, "{:g}")
-                   + _cell(s.selectivity) + _cell(s.control_input) + _cell(s.control_random) + _cell(s.control_shuffled)
-                   + _cell(s.nonzero, "{:d}") + _cell(_note(s)) + "</tr>")
+        out.append(("<tr class='few'>" if s.too_few else "<tr>") + f"<td data-v='{html.escape(s.concept)}'>{name}</td>" + html_cell(s.metric)
+                   + html_cell(POOL_NAMES.get(view.pool(s.concept), view.pool(s.concept)))
+                   + html_cell(s.best_score) + f"<td>{ci}</td>" + _labels_cell(s.train) + _labels_cell(s.test) + html_cell(s.best_tap) + html_cell(s.best_network) + html_cell(s.first_network) + html_cell(s.threshold, "{:g}")
+                   + html_cell(s.selectivity) + html_cell(s.control_input) + html_cell(s.control_random) + html_cell(s.control_shuffled)
+                   + html_cell(s.nonzero, "{:d}") + html_cell(_note(s)) + "</tr>")
     out.append("</tbody></table>")
     out.append(f"<p><small>settings: <code>{html.escape(json.dumps(view.settings.get('probe', {})))}</code></small></p></body></html>")
     return "\n".join(out)
@@ -411,7 +411,7 @@ def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, 
     done = 0
     for c in concepts:
         name = _file_name("concept", c)
-        _save(concept_figure(view, c), out / name)
+        save_figure(concept_figure(view, c), out / name)
         concept_files[c] = name
         written.append(out / name)
         done += 1
@@ -419,7 +419,7 @@ def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, 
             progress(done, total)
     for curve in curves:
         name = _file_name("when", curve.concept)
-        _save(when_figure(curve, _subtitle(view, curve.concept), flagged=bool(view.too_few(curve.concept))), out / name)
+        save_figure(when_figure(curve, _subtitle(view, curve.concept), flagged=bool(view.too_few(curve.concept))), out / name)
         when_files[curve.concept] = name
         written.append(out / name)
         done += 1
@@ -427,7 +427,7 @@ def plot_run(db, run_id: int, out_dir: str | os.PathLike, thresholds: dict[str, 
             progress(done, total)
     for n in view.networks:
         name = _file_name("network", f"{n.label}-{n.sha256[:8]}")
-        _save(network_figure(view, n.id), out / name)
+        save_figure(network_figure(view, n.id), out / name)
         network_files[n.id] = name
         written.append(out / name)
         done += 1
