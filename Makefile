@@ -20,7 +20,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	cd benchmarks && for b in engine_throughput move_matching training_throughput positions_throughput \
-	    concepts_throughput extraction_throughput probe_sweep puzzle_verify history_throughput engine_labels search_throughput; do \
+	    concepts_throughput extraction_throughput probe_sweep puzzle_verify history_throughput engine_labels search_throughput leace_fit discovery_solve; do \
 	  echo "== $$b"; ../$(PY) $$b.py || exit 1; done
 
 lint: $(STAMP)

@@ -11,7 +11,7 @@ import typer
 from typer.core import TyperGroup
 
 from conceptchess import __version__
-from conceptchess.cli import activations, concepts, net, positions, probe, puzzles, search, study, train
+from conceptchess.cli import activations, concepts, discover, net, positions, probe, puzzles, search, study, train
 from conceptchess.cli.common import fail_usage
 from conceptchess.cli.demo import demo
 
@@ -52,6 +52,7 @@ app.add_typer(search.app, name="search")
 app.add_typer(concepts.app, name="concepts")
 app.add_typer(activations.app, name="activations")
 app.add_typer(probe.app, name="probe")
+app.add_typer(discover.app, name="discover")
 app.command("train")(train.train)
 app.add_typer(puzzles.app, name="puzzles")
 app.add_typer(study.app, name="eval")

@@ -143,7 +143,8 @@ def concepts_of_run(s: Session, run_id: int) -> list[DiscoveredConcept]:
 
 def roots_done(s: Session, run_id: int) -> set[tuple[str, str]]:
     """(root, variant) pairs a run has stored: what a resumed run skips."""
-    return set(s.execute(select(DiscoveredConcept.root, DiscoveredConcept.variant).where(DiscoveredConcept.run_id == run_id)).tuples())
+    return {(root, variant) for root, variant in s.execute(select(DiscoveredConcept.root, DiscoveredConcept.variant)
+                                                            .where(DiscoveredConcept.run_id == run_id))}
 
 
 def discovered_concept(s: Session, concept_id: int) -> DiscoveredConcept | None:
