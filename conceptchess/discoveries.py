@@ -62,7 +62,7 @@ from conceptchess.store.discovery import (
     latest_novelty,
     roots_done,
 )
-from conceptchess.store.models import Dataset
+from conceptchess.store.models import Dataset, NetworkRow
 from conceptchess.store.probes import dataset_id, network_id
 
 #: A concept's held-out satisfaction must beat its swapped-label control by this much to pass.
@@ -98,14 +98,26 @@ def raw_direction(direction: ConceptDirection, eraser: HumanConceptEraser) -> Co
                             dataset_sha256=direction.dataset_sha256, provenance=prov)
 
 
-def record_eraser(s, eraser: HumanConceptEraser, path: str | os.PathLike, report: dict | None = None) -> int:
-    """The id of the eraser saved at ``path`` in the database, recorded (with its provenance and ``report``) if new."""
+def _network_row(s, network: str | os.PathLike) -> int:
+    net = open_network(network)
+    return network_id(s, sha256=net.sha256, kind=net.kind, blocks=net.blocks, path=str(network))
+
+
+def record_eraser(s, eraser: HumanConceptEraser, path: str | os.PathLike, network: str | os.PathLike, dataset: str | os.PathLike | None = None,
+                  report: dict | None = None) -> int:
+    """The id of the eraser saved at ``path`` in the database, recorded (with its provenance and ``report``) if new;
+    ``network``: the network file it was fitted for (its sha256 must be the eraser's); ``dataset``: the positions it
+    was fitted on (recorded by path when given)."""
     sha = sha256_of(path)
     row = eraser_by_sha(s, sha)
     if row is None:
         prov = eraser.provenance_
-        row = EraserRow(sha256=sha, network_id=network_id(s, sha256=prov.network_sha256, kind="lc0-weights"),
-                        dataset_id=dataset_id(s, sha256=prov.dataset_sha256, source="human-games"), tap=prov.tap, pool=prov.pooling,
+        net_id = _network_row(s, network)
+        if s.get(NetworkRow, net_id).sha256 != prov.network_sha256:
+            raise ConceptChessError(f"{path}: an eraser of another network than {network}")
+        row = EraserRow(sha256=sha, network_id=net_id,
+                        dataset_id=dataset_id(s, sha256=prov.dataset_sha256, source="human-games",
+                                              **({"path": str(dataset)} if dataset is not None else {})), tap=prov.tap, pool=prov.pooling,
                         concepts=list(prov.columns or []), rank=int(eraser.rank_), path=str(path), report=report)
         s.add(row)
         s.flush()
@@ -159,8 +171,8 @@ def run_discovery(db, network: str | os.PathLike, rollouts: str | os.PathLike, a
         if run is None:
             eraser_id = None
             if er is not None:
-                eraser_id = record_eraser(s, er, eraser)
-            run = DiscoveryRun(key=key, network_id=network_id(s, sha256=net.sha256, kind=net.kind, blocks=net.blocks, path=str(network)),
+                eraser_id = record_eraser(s, er, eraser, network)
+            run = DiscoveryRun(key=key, network_id=_network_row(s, network),
                                dataset_id=dataset_id(s, sha256=sha, path=str(rollouts), source=ROLLOUTS, positions=len(meta),
                                                      manifest=manifest),
                                eraser_id=eraser_id, tap=tap, pool=acts.pool, activations=str(acts.path), results_dir="",

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from conceptchess.activations import ActivationFiles
 from conceptchess.cli.common import DB_HELP, console, guarded, options_named, stage_bar, stage_callback
 from conceptchess.directions import ConceptDirection
 from conceptchess.discoveries import (
@@ -62,8 +63,10 @@ def erase(
                                        progress_for=stage_callback(bar))
     database = connect(db)
     path = fitted.eraser.save(output)
+    recorded = ActivationFiles(activations).manifest
+    net = network if network is not None else recorded.get("net_path")
     with database.begin() as s:
-        record_eraser(s, fitted.eraser, path, fitted.report.to_dict())
+        record_eraser(s, fitted.eraser, path, net, dataset if dataset is not None else recorded.get("dataset_path"), fitted.report.to_dict())
     console.print(str(fitted.report), highlight=False)
     console.print(f"eraser of rank {fitted.eraser.rank_} → {path}", highlight=False)
 

@@ -201,7 +201,7 @@ def load_run(db, run_id: int) -> RunView:
         run, ds = found
         networks = [NetRow(n.id, n.sha256, rn.label, rn.role, n.run, n.step, n.architecture) for rn, n in queries.run_networks(s, run.id)]
         results = [_result_row(r) for r in queries.run_results(s, run.id)]
-        return RunView(run.id, run.settings, run.status, ds.path if ds else "", networks, results)
+        return RunView(run.id, run.settings, run.status, (ds.path or "") if ds else "", networks, results)
 
 
 def _result_row(r) -> ResultRow:
