@@ -82,6 +82,17 @@ class DiscoverySettings:
     control: bool = True  # also fit each root on unerased activations (when an eraser is given)
     seed: int = 0
 
+    def check(self) -> None:
+        """Refuse settings every root would fail on, before anything is read."""
+        if not self.margin > 0:
+            raise ArgumentError("{margin} must be > 0 (at 0 the zero vector meets every constraint)", margin="margin")
+        if not self.C > 0:
+            raise ArgumentError("{C} must be > 0", C="C")
+        if not 0 < self.held_out < 1:
+            raise ArgumentError("{held_out} must lie in (0, 1)", held_out="held_out")
+        if self.plies not in ("root", "all"):
+            raise ArgumentError("{plies} must be 'root' (the root side's own plies) or 'all'", plies="plies")
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -142,6 +153,9 @@ def run_discovery(db, network: str | os.PathLike, rollouts: str | os.PathLike, a
     ``tap``), on erased activations when ``eraser`` is given (and on unerased ones beside them as the
     control), storing every result; returns the run id. Everything is checked before the first fit.
     """
+    settings.check()
+    if limit is not None and limit < 1:
+        raise ArgumentError("{limit} must be at least 1", limit="limit")
     rollouts = Path(rollouts)
     manifest = read_manifest(rollouts)
     if dataset_origin(manifest) != ROLLOUTS:
@@ -367,7 +381,3 @@ def funnel(db, run_id: int, variant: str = ERASED) -> Funnel:
                       len(above), mean(c.heldout_same_root for c in fitted), mean(c.swapped_control for c in fitted),
                       mean(c.heldout_other_roots for c in fitted))
 
-
-def check_choice(name: str, value: str, choices) -> None:
-    if value not in choices:
-        raise ArgumentError(f"{{{name}}} must be one of {', '.join(choices)}", **{name: name})

@@ -115,6 +115,8 @@ def test_discovery_bad_input(pipeline, tmp_path):
     cases = [
         ((*base, "--rollouts", d / "human", "--tap", "block5"), "not a rollouts dataset"),
         ((*base, "--rollouts", d / "rollouts", "--tap", "block9"), "has no tap 'block9'"),
+        ((*base, "--rollouts", d / "rollouts", "--tap", "block5", "--margin", "0"), "--margin must be > 0"),
+        ((*base, "--rollouts", d / "rollouts", "--tap", "block5", "--held-out", "1"), "--held-out must lie in (0, 1)"),
     ]
     human_acts = json.loads((d / "act-human" / "manifest.json").read_text())
     assert human_acts["taps"]  # the eraser below is of block5: refused at another pooling/tap
