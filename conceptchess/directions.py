@@ -5,7 +5,7 @@ standardisation it assumes (``score = ((x - mean) / scale) · v``; none: ``x · 
 activation files it reads, the networks and dataset it was made from, its kind (a ``probe``, a
 ``discovered`` direction, or a ``random-control`` of matched sparsity) and where it came from
 (``provenance``: a probe's run, concept, split and score; a control's original). Probes emit it
-(:func:`conceptchess.store.directions.probe_direction` reads a stored one), discovery will emit it,
+(:func:`conceptchess.store.directions.probe_direction` reads a stored one), discovery emits it (:mod:`conceptchess.discovery`),
 and mining consumes it (:func:`conceptchess.puzzles.mine.mine`).
 
 It is saved as one ``.npz`` (arrays ``vector``, ``mean``, ``scale`` and a JSON ``meta``); a bare
