@@ -18,14 +18,20 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from conceptchess.checkpoints import read_sidecar, series_sidecars
 from conceptchess.directions import ConceptDirection
 from conceptchess.discovery import rollout_pairs
+from conceptchess.engine import Engine
 from conceptchess.errors import ArgumentError, ConceptChessError
+from conceptchess.networks import open_network
+from conceptchess.positions import PositionSpec, histories_of
 
 MIN_PROTOTYPES = 20  # Schut et al.'s floor: fewer, and the concept is dropped
 STATIC_SHARE = 0.025  # a static concept's prototypes: the top 2.5 % of positions by score
@@ -131,3 +137,43 @@ def select_student(agreements: Sequence[tuple[str, float]], max_agreement: float
     listed = ", ".join(f"{n} {x:.2f}" for n, x in agreements)
     raise ConceptChessError(f"no student agrees with the teacher on fewer than {max_agreement:.0%} of the prototypes "
                             f"(top-1 agreement: {listed})")
+
+
+def earlier_checkpoints(teacher: str | os.PathLike) -> list[Path]:
+    """The candidate students of a checkpoint: the earlier checkpoints of its series (by sidecar) in its folder,
+    latest first, step 0 (the random initialisation: it does not play chess) left out."""
+    teacher = Path(teacher)
+    meta = read_sidecar(teacher)
+    run, step = meta.get("run"), meta.get("step")
+    if run is None or not isinstance(step, int):
+        raise ConceptChessError(f"{teacher}: no checkpoint sidecar (run and step); name the students instead")
+    earlier = [(s, f) for s, f, _ in series_sidecars(teacher.parent, run) if 0 < s < step and f.is_file()]
+    return [f for _, f in sorted(earlier, reverse=True)]
+
+
+def _input_format(path: str | os.PathLike) -> str | None:
+    net = open_network(path)
+    return net.spec.input_format if net.spec is not None else None
+
+
+def student_agreements(teacher: str | os.PathLike, students: Sequence[str | os.PathLike], positions: Sequence[PositionSpec], *,
+                       threads: int | None = None, device: str = "cpu") -> list[tuple[str, float]]:
+    """Each student's top-1 agreement with the teacher's raw policy on ``positions``, in the order given.
+    A student whose input format differs from the teacher's is refused."""
+    if not positions:
+        raise ConceptChessError("no prototype positions to compare teacher and student on")
+    hist, boards = histories_of(list(positions))
+    keep = [i for i, b in enumerate(boards) if any(True for _ in b.generate_legal_moves())]
+    hist, boards = hist[keep], [boards[i] for i in keep]
+    fmt = _input_format(teacher)
+
+    def top(path) -> list:
+        return [ev.best_move() for ev in Engine(path, device=device, threads=threads).evaluate(hist, boards)]
+
+    wanted = top(teacher)
+    out = []
+    for st in students:
+        if _input_format(st) != fmt:
+            raise ConceptChessError(f"{st}: input format {_input_format(st)} differs from the teacher's ({fmt})")
+        out.append((Path(st).name, top1_agreement(wanted, top(st))))
+    return out

@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conceptchess.checkpoints import write_sidecar
 from conceptchess.directions import ConceptDirection
 from conceptchess.discovery import planted_rollouts
 from conceptchess.errors import ConceptChessError
-from conceptchess.teaching import dynamic_prototypes, select_student, static_prototypes, top1_agreement
+from conceptchess.positions import PositionSpec
+from conceptchess.teaching import (
+    dynamic_prototypes,
+    earlier_checkpoints,
+    select_student,
+    static_prototypes,
+    student_agreements,
+    top1_agreement,
+)
+from tests.helpers import random_move_lists, tiny_net
 
 
 def _prototypes_by_hand(scores: np.ndarray, meta: list[dict]) -> set:
@@ -55,3 +65,17 @@ def test_student_selection_walks_from_the_latest():
         select_student(table, max_agreement=0.05)
     assert "step3500 0.61, step898 0.34, step231 0.19, step59 0.07" in str(e.value) and "\n" not in str(e.value)
     assert top1_agreement(["e2e4", "d2d4", "g1f3", "c2c4"], ["e2e4", "d2d4", "b1c3", "c2c4"]) == 0.75
+
+
+def test_students_of_a_series_and_their_agreement(tmp_path, maia1100):
+    for step in (0, 10, 20, 40):
+        path = tiny_net(tmp_path / f"run-step{step:06d}.pb.gz", seed=step + 1)
+        write_sidecar(path, {"run": "run", "step": step, "file": path.name})  # as the trainer writes them
+    teacher = tmp_path / "run-step000040.pb.gz"
+    assert [p.name for p in earlier_checkpoints(teacher)] == ["run-step000020.pb.gz", "run-step000010.pb.gz"]
+    with pytest.raises(ConceptChessError, match="no checkpoint sidecar"):
+        earlier_checkpoints(maia1100)
+    positions = [PositionSpec(i, None, [m.uci() for m in moves]) for i, moves in enumerate(random_move_lists(40, 12, seed=3))]
+    found = dict(student_agreements(teacher, [teacher, *earlier_checkpoints(teacher)], positions, threads=1))
+    assert found["run-step000040.pb.gz"] == 1.0  # the teacher agrees with itself
+    assert all(0.0 <= a < 1.0 for n, a in found.items() if n != "run-step000040.pb.gz")
