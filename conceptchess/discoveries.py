@@ -42,7 +42,7 @@ from conceptchess.directions import ConceptDirection
 from conceptchess.discovery import DiscoveryWarning, DynamicConceptDiscoverer, rollout_activations, rollout_pairs, validate_dynamic
 from conceptchess.erasure import HumanConceptEraser
 from conceptchess.errors import ArgumentError, ConceptChessError
-from conceptchess.networks import open_network
+from conceptchess.networks import Network, open_network
 from conceptchess.novelty import NoveltyBases
 from conceptchess.positions import PositionSpec
 from conceptchess.progress import Progress
@@ -109,12 +109,12 @@ def raw_direction(direction: ConceptDirection, eraser: HumanConceptEraser) -> Co
                             dataset_sha256=direction.dataset_sha256, provenance=prov)
 
 
-def _network_row(s, network: str | os.PathLike) -> int:
-    net = open_network(network)
-    return network_id(s, sha256=net.sha256, kind=net.kind, blocks=net.blocks, path=str(network))
+def _network_row(s, network: str | os.PathLike | Network) -> int:
+    net = network if isinstance(network, Network) else open_network(network)
+    return network_id(s, sha256=net.sha256, kind=net.kind, blocks=net.blocks, path=str(net.path))
 
 
-def record_eraser(s, eraser: HumanConceptEraser, path: str | os.PathLike, network: str | os.PathLike, dataset: str | os.PathLike | None = None,
+def record_eraser(s, eraser: HumanConceptEraser, path: str | os.PathLike, network: str | os.PathLike | Network, dataset: str | os.PathLike | None = None,
                   report: dict | None = None) -> int:
     """The id of the eraser saved at ``path`` in the database, recorded (with its provenance and ``report``) if new;
     ``network``: the network file it was fitted for (its sha256 must be the eraser's); ``dataset``: the positions it
@@ -185,8 +185,8 @@ def run_discovery(db, network: str | os.PathLike, rollouts: str | os.PathLike, a
         if run is None:
             eraser_id = None
             if er is not None:
-                eraser_id = record_eraser(s, er, eraser, network)
-            run = DiscoveryRun(key=key, network_id=_network_row(s, network),
+                eraser_id = record_eraser(s, er, eraser, net)
+            run = DiscoveryRun(key=key, network_id=_network_row(s, net),
                                dataset_id=dataset_id(s, sha256=sha, path=str(rollouts), source=ROLLOUTS, positions=len(meta),
                                                      manifest=manifest),
                                eraser_id=eraser_id, tap=tap, pool=acts.pool, activations=str(acts.path), results_dir="",
@@ -227,7 +227,7 @@ def _fit_root(*, X, meta, root, variant, settings, tap, acts, eraser, eraser_pat
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DiscoveryWarning)
             val = validate_dynamic(X, meta, root, held_out=settings.held_out, estimator=est, seed=settings.seed)
-            fitted = DynamicConceptDiscoverer(**est.get_params()).fit(X, meta, root, val.fit_lines)
+        fitted = val.model
     except ConceptChessError as e:
         return DiscoveredConcept(**base, status=FAILED, reason=str(e))
     name = f"run{run_id}-{root}-{variant}"

@@ -696,6 +696,7 @@ class DynamicValidation:
     control_nonzero: int | None
     features: int
     soft_margin: bool
+    model: DynamicConceptDiscoverer | None = None  # the concept fitted on ``fit_lines`` (for its direction)
 
     @property
     def sparsity(self) -> float:
@@ -762,7 +763,7 @@ def validate_dynamic(X, meta, root=None, *, held_out: float = 0.3, estimator: Dy
     return DynamicValidation(mine.root, fitted, out, check_pairs(est, X, est.pairs_), check_pairs(est, X, held_pairs),
                              check_pairs(est, X, other_pairs), None if ctl is None else check_pairs(ctl, X, held_pairs),
                              None if ctl is None else check_pairs(ctl, X, other_pairs), est.n_nonzero_,
-                             None if ctl is None else ctl.n_nonzero_, X.shape[1], bool(est.soft_margin_))
+                             None if ctl is None else ctl.n_nonzero_, X.shape[1], bool(est.soft_margin_), est)
 
 
 # -- planted concepts (tests, benchmarks, examples) ------------------------------------------------------------

@@ -45,7 +45,7 @@ import numpy as np
 from conceptchess.concepts.stockfish import require_stockfish
 from conceptchess.datasets import MANIFEST_FILE, POSITIONS_FILE, dataset_sha256, iter_dataset, read_manifest
 from conceptchess.errors import ArgumentError, ConceptChessError
-from conceptchess.files import atomic_write_text
+from conceptchess.files import atomic_write_text, resume_folder
 from conceptchess.lc0.policy_map import move_to_index
 from conceptchess.positions import PositionSpec, boards_of
 from conceptchess.progress import Progress
@@ -329,19 +329,9 @@ def label_engine_dataset(dataset: str | os.PathLike, output: str | os.PathLike, 
     version = stockfish_version(path)
     state = {"input": str(dataset), "input_sha256": source_sha, "settings": {k: v for k, v in asdict(settings).items() if k != "workers"},
              "stockfish": version}
-    work = output.with_name(output.name + ".labelling")
+    work = resume_folder(output.with_name(output.name + ".labelling"), state, "an unfinished labelling of other input or settings; "
+                         "remove it or run with the same input and settings to resume it", STATE_FILE)
     state_file, part = work / STATE_FILE, work / POSITIONS_FILE
-    if work.exists():
-        try:
-            old = json.loads(state_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if old != state:
-            raise ConceptChessError(f"{work}: an unfinished labelling of other input or settings; remove it or run with "
-                                    f"the same input and settings to resume it")
-    else:
-        work.mkdir(parents=True)
-        atomic_write_text(state_file, json.dumps(state, indent=2) + "\n")
     done = _complete_lines(part)
     if done > len(specs):
         raise ConceptChessError(f"{part}: holds {done} records, more than the {len(specs)} positions of {dataset}")

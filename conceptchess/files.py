@@ -8,12 +8,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from conceptchess.errors import ConceptChessError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -73,3 +76,20 @@ def atomic_folder(path: str | os.PathLike, *, replace: bool = False) -> Iterator
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def resume_folder(work: str | os.PathLike, state: dict, refusal: str, state_file: str = "state.json") -> Path:
+    """The work folder of a resumable job: created with ``state`` (JSON) when missing; when it exists, its
+    recorded state must equal ``state`` (the same inputs and settings), else ``ConceptChessError(f"{work}: {refusal}")``."""
+    work = Path(work)
+    if work.exists():
+        try:
+            old = json.loads((work / state_file).read_text())
+        except (OSError, json.JSONDecodeError):
+            old = None
+        if old != state:
+            raise ConceptChessError(f"{work}: {refusal}")
+    else:
+        work.mkdir(parents=True)
+        atomic_write_text(work / state_file, json.dumps(state, indent=2) + "\n")
+    return work

@@ -43,7 +43,7 @@ import chess
 from conceptchess.datasets import MANIFEST_FILE, POSITIONS_FILE, ROLLOUTS, dataset_sha256, iter_dataset, position_record, read_manifest
 from conceptchess.engine import Engine
 from conceptchess.errors import ArgumentError, ConceptChessError
-from conceptchess.files import atomic_write_text
+from conceptchess.files import atomic_write_text, resume_folder
 from conceptchess.networks import open_network
 from conceptchess.positions import PositionSpec
 from conceptchess.progress import Progress
@@ -267,18 +267,8 @@ def rollouts_dataset(network: str | os.PathLike, dataset: str | os.PathLike, out
     source_sha = dataset_sha256(dataset)
     state = {"input": str(dataset), "input_sha256": source_sha, "limit": limit, "network": str(network), "network_sha256": net.sha256,
              "settings": settings.as_dict()}
-    work = output.with_name(output.name + ".rollouts")
-    if work.exists():
-        try:
-            old = json.loads((work / STATE_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
-            old = None
-        if old != state:
-            raise ConceptChessError(f"{work}: an unfinished rollouts run of other input, network or settings; remove it or "
-                                    f"run with the same ones to resume it")
-    else:
-        work.mkdir(parents=True)
-        atomic_write_text(work / STATE_FILE, json.dumps(state, indent=2) + "\n")
+    work = resume_folder(output.with_name(output.name + ".rollouts"), state, "an unfinished rollouts run of other input, network or "
+                         "settings; remove it or run with the same ones to resume it", STATE_FILE)
     done = _complete_roots(work)
     if progress is not None:
         progress(done, len(roots))

@@ -114,19 +114,7 @@ class Lc0Net(nn.Module):
         return out
 
     def forward(self, planes: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = self.act(self.input(planes))
-        taps = {}
-        for i, residual in enumerate(self.blocks):
-            x = residual(x)
-            taps[block(i)] = x
-        out = self.heads(x)
-        v = out.pop("value_logits")
-        if self.spec.value == "wdl":
-            out["wdl"] = torch.softmax(v, dim=1)
-        else:
-            out["value"] = torch.tanh(v).squeeze(1)
-        out.update(taps)
-        return out
+        return self.forward_from(INPUT, planes)
 
     # -- to and from a tap: run part of the network (amplification edits a tap's activations in between) --
     def tap_index(self, tap: str) -> int:
