@@ -1,4 +1,5 @@
-"""Discovery tables: erasers, discovery runs, discovered concepts, their novelty and amplification (migration 0004_discovery).
+"""Discovery tables: erasers, discovery runs, discovered concepts, their novelty and amplification (migration
+0004_discovery), their teaching results and each run's stored funnel (0005_teaching).
 
 Big arrays stay out: an eraser and a concept vector live in ``.npz`` files whose paths (and sha256)
 the rows keep. A discovery run is identified by ``key`` (a hash of its inputs and settings), so the
@@ -23,6 +24,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from conceptchess.store.base import Base, utcnow
 
 ERASED, UNERASED = "erased", "unerased"
+CONCEPT, RANDOM_CONTROL = "concept", "random-control"  # a teaching result's role: the concept, or its random vector
+TAUGHT, TOO_FEW = "taught", "too-few-prototypes"  # a teaching result's status
 
 
 class EraserRow(Base):
@@ -128,6 +131,57 @@ class AmplificationResult(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
 
 
+class TeachingResult(Base):
+    """Teaching one concept's prototypes to a student (Schut's teachability), or its random-vector control.
+
+    ``role`` is ``concept`` or ``random-control`` (a Gaussian vector of the concept's norm pushed through the
+    same prototype and teaching pipeline). ``status`` is ``taught`` or ``too-few-prototypes`` (dropped before
+    teaching, and counted). ``difference``/``interval_*``: concept-trained minus random-trained top-1 agreement
+    on the concept's held-out prototypes (mean over seeds, bootstrap over roots); ``result`` holds the 2 × 2
+    table per seed with means and spreads. ``key`` hashes the settings, teacher, student and position sets, so
+    the same command finds what it stored and goes on.
+    """
+
+    __tablename__ = "teaching_results"
+    __table_args__ = (UniqueConstraint("concept_id", "role", "key", name="uq_teaching_results_concept"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), nullable=False)
+    concept_id: Mapped[int] = mapped_column(ForeignKey("discovered_concepts.id", ondelete="CASCADE"), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    teacher_id: Mapped[int] = mapped_column(ForeignKey("networks.id"), nullable=False)
+    student_id: Mapped[int | None] = mapped_column(ForeignKey("networks.id"))
+    student: Mapped[str | None] = mapped_column(Text)  # the student's file name
+    prototypes_dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), nullable=False)  # rollouts searched for prototypes
+    random_dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"))  # the teacher's own games (control a)
+    status: Mapped[str] = mapped_column(String(24), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    prototypes: Mapped[int] = mapped_column(Integer, nullable=False)
+    prototype_roots: Mapped[list] = mapped_column(JSON, nullable=False)
+    difference: Mapped[float | None] = mapped_column(Float)
+    interval_low: Mapped[float | None] = mapped_column(Float)
+    interval_high: Mapped[float | None] = mapped_column(Float)
+    teachable: Mapped[bool | None] = mapped_column(Boolean)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    student_choice: Mapped[dict | None] = mapped_column(JSON)  # every candidate's agreement, the rule's threshold
+    settings: Mapped[dict] = mapped_column(JSON, nullable=False)
+    versions: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
+class DiscoveryFunnel(Base):
+    """A run's funnel as `discover filter` counted it: candidates → prototypes → teachable → novel → amplified."""
+
+    __tablename__ = "discovery_funnels"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("discovery_runs.id", ondelete="CASCADE"), nullable=False)
+    variant: Mapped[str] = mapped_column(String(16), nullable=False)
+    teaching_key: Mapped[str | None] = mapped_column(String(64))
+    stages: Mapped[list] = mapped_column(JSON, nullable=False)  # [[stage, count], ...] in funnel order
+    controls: Mapped[dict | None] = mapped_column(JSON)  # the random-vector controls' counts at the same stages
+    settings: Mapped[dict] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, nullable=False)
+
+
 # -- queries ----------------------------------------------------------------------------------------------------
 def discovery_run_by_key(s: Session, key: str) -> DiscoveryRun | None:
     return s.execute(select(DiscoveryRun).where(DiscoveryRun.key == key)).scalar_one_or_none()
@@ -162,3 +216,16 @@ def latest_novelty(s: Session, concept_id: int) -> NoveltyScore | None:
 def amplification_of(s: Session, concept_id: int) -> list[AmplificationResult]:
     return list(s.execute(select(AmplificationResult).where(AmplificationResult.concept_id == concept_id)
                           .order_by(AmplificationResult.id)).scalars())
+
+
+def teaching_of(s: Session, concept_id: int, role: str = CONCEPT, key: str | None = None) -> TeachingResult | None:
+    """A concept's latest teaching result of ``role`` (with ``key``: the one stored under those settings)."""
+    q = select(TeachingResult).where(TeachingResult.concept_id == concept_id, TeachingResult.role == role)
+    if key is not None:
+        q = q.where(TeachingResult.key == key)
+    return s.execute(q.order_by(TeachingResult.id.desc())).scalars().first()
+
+
+def latest_funnel(s: Session, run_id: int, variant: str = ERASED) -> DiscoveryFunnel | None:
+    return s.execute(select(DiscoveryFunnel).where(DiscoveryFunnel.run_id == run_id, DiscoveryFunnel.variant == variant)
+                     .order_by(DiscoveryFunnel.id.desc())).scalars().first()

@@ -64,6 +64,8 @@ class Puzzle(Base):
     network_move: Mapped[str | None] = mapped_column(String(5))
     network_policy: Mapped[float | None] = mapped_column(Float)
     seed: Mapped[int | None] = mapped_column(Integer)  # seed of a random control direction
+    # a discovered concept's provenance: discovery run, concept id, root, tap, variant, teachability, novelty
+    discovery: Mapped[dict | None] = mapped_column(JSON)
     # verification (latest)
     verified: Mapped[bool | None] = mapped_column(Boolean)
     verify_reason: Mapped[str | None] = mapped_column(Text)
