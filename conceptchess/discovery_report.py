@@ -13,7 +13,10 @@
 - amplification: the change in the probability of the optimal rollout's first move as the concept is
   pushed in at its tap (α), beside a random direction of the same norm and sparsity, when it was run.
 
-The index lists every concept with its status, sparsity and each check beside its control, sortable by
+The index opens with each run's funnel, when `discover filter` stored one (:func:`funnel_figure`: how
+many concepts pass each filter, beside their random-vector controls and Schut et al.'s shares), then
+lists every concept with its status, sparsity and each check beside its control (teachability: the
+concept-trained minus random-trained agreement on held-out prototypes, with its interval), sortable by
 any column, linking to the figures. Every file is written to a temporary name and renamed.
 
 >>> plot_discoveries(db, "results/discovery/")                    # doctest: +SKIP
@@ -33,11 +36,15 @@ from conceptchess.files import atomic_write_bytes
 from conceptchess.plots import SORT_JS, html_cell, save_figure
 from conceptchess.progress import Progress
 from conceptchess.store.discovery import (
+    CONCEPT,
     DiscoveredConcept,
+    DiscoveryFunnel,
     DiscoveryRun,
     all_concepts,
     amplification_of,
+    latest_funnel,
     latest_novelty,
+    teaching_of,
 )
 from conceptchess.store.models import Dataset, NetworkRow
 
@@ -194,18 +201,61 @@ def concept_figure(concept: DiscoveredConcept, lines: RootLines | None, novelty=
     return fig
 
 
-def index_html(rows: list[tuple[DiscoveredConcept, object, list, str | None]], title: str, intro: str = "") -> str:
+#: Schut et al. (2025): the share of AlphaZero candidates removed by teachability, then by novelty.
+SCHUT_REMOVED = {"teachable": 0.976, "novel": 0.271}
+
+
+def funnel_figure(funnel: DiscoveryFunnel):
+    """Concepts left after each filter (bars, with the share of the previous stage kept), the random-vector
+    controls at the stages they go through, and Schut et al.'s shares at the same stages."""
+    from matplotlib.figure import Figure  # lazy: matplotlib is heavy
+
+    stages = [(str(a), int(b)) for a, b in funnel.stages]
+    controls = dict(funnel.controls or {})
+    fig = Figure(figsize=(9, 0.6 + 0.55 * len(stages)))
+    ax = fig.subplots()
+    ys = list(range(len(stages)))[::-1]
+    top = max(1, stages[0][1])
+    ax.barh(ys, [n for _, n in stages], color=OPTIMAL, height=0.55, label="discovered concepts")
+    ctrl = {"enough prototypes": controls.get("enough prototypes"), "teachable": controls.get("teachable")}
+    for y, (name, n) in zip(ys, stages):
+        k = [s for s, _ in stages].index(name)
+        prev = stages[k - 1][1] if k else None
+        kept = "" if prev is None else (f"  {n / prev:.1%} of the previous stage kept" if prev else "  (none to filter)")
+        schut = SCHUT_REMOVED.get(name)
+        note = kept + (f"; Schut et al.: {1 - schut:.1%} kept" if schut is not None else "")
+        ax.text(n + top * 0.01, y, f"{n}{note}", va="center", fontsize=8)
+        if ctrl.get(name) is not None:
+            ax.plot([ctrl[name]], [y], marker="|", markersize=16, color=CONTROL, mew=2)
+    if any(v is not None for v in ctrl.values()):
+        ax.plot([], [], marker="|", color=CONTROL, linestyle="none", markersize=10, mew=2,
+                label=f"random-vector controls (of {controls.get('random vectors', '?')})")
+    ax.set_yticks(ys, [s for s, _ in stages])
+    ax.set_xlim(0, top * 1.9)
+    ax.set_xlabel("concepts")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"discovery run {funnel.run_id} ({funnel.variant} activations): the funnel", fontsize=10)
+    return fig
+
+
+def index_html(rows: list[tuple[DiscoveredConcept, object, list, str | None]], title: str, intro: str = "", teaching=None,
+               funnels: list[str] = ()) -> str:
+    teaching = teaching or {}
     head = ["id", "run", "root", "activations", "status", "constraints", "non-zero", "held-out (same root)", "other roots",
-            "swapped-label control", "novel", "novelty min score", "amplified Δp", "random Δp", "note"]
+            "swapped-label control", "prototypes", "teachable", "taught − random", "novel", "novelty min score", "amplified Δp",
+            "random Δp", "note"]
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
            "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse}"
            "th,td{border:1px solid #ccc;padding:2px 6px}th{cursor:pointer;background:#eee}td{text-align:right}"
            "td:nth-child(3),td:nth-child(4),td:nth-child(5),td:last-child{text-align:left}</style>",
            f"<script>{SORT_JS}</script></head><body><h1>{html.escape(title)}</h1>",
            f"<p>{intro}</p>" if intro else "",
+           "".join(f"<p><img src='{html.escape(f)}' alt='funnel'></p>" for f in funnels),
            "<p>Held-out: the share of constraints v·z⁺ &gt; v·z⁻ satisfied on the root's held-out sub-optimal lines and on other "
            "roots' rollouts; the swapped-label control fits the same root with optimal and sub-optimal swapped at random. Novel: "
-           "Schut's rule (the novelty score is positive at every k). Amplified Δp: the change in the probability of the optimal "
+           "Schut's rule (the novelty score is positive at every k). Teachable: a student trained on 80 % of the prototype roots "
+           "beats the same student trained on as many random positions of the teacher's games, on the held-out prototypes, by the "
+           "margin with a bootstrap interval over roots above zero (taught − random: that difference). Amplified Δp: the change in the probability of the optimal "
            "rollout's first move at the largest α, beside a random direction of the same norm and sparsity. Click a column to sort.</p>",
            "<table><thead><tr>" + "".join(f"<th onclick='sortTable(this)'>{html.escape(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for c, novelty, amps, link in rows:
@@ -215,6 +265,9 @@ def index_html(rows: list[tuple[DiscoveredConcept, object, list, str | None]], t
         out.append(f"<tr><td data-v='{c.id}'>{ident}</td>" + html_cell(c.run_id, "{:d}") + html_cell(c.root) + html_cell(c.variant)
                    + html_cell(c.status) + html_cell(c.constraints, "{:d}") + html_cell(c.nonzero, "{:d}")
                    + html_cell(c.heldout_same_root) + html_cell(c.heldout_other_roots) + html_cell(c.swapped_control)
+                   + html_cell(None if (t := teaching.get(c.id)) is None else t.prototypes, "{:d}")
+                   + html_cell(None if t is None or t.teachable is None else ("yes" if t.teachable else "no"))
+                   + html_cell(None if t is None else t.difference, "{:+.3f}")
                    + html_cell(None if novelty is None else ("yes" if novelty.novel else "no")) + html_cell(min_score, "{:.4f}")
                    + html_cell(None if roots is None else roots.effect, "{:+.4f}")
                    + html_cell(None if roots is None else roots.control_effect, "{:+.4f}") + html_cell(c.reason or "") + "</tr>")
@@ -232,6 +285,10 @@ def plot_discoveries(db, out_dir: str | os.PathLike, run_id: int | None = None, 
         rollouts = {r: s.get(Dataset, run.dataset_id).path for r, run in runs.items()}
         nets = {r: s.get(NetworkRow, run.network_id) for r, run in runs.items()}
         extra = {c.id: (latest_novelty(s, c.id), amplification_of(s, c.id)) for c in concepts}
+        teaching = {c.id: t for c in concepts if (t := teaching_of(s, c.id, CONCEPT)) is not None}
+        funnels = [f for r in sorted(runs) for v in ("erased", "unerased") if (f := latest_funnel(s, r, v)) is not None]
+        for row in [*teaching.values(), *funnels]:
+            s.expunge(row)
         for c in concepts:
             s.expunge(c)
         for v in extra.values():
@@ -243,6 +300,12 @@ def plot_discoveries(db, out_dir: str | os.PathLike, run_id: int | None = None, 
     for r, path in rollouts.items():
         wanted = {c.root for c in concepts if c.run_id == r}
         lines[r] = root_lines(path, wanted) if path and Path(path).exists() else {}
+    funnel_files = []
+    for f in funnels:
+        name = f"funnel-run-{f.run_id}-{f.variant}.png"
+        save_figure(funnel_figure(f), out / name)
+        written.append(out / name)
+        funnel_files.append(name)
     rows = []
     for k, c in enumerate(concepts):
         novelty, amps = extra[c.id]
@@ -256,7 +319,7 @@ def plot_discoveries(db, out_dir: str | os.PathLike, run_id: int | None = None, 
             progress(k + 1, len(concepts) + 1)
     intro = "; ".join(f"run {r}: network {html.escape(nets[r].path or nets[r].sha256[:12])}, tap {html.escape(run.tap)}, "
                       f"rollouts {html.escape(rollouts[r] or '?')}" for r, run in runs.items())
-    atomic_write_bytes(out / "index.html", index_html(rows, "Discovered concepts", intro).encode("utf-8"))
+    atomic_write_bytes(out / "index.html", index_html(rows, "Discovered concepts", intro, teaching, funnel_files).encode("utf-8"))
     written.append(out / "index.html")
     if progress is not None:
         progress(len(concepts) + 1, len(concepts) + 1)
