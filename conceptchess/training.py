@@ -35,6 +35,7 @@ from conceptchess.enginelabels import LABEL_KEY, TargetSettings, check_label, ha
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.files import atomic_write_bytes
 from conceptchess.lc0.encoder import Histories, encode
+from conceptchess.lc0.legal import legal_moves_batch
 from conceptchess.lc0.policy_map import legal_move_indices, move_to_index
 from conceptchess.lc0.trainable import TrainableLc0Net
 from conceptchess.lc0.weights import NetSpec, read_weights, write_weights
@@ -483,9 +484,13 @@ def policy_distributions(net, hist: Histories, legal: np.ndarray) -> np.ndarray:
 
 
 def legal_masks(boards: list[chess.Board]) -> np.ndarray:
+    """(len(boards), 1858) bool: each board's legal moves as lc0 policy indices, listed for the whole batch
+    at once (:func:`~conceptchess.lc0.legal.legal_moves_batch`)."""
+    legal = legal_moves_batch(boards)
     m = np.zeros((len(boards), 1858), bool)
-    for i, b in enumerate(boards):
-        m[i, legal_move_indices(b)[1]] = True
+    if legal:
+        counts = [len(idx) for _, idx in legal]
+        m[np.repeat(np.arange(len(boards)), counts), np.concatenate([idx for _, idx in legal])] = True
     return m
 
 
@@ -496,9 +501,13 @@ def top1_agreement(student, teacher_policy: np.ndarray, hist: Histories, legal: 
 
 
 def finetune_student(student: TrainableLc0Net, hist: Histories, legal: np.ndarray, teacher_policy: np.ndarray,
-                     steps: int = 100, lr: float = 1e-3, batch_size: int = 64, seed: int = 0) -> TrainableLc0Net:
-    """Fine-tune a copy of ``student`` to minimise KL(teacher policy ‖ student policy) on these positions.
+                     steps: int = 100, lr: float = 1e-3, batch_size: int = 64, seed: int = 0,
+                     epochs: int | None = None) -> TrainableLc0Net:
+    """Fine-tune a copy of ``student`` to minimise KL(teacher policy ‖ student policy) on these positions (Adam).
 
+    The batches: ``steps`` of ``batch_size`` positions drawn afresh at each step; or, with ``epochs``, that
+    many passes over all the positions, each in a fresh random order cut into batches of ``batch_size``
+    (the last one smaller when they do not divide), ``steps`` then unused. ``seed`` fixes the order.
     Batch norm statistics stay frozen (eval mode), so a few prototypes cannot wreck them. Returns the
     fine-tuned copy; the original is untouched.
     """
@@ -509,8 +518,17 @@ def finetune_student(student: TrainableLc0Net, hist: Histories, legal: np.ndarra
     legal_t = torch.from_numpy(legal)
     planes = torch.from_numpy(encode(hist))
     n = len(planes)
-    for _ in range(steps):
-        idx = torch.randperm(n, generator=g)[:batch_size]
+
+    def batches():
+        if epochs is None:
+            for _ in range(steps):
+                yield torch.randperm(n, generator=g)[:batch_size]
+            return
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=g)
+            yield from (perm[s : s + batch_size] for s in range(0, n, batch_size))
+
+    for idx in batches():
         logits = net(planes[idx])["policy"].masked_fill(~legal_t[idx], -1e9)
         logq = F.log_softmax(logits, 1)
         t = target[idx]
