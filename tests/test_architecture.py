@@ -25,7 +25,7 @@ LAYERS = [
     # what runs a network over positions
     {"selfplay", "enginegames", "training", "activations", "search"},
     # analysis: probes, puzzles
-    {"probing", "puzzles", "strength", "rollouts", "disagreement", "erasure", "discovery", "novelty", "amplification", "teaching"},
+    {"probing", "puzzles", "strength", "rollouts", "disagreement", "erasure", "discovery", "novelty", "amplification", "teaching", "teachability"},
     # what people read: PGN, expert studies, figures
     {"export", "study", "plots", "discoveries", "discovery_report"},
     # the whole story
