@@ -3,7 +3,9 @@ and turn the prototypes whose network move is the only good move into puzzles.
 
 A concept is a :class:`~conceptchess.directions.ConceptDirection` over one tap's flattened activations
 (a probe, a discovered direction, or a random control of matched sparsity), or a human concept of the
-library (:class:`HumanConcept`, scored from the board: the control of known human knowledge).
+library (:class:`HumanConcept`, scored from the board: the control of known human knowledge). A stored
+discovered concept (:func:`~conceptchess.puzzles.discovered.discovered_direction`) and its random control
+carry their discovery provenance into every puzzle (``PuzzleRecord.discovery``).
 
 For each prototype (best score first) the network picks its move. Duplicate positions, finished
 games and trivial candidates (:class:`~conceptchess.puzzles.filters.MineFilters`: plain recaptures,
@@ -47,6 +49,7 @@ from conceptchess.positions import boards_of, histories_of
 from conceptchess.progress import Progress, ProgressFor
 from conceptchess.puzzles.acceptance import MineResult
 from conceptchess.puzzles.difficulty import estimate, policy_rank
+from conceptchess.puzzles.discovered import discovery_of
 from conceptchess.puzzles.engine_pool import StockfishPool
 from conceptchess.puzzles.filters import (
     ALREADY_DECIDED,
@@ -291,7 +294,8 @@ def _puzzle(run: _Run, spec, board: chess.Board, ev, wp, verdict: Verdict, decid
         source_position=str(spec.id), dataset_sha256=run.dataset_sha256, network_sha256=run.network_sha256,
         checkpoint=checkpoint_label(run.network_path), tap=concept.tap, concept=concept.name, direction_sha256=concept.sha256,
         concept_score=score, concept_rank=rank, network_move=first.uci(),
-        network_policy=float(ev.policy[ev.moves.index(first)]), seed=concept.seed, verify_engine=run.engine_name, verified_at=utcnow(),
+        network_policy=float(ev.policy[ev.moves.index(first)]), seed=concept.seed, discovery=discovery_of(concept),
+        verify_engine=run.engine_name, verified_at=utcnow(),
         **{**verdict.columns(), "verify_settings": {**verdict.settings, **run.engine_settings}},
         themes=tag(board, verdict.solution, verdict.final_score), difficulty=diff, difficulty_detail=detail,
         filters={"settings": run.filters.as_dict(), "values": values}, generator_version=GENERATOR_VERSION,

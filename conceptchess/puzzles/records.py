@@ -43,7 +43,7 @@ class PuzzleRecord:
     """One puzzle (see :class:`~conceptchess.store.puzzles.Puzzle` for what each field holds).
 
     Move lists are tuples of UCI strings (lists given are turned into tuples); the JSON fields
-    (``verify_settings``, ``difficulty_detail``, ``filters``) stay dicts. ``created_at`` is None
+    (``verify_settings``, ``difficulty_detail``, ``filters``, ``discovery``) stay dicts. ``created_at`` is None
     until the puzzle is stored.
     """
 
@@ -70,6 +70,7 @@ class PuzzleRecord:
     network_move: str | None = None
     network_policy: float | None = None
     seed: int | None = None  # seed of a random control direction
+    discovery: dict | None = None  # a discovered concept's provenance (conceptchess.puzzles.discovered.DiscoveryProvenance.as_dict)
     # verification (latest)
     verified: bool | None = None
     verify_reason: str | None = None
