@@ -6,11 +6,20 @@ Checkpoint, Tap, ConceptScore, Themes, Difficulty`` and, when known, ``Rating``,
 ``Verification``), and the solution is the main line, commented (the evaluation of the only move,
 the accepted alternatives, the best defence).
 
+A puzzle of a discovered concept, or of its random control, adds :data:`DISCOVERY_TAGS` (from
+``PuzzleRecord.discovery``, :class:`~conceptchess.puzzles.discovered.DiscoveryProvenance`):
+``DiscoveryRun`` and ``DiscoveryConcept`` (ids, as ``discover list`` shows them), ``DiscoveryRoot``,
+``DiscoveryVariant`` (erased | unerased), ``DiscoveryRole`` (``concept``, or ``random-control (seed S)``),
+``DiscoveryHeldOut`` (``0.933 (other roots 0.712, swapped-label control 0.520)``), ``DiscoveryTeaching``
+(``teachable +0.120 [+0.030, +0.200], student NAME``, ``not teachable …``, the status when it was not
+taught, ``?`` before any teaching) and ``DiscoveryNovelty`` (``novel: k=1 +0.021, k=5 +0.004`` or
+``not novel: …``; ``?`` before any score).
+
 A *blinded* export is the sheet an expert solves: the puzzles shuffled by a recorded seed
 (:func:`~conceptchess.puzzles.records.blind_order`, the same order as an evaluation session with
 that seed), each game holding only ``PuzzleId`` and the position — no concept, kind, themes,
-difficulty, source or solution — so concept puzzles and the control puzzles mixed in with them
-cannot be told apart.
+difficulty, source, discovery or solution — so concept puzzles and the control puzzles mixed in with
+them cannot be told apart.
 
 >>> path = export_collection(db, "fork", blind=True, seed=7)          # doctest: +SKIP
 >>> path.name                                                         # doctest: +SKIP
@@ -33,10 +42,14 @@ import chess.pgn
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.files import atomic_write_text
 from conceptchess.paths import PUZZLES_DIR
+from conceptchess.puzzles.discovered import DiscoveryProvenance
 from conceptchess.puzzles.records import PuzzleRecord, blind_order, collection_puzzles
 from conceptchess.puzzles.verify import fmt_score
 
 PROVENANCE_TAGS = ("PuzzleId", "Kind", "Concept", "Network", "Checkpoint", "Tap", "ConceptScore", "Themes", "Difficulty")
+# a discovered concept's puzzles (and its random control's), in a normal export only
+DISCOVERY_TAGS = ("DiscoveryRun", "DiscoveryConcept", "DiscoveryRoot", "DiscoveryVariant", "DiscoveryRole", "DiscoveryHeldOut",
+                  "DiscoveryTeaching", "DiscoveryNovelty")
 
 
 @dataclass
@@ -108,6 +121,8 @@ def puzzle_game(p: PuzzleRecord, event: str, round_: int | None = None, blind: b
         h["Source"] = p.source
     if p.verify_reason:
         h["Verification"] = f"{'accepted' if p.verified else 'rejected'}: {p.verify_reason}"
+    if p.discovery is not None:
+        h.update(discovery_tags(DiscoveryProvenance.from_dict(p.discovery)))
     node: chess.pgn.GameNode = game
     alts = p.accepted_moves or []
     for ply, uci in enumerate(p.solution):
@@ -144,6 +159,32 @@ def puzzle_game(p: PuzzleRecord, event: str, round_: int | None = None, blind: b
     if node.board().is_checkmate():
         node.comment = (node.comment + " Checkmate.").strip()
     return game
+
+
+def _num(x: float | None, fmt: str = "{:.3f}") -> str:
+    return "?" if x is None else fmt.format(x)
+
+
+def discovery_tags(d: DiscoveryProvenance) -> dict[str, str]:
+    """The PGN tags of a discovered concept's provenance (:data:`DISCOVERY_TAGS`, in that order)."""
+    t, n = d.teaching, d.novelty
+    if t is None:
+        teaching = "?"
+    elif t.teachable is None:
+        teaching = t.status
+    else:
+        low, high = t.interval
+        teaching = (f"{'teachable' if t.teachable else 'not teachable'} {_num(t.difference, '{:+.3f}')} "
+                    f"[{_num(low, '{:+.3f}')}, {_num(high, '{:+.3f}')}], student {t.student or '?'}")
+    if n is None:
+        novelty = "?"
+    else:
+        ks = sorted(n.scores, key=lambda k: (len(k), k))
+        novelty = f"{'novel' if n.novel else 'not novel'}: " + ", ".join(f"k={k} {n.scores[k]:+.3f}" for k in ks)
+    values = (d.run, d.concept, d.root, d.variant, d.role if d.seed is None else f"{d.role} (seed {d.seed})",
+              f"{_num(d.heldout_same_root)} (other roots {_num(d.heldout_other_roots)}, swapped-label control {_num(d.swapped_control)})",
+              teaching, novelty)
+    return {tag: str(v) for tag, v in zip(DISCOVERY_TAGS, values, strict=True)}
 
 
 def write_games(games: list[chess.pgn.Game], path: str | os.PathLike) -> Path:
