@@ -14,6 +14,7 @@ from conceptchess.cli.common import DB_HELP, console, fail, guarded, options_nam
 from conceptchess.directions import ConceptDirection
 from conceptchess.export import export_collection
 from conceptchess.puzzles.acceptance import AcceptanceReport, acceptance_report
+from conceptchess.puzzles.discovered import discovered_direction, parse_discovered, random_control
 from conceptchess.puzzles.filters import MineFilters
 from conceptchess.puzzles.lichess import import_lichess
 from conceptchess.puzzles.mine import HumanConcept, mine_many
@@ -74,12 +75,14 @@ def verify(collection: str = typer.Option(..., "--collection", "-c", help="Colle
 @guarded
 def mine(direction: str = typer.Option(..., "--direction",
                                        help="Concept direction: a stored probe RUN:CONCEPT:TAP (a probe run's id or key prefix), a "
-                                            "direction saved as .npz, or a .npy vector over the tap's flattened activations (with --tap)"),
+                                            "discovered concept discovered:ID (its id in discover list), a direction saved as .npz, or a "
+                                            ".npy vector over the tap's flattened activations (with --tap)"),
          tap: str | None = typer.Option(None, "--tap", help="Tap a bare vector reads (e.g. block3); stored probes and saved directions know theirs"),
          activations: Path = typer.Option(..., "--activations", help="Activation folder holding that tap"),
          dataset: Path = typer.Option(..., "--dataset", help="The positions dataset the activations were extracted from"),
          collection: str = typer.Option(..., "--collection", "-c", help="Collection to add the puzzles to"),
-         name: str | None = typer.Option(None, "--name", help="Concept name (default: the direction file's name, or CONCEPT-probe-TAP)"),
+         name: str | None = typer.Option(None, "--name",
+                                         help="Concept name (default: the direction file's name, CONCEPT-probe-TAP, or discovered-ID)"),
          mean: Path | None = typer.Option(None, "--mean", help="Standardisation mean (.npy) of a bare vector"),
          scale: Path | None = typer.Option(None, "--scale", help="Standardisation scale (.npy) of a bare vector"),
          top: float = typer.Option(0.025, "--top", help="Fraction of positions kept as prototypes"),
@@ -106,14 +109,17 @@ def mine(direction: str = typer.Option(..., "--direction",
     """Rank positions by concept score, keep the top 2.5% and turn those with a unique, winning network move into puzzles.
 
     Trivial puzzles are dropped (each filter has an option that turns it off) and every rejected prototype is counted
-    by reason, concepts and controls side by side."""
+    by reason, concepts and controls side by side. A discovered concept (--direction discovered:ID) needs activations
+    of its discovery run's network at its tap; its puzzles, named discovered-ID, and those of its random control
+    carry the discovery run, root, variant, held-out satisfaction, teachability and novelty (shown by puzzles export
+    without --blind)."""
     database = connect(db)
     files = ActivationFiles(activations)
-    concept = _direction(database, direction, tap, name, mean, scale, files.manifest.get("net_sha256"))
+    concept = _direction(database, direction, tap, name, mean, scale, files)
     extra = []
     for c in controls:
         if c == "random":
-            extra.append(concept.random_control(seed))
+            extra.append(random_control(concept, seed))
         elif c.startswith("human:"):
             extra.append(HumanConcept(c.split(":", 1)[1]))
         else:
@@ -140,21 +146,28 @@ def show_acceptance(report: AcceptanceReport, title: str) -> None:
 
 
 def _direction(database, text: str, tap: str | None, name: str | None, mean: Path | None, scale: Path | None,
-               network_sha256: str | None):
-    """The direction ``--direction`` names: a file, else a stored probe RUN:CONCEPT:TAP of the activations'
-    network; options that contradict it are refused."""
-    ref = None if Path(text).exists() else ProbeRef.parse(text)
-    if ref is None:
+               files: ActivationFiles):
+    """The direction ``--direction`` names: a discovered concept discovered:ID, a file, else a stored probe
+    RUN:CONCEPT:TAP of the activations' network; options that contradict it are refused (``--name`` renames)."""
+    concept_id = parse_discovered(text)
+    ref = None if concept_id is not None or Path(text).exists() else ProbeRef.parse(text)
+    if concept_id is None and ref is None:
         if not Path(text).exists():
             fail(f"--direction {text}: no such file, and no stored probe RUN:CONCEPT:TAP")
         return ConceptDirection.load(text, tap, name, mean, scale)
+    what = "a discovered concept" if ref is None else "a stored probe"
     given = [opt for opt, value in (("--mean", mean), ("--scale", scale)) if value is not None]
     if given:
-        fail(f"{' and '.join(given)} cannot go with a stored probe (--direction {text}): it carries its own standardisation")
-    if tap is not None and tap != ref.tap:
+        fail(f"{' and '.join(given)} cannot go with {what} (--direction {text}): it carries its own standardisation")
+    if ref is not None and tap is not None and tap != ref.tap:
         fail(f"--tap {tap} contradicts --direction {text}, a probe at {ref.tap}")
     with database.session() as s:
-        d = probe_direction(s, ref.run, ref.concept, ref.tap, network=network_sha256)
+        if ref is None:
+            d = discovered_direction(s, concept_id, files)
+        else:
+            d = probe_direction(s, ref.run, ref.concept, ref.tap, network=files.manifest.get("net_sha256"))
+    if ref is None and tap is not None and tap != d.tap:
+        fail(f"--tap {tap} contradicts --direction {text}, a concept at {d.tap}")
     return replace(d, name=name) if name else d
 
 
