@@ -177,7 +177,7 @@ def student_agreements(teacher: str | os.PathLike, students: Sequence[str | os.P
     wanted = top(teacher)
     out = []
     for st in students:
-        if _input_format(st) != fmt:
+        if None not in (fmt, _input_format(st)) and _input_format(st) != fmt:  # an ONNX file does not record its format
             raise ConceptChessError(f"{st}: input format {_input_format(st)} differs from the teacher's ({fmt})")
         out.append((Path(st).name, top1_agreement(wanted, top(st))))
     return out

@@ -27,7 +27,7 @@ LAYERS = [
     # analysis: probes, puzzles
     {"probing", "puzzles", "strength", "rollouts", "disagreement", "erasure", "discovery", "novelty", "amplification", "teaching", "teachability"},
     # what people read: PGN, expert studies, figures
-    {"export", "study", "plots", "discoveries", "discovery_report"},
+    {"export", "study", "plots", "discoveries", "discovery_filters", "discovery_report"},
     # the whole story
     {"demo"},
     # shells

@@ -20,6 +20,7 @@ from conceptchess.discoveries import (
     run_discovery,
     score_novelty,
 )
+from conceptchess.discovery_filters import SCHUT, filter_run, teach_concepts
 from conceptchess.discovery_report import plot_discoveries
 from conceptchess.erasure import fit_eraser_from_files
 from conceptchess.errors import ConceptChessError
@@ -27,13 +28,19 @@ from conceptchess.names import split_names
 from conceptchess.novelty import NoveltyBases, build_novelty_bases
 from conceptchess.store import connect
 from conceptchess.store.discovery import (
+    CONCEPT,
+    RANDOM_CONTROL,
     all_concepts,
     amplification_of,
+    concepts_of_run,
     discovered_concept,
     latest_novelty,
+    teaching_of,
 )
+from conceptchess.teachability import TeachSettings
 
-app = typer.Typer(help="Concept discovery: LEACE erasure, convex dynamic concepts on rollouts, novelty, amplification.",
+app = typer.Typer(help="Concept discovery: LEACE erasure, convex dynamic concepts on rollouts, novelty, amplification, "
+                       "teachability and the funnel.",
                   no_args_is_help=True)
 
 
@@ -172,6 +179,107 @@ def amplify(
                              seed=seed, progress=stage_callback(bar)("amplifying"))
     console.print(f"amplified {n} concepts", highlight=False)
     _print_funnel(database, run_id)
+
+
+@app.command()
+@guarded
+@options_named({"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "heldout": "--held-out", "seeds": "--seeds",
+                "margin": "--margin", "resamples": "--resamples", "confidence": "--confidence", "min_prototypes": "--min-prototypes",
+                "max_agreement": "--max-agreement"})
+def teach(
+    run_id: int = typer.Option(..., "--run", help="Discovery run"),
+    random_positions: Path = typer.Option(..., "--random-positions",
+                                          help="Positions of the teacher's own games (positions selfplay): the control's training set"),
+    students: list[Path] = typer.Option([], "--student", help="Candidate student network, in the order walked; repeatable "
+                                                               "(default: the teacher's earlier checkpoints, latest first)"),
+    teacher: Path | None = typer.Option(None, "--teacher", help="Teacher network (default: the run's)"),
+    prototype_rollouts: Path | None = typer.Option(None, "--prototype-rollouts",
+                                                   help="Rollouts dataset searched for prototypes (default: the run's own)"),
+    prototype_activations: Path | None = typer.Option(None, "--prototype-activations",
+                                                      help="Its activation folder at the run's tap (default: the run's)"),
+    concepts: list[int] = typer.Option([], "--concept", help="Only this concept id; repeatable (default: every concept past the held-out check)"),
+    variant: str = typer.Option("erased", "--variant", help="erased (default) or unerased concepts"),
+    min_prototypes: int = typer.Option(20, "--min-prototypes", help="Fewer prototypes, and the concept is dropped (Schut: 20)"),
+    max_agreement: float = typer.Option(0.2, "--max-agreement", help="The student's top-1 agreement with the teacher on the prototypes must be below this"),
+    epochs: int = typer.Option(5, "--epochs", help="Passes over the training prototypes"),
+    lr: float = typer.Option(1e-4, "--lr", help="Adam learning rate"),
+    batch_size: int = typer.Option(32, "--batch-size", help="Positions per step"),
+    held_out: float = typer.Option(0.2, "--held-out", help="Share of prototype roots held out"),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Seeds (split and training order): at least 3"),
+    margin: float = typer.Option(0.05, "--margin", help="Teachable: concept-trained beats random-trained by this much on held-out prototypes"),
+    resamples: int = typer.Option(2000, "--resamples", help="Bootstrap resamples of the held-out roots"),
+    threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime intra-op threads"),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+):
+    """Teach each candidate concept to a student that does not know it (KL to the teacher's policy on 80 % of its
+    prototype roots), beside the same student trained on random positions of the teacher's games (a 2 × 2 table)
+    and a random vector pushed through the same pipeline; several seeds, a bootstrap interval over roots.
+    Resumable: the same command goes on where a killed one stopped."""
+    try:
+        seed_list = tuple(int(x) for x in seeds.replace(",", " ").split())
+    except ValueError:
+        raise ConceptChessError(f"--seeds {seeds!r}: expected integers like 0,1,2") from None
+    settings = TeachSettings(epochs=epochs, lr=lr, batch_size=batch_size, heldout=held_out, seeds=seed_list, margin=margin,
+                             resamples=resamples)
+    database = connect(db)
+    with stage_bar() as bar:
+        key = teach_concepts(database, run_id, random_positions=random_positions, students=students or None, teacher=teacher,
+                             prototype_rollouts=prototype_rollouts, prototype_activations=prototype_activations, variant=variant,
+                             concept_ids=concepts or None, settings=settings, min_prototypes=min_prototypes,
+                             max_agreement=max_agreement, threads=threads, progress=stage_callback(bar)("teaching (concepts × controls)"))
+    _print_teaching(database, run_id, key)
+
+
+def _cell(result: dict | None, train: str, evaluate: str) -> str:
+    c = (result or {}).get("table", {}).get(f"{train} on {evaluate}")
+    return "–" if c is None else f"{c['mean']:.3f} ± {c['std']:.3f}"
+
+
+def _print_teaching(database, run_id: int, key: str) -> None:
+    t = Table("concept", "role", "prototypes", "student (agreement)", "concept→concept", "random→concept", "concept→random",
+              "random→random", "untrained", "taught − random [interval]", "teachable",
+              title=f"discovery run {run_id}: top-1 agreement with the teacher (train → evaluate, held-out; mean ± sd over seeds)")
+    with database.session() as s:
+        for c in concepts_of_run(s, run_id):
+            for role in (CONCEPT, RANDOM_CONTROL):
+                r = teaching_of(s, c.id, role, key)
+                if r is None:
+                    continue
+                res = r.result or {}
+                choice = f"{r.student} ({r.student_choice['agreement']:.2f})" if r.student_choice else "–"
+                diff = "–" if r.difference is None else f"{r.difference:+.3f} [{r.interval_low:+.3f}, {r.interval_high:+.3f}]"
+                t.add_row(str(c.id), role, str(r.prototypes), choice, _cell(res, "concept", "concept"), _cell(res, "random", "concept"),
+                          _cell(res, "concept", "random"), _cell(res, "random", "random"),
+                          f"{_cell(res, 'none', 'concept')} / {_cell(res, 'none', 'random')}",
+                          diff, "–" if r.teachable is None else ("yes" if r.teachable else "no"))
+    console.print(t)
+
+
+@app.command("filter")
+@guarded
+def filter_(
+    run_id: int = typer.Option(..., "--run", help="Discovery run"),
+    variant: str = typer.Option("erased", "--variant", help="erased (default) or unerased concepts"),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Also write the run's figures and index (with the funnel) here"),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+):
+    """Count the run's funnel — candidates → enough prototypes → teachable → novel → amplified above control — store it,
+    and print it beside the random-vector controls and Schut et al.'s shares."""
+    database = connect(db)
+    f = filter_run(database, run_id, variant=variant)
+    t = Table("stage", "concepts", "kept of the previous stage", "Schut et al. kept", "random-vector controls",
+              title=f"discovery run {run_id} ({variant}): the funnel (teaching {f.teaching_key[:12]})")
+    ctrl = dict(f.controls)
+    for name, n in f.stages:
+        share = f.kept_share(name)
+        schut = SCHUT.get(name.split()[0])
+        t.add_row(name, str(n), "–" if share is None else f"{share:.1%}", "–" if schut is None else f"{1 - schut:.1%}",
+                  str(ctrl[name]) if name in ctrl else "–")
+    console.print(t)
+    if output is not None:
+        with stage_bar() as bar:
+            files = plot_discoveries(database, output, run_id, progress=stage_callback(bar)("figures"))
+        console.print(f"wrote {len(files)} files → {output / 'index.html'}", highlight=False)
 
 
 @app.command("list")

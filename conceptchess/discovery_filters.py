@@ -1,0 +1,311 @@
+"""Schut's filters on a discovery run: prototypes, the student, teaching with its controls, and the funnel.
+
+:func:`teach_concepts` takes a run's candidates (the concepts past the held-out check,
+:func:`~conceptchess.discoveries.passes_heldout`) and, for each:
+
+1. finds its **prototypes** in a rollouts dataset (the run's own by default, or a larger pool of roots
+   searched by the same network): the roots whose optimal line the concept scores above every
+   sub-optimal line at every paired ply (:func:`~conceptchess.teaching.dynamic_prototypes`). With fewer
+   than ``min_prototypes`` (20) it is dropped, and the row says so;
+2. chooses the **student** (:func:`~conceptchess.teaching.select_student`): the first candidate (the
+   teacher's earlier checkpoints, latest first, or the networks named, in their order) whose top-1
+   agreement with the teacher on the prototype roots is below ``max_agreement``. Every choice is made
+   before anything is written: a concept with no such student stops the command, naming each agreement;
+3. **teaches** it (:func:`~conceptchess.teachability.teach`): KL(teacher ‖ student) on 80 % of the
+   prototype roots, beside the same student trained on as many random positions of the teacher's own
+   games (the 2 × 2 table), for several seeds, with a bootstrap interval over held-out roots;
+4. pushes a **random vector** of the concept's norm through steps 1–3 (the control that tells a concept
+   from any direction: if random vectors are as teachable, the filter is not measuring the concept).
+
+Each result is a :class:`~conceptchess.store.discovery.TeachingResult` row, found again by a key of
+the settings, teacher, students and position sets, so a killed command goes on where it stopped.
+:func:`filter_run` counts the funnel — candidates → enough prototypes → teachable → novel → amplified
+above its control — stores it per run, and sets it beside Schut et al.'s shares (:data:`SCHUT`).
+
+>>> teach_concepts(db, 1, random_positions="selfplay/", prototype_rollouts="pool/", prototype_activations="act-pool/")  # doctest: +SKIP
+>>> filter_run(db, 1).stages                                                                                           # doctest: +SKIP
+(('candidates', 169), ('enough prototypes', 12), ('teachable', 1), ('novel', 0), ('amplified above control', 0))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from conceptchess.activations import ActivationFiles
+from conceptchess.datasets import ROLLOUTS, dataset_origin, dataset_sha256, iter_dataset, read_manifest
+from conceptchess.directions import ConceptDirection
+from conceptchess.discoveries import passes_heldout
+from conceptchess.discovery import rollout_activations
+from conceptchess.errors import ArgumentError, ConceptChessError
+from conceptchess.networks import open_network
+from conceptchess.positions import PositionSpec
+from conceptchess.progress import Progress
+from conceptchess.provenance import software_versions
+from conceptchess.store.discovery import (
+    CONCEPT,
+    ERASED,
+    RANDOM_CONTROL,
+    TAUGHT,
+    TOO_FEW,
+    DiscoveryFunnel,
+    DiscoveryRun,
+    TeachingResult,
+    amplification_of,
+    concepts_of_run,
+    latest_novelty,
+    teaching_of,
+)
+from conceptchess.store.models import Dataset, NetworkRow
+from conceptchess.store.probes import dataset_id, network_id
+from conceptchess.teachability import TeachSettings, prototype_positions, random_direction, teach, teaching_set
+from conceptchess.teaching import MAX_AGREEMENT, MIN_PROTOTYPES, dynamic_prototypes, earlier_checkpoints, select_student, student_agreements
+
+#: Schut et al. (2025), AlphaZero concepts: the share of candidates each filter removed.
+SCHUT = {"teachable": 0.976, "novel": 0.271}
+#: Random positions of the teacher's own games the controls draw from (their teacher policy is computed once).
+RANDOM_POOL = 4000
+
+
+@dataclass(frozen=True)
+class TeachPlan:
+    """What :func:`teach_concepts` settled before teaching: per concept, its prototypes and student."""
+
+    concept_id: int
+    role: str  # concept | random-control
+    prototypes: object  # teaching.Prototypes
+    student: object | None  # teaching.StudentChoice, None when dropped for too few prototypes
+    direction_seed: int | None = None  # the random vector's seed (random-control rows)
+
+
+@dataclass(frozen=True)
+class FunnelCounts:
+    """A run's funnel as :func:`filter_run` counted it (concepts and their random-vector controls)."""
+
+    run_id: int
+    variant: str
+    teaching_key: str | None
+    stages: tuple[tuple[str, int], ...]  # (stage, count) in funnel order, candidates first
+    controls: tuple[tuple[str, int], ...]  # the random-vector controls: taught, enough prototypes, teachable
+    schut: dict = field(default_factory=lambda: dict(SCHUT))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def kept_share(self, stage: str) -> float | None:
+        """The share of the previous stage's concepts that passed ``stage``."""
+        names = [s for s, _ in self.stages]
+        k = names.index(stage)
+        prev = self.stages[k - 1][1] if k else None
+        return None if not prev else self.stages[k][1] / prev
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _run_inputs(s, run_id: int) -> tuple[DiscoveryRun, str, str]:
+    run = s.get(DiscoveryRun, run_id)
+    if run is None:
+        raise ConceptChessError(f"no discovery run {run_id}")
+    return run, s.get(NetworkRow, run.network_id).path, s.get(Dataset, run.dataset_id).path
+
+
+def _candidates(s, run_id: int, variant: str, concept_ids) -> list:
+    rows = [c for c in concepts_of_run(s, run_id) if c.variant == variant and c.vector_path]
+    if concept_ids:
+        by_id = {c.id: c for c in concepts_of_run(s, run_id)}
+        missing = [i for i in concept_ids if i not in by_id]
+        if missing:
+            raise ConceptChessError(f"no concept {', '.join(map(str, missing))} in discovery run {run_id}")
+        for i in concept_ids:
+            if not by_id[i].vector_path:
+                raise ConceptChessError(f"concept {i} has no vector ({by_id[i].status}: {by_id[i].reason})")
+        return [by_id[i] for i in concept_ids]
+    return [c for c in rows if passes_heldout(c)]
+
+
+def _root_specs(specs: list[PositionSpec]) -> dict[str, list[PositionSpec]]:
+    out: dict[str, list[PositionSpec]] = {}
+    for spec in specs:
+        out.setdefault(str(spec.meta.get("root")), []).append(spec)
+    return out
+
+
+def _random_pool(dataset: str | os.PathLike, count: int, seed: int) -> tuple[list[PositionSpec], list[str]]:
+    specs = list(iter_dataset(dataset))
+    if not specs:
+        raise ConceptChessError(f"{dataset}: no positions")
+    rng = np.random.default_rng(seed)
+    pick = sorted(rng.choice(len(specs), min(count, len(specs)), replace=False).tolist())
+    chosen = [specs[i] for i in pick]
+    return chosen, [str(s.meta.get("game", s.id)) for s in chosen]
+
+
+def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, students=None, teacher=None,
+                   prototype_rollouts: str | os.PathLike | None = None, prototype_activations: str | os.PathLike | None = None,
+                   variant: str = ERASED, concept_ids=None, settings: TeachSettings = TeachSettings(),
+                   min_prototypes: int = MIN_PROTOTYPES, max_agreement: float = MAX_AGREEMENT, controls: bool = True,
+                   threads: int | None = None, device: str = "cpu", progress: Progress | None = None) -> str:
+    """Prototypes, student and teaching (with both controls) for a run's candidates; returns the teaching key."""
+    settings.check()
+    if min_prototypes < 2:
+        raise ArgumentError("{min_prototypes} must be at least 2 (teaching splits the prototype roots)", min_prototypes="min_prototypes")
+    if not 0 < max_agreement <= 1:
+        raise ArgumentError("{max_agreement} must lie in (0, 1]", max_agreement="max_agreement")
+    with db.session() as s:
+        run, run_net, run_rollouts = _run_inputs(s, run_id)
+        candidates = [(c.id, c.vector_path) for c in _candidates(s, run_id, variant, concept_ids)]
+        plies, tap, run_acts = run.settings.get("plies", "root"), run.tap, run.activations
+    if not candidates:
+        raise ConceptChessError(f"discovery run {run_id} has no {variant} concept past the held-out check to teach")
+    teacher = Path(teacher or run_net)
+    teacher_net = open_network(teacher)
+    pool = Path(prototype_rollouts or run_rollouts)
+    if dataset_origin(read_manifest(pool)) != ROLLOUTS:
+        raise ConceptChessError(f"{pool}: not a rollouts dataset (prototypes are roots of one)")
+    acts = ActivationFiles(prototype_activations or (run_acts if prototype_rollouts is None else None) or _missing_acts(pool))
+    if acts.manifest.get("net_sha256") != teacher_net.sha256:
+        raise ConceptChessError(f"{acts.path}: activations of another network than the teacher {teacher}")
+    if tap not in acts:
+        raise ConceptChessError(f"{acts.path}: has no tap {tap!r} (the run's)")
+    students = [Path(p) for p in students] if students else earlier_checkpoints(teacher)
+    if not students:
+        raise ConceptChessError(f"{teacher}: no earlier checkpoints to choose a student from; name the students")
+    if threads is not None:
+        import torch  # lazy: heavy; the students are fine-tuned with as many threads as the networks run with
+
+        torch.set_num_threads(threads)
+    X, meta = rollout_activations(acts, tap, pool)
+    pool_specs = list(iter_dataset(pool))
+    by_root = _root_specs(pool_specs)
+
+    # 1–2. prototypes and students for every concept (and its random vector), before anything is written
+    plans: list[TeachPlan] = []
+    agreements_cache: dict[tuple, list] = {}
+
+    def plan(cid: int, role: str, direction, seed=None) -> None:
+        protos = dynamic_prototypes(direction, X, meta, plies=plies, min_prototypes=min_prototypes)
+        if concept_ids and role == CONCEPT and not protos.count:
+            raise ConceptChessError(f"concept {cid} has no prototypes: its optimal line comes first at every ply in none of the "
+                                    f"{protos.candidates} roots of {pool}")
+        choice = None
+        if protos.kept:
+            key = tuple(sorted(str(r) for r in protos.roots))
+            if key not in agreements_cache:
+                specs, _ = _prototype_specs(protos, by_root)
+                agreements_cache[key] = student_agreements(teacher, students, specs, threads=threads, device=device)
+            try:
+                choice = select_student(agreements_cache[key], max_agreement)
+            except ConceptChessError as e:
+                raise ConceptChessError(f"concept {cid}{' (random control)' if role != CONCEPT else ''}: {e}") from None
+        plans.append(TeachPlan(cid, role, protos, choice, seed))
+
+    for cid, path in candidates:
+        d = ConceptDirection.load(path)
+        plan(cid, CONCEPT, d)
+        if controls:
+            plan(cid, RANDOM_CONTROL, random_direction(d, cid), cid)
+    student_paths = {p.name: p for p in students}
+    random_specs, random_groups = _random_pool(random_positions, RANDOM_POOL, settings.seeds[0])
+    key = _key("teach", teacher_net.sha256, [str(p) for p in students], dataset_sha256(pool), dataset_sha256(random_positions),
+               settings.as_dict(), min_prototypes, max_agreement, variant, str(acts.path))
+    with db.begin() as s:
+        teacher_id = network_id(s, sha256=teacher_net.sha256, kind=teacher_net.kind, blocks=teacher_net.blocks, path=str(teacher))
+        pool_id = dataset_id(s, sha256=dataset_sha256(pool), path=str(pool), source=ROLLOUTS, positions=len(meta))
+        random_id = dataset_id(s, sha256=dataset_sha256(random_positions), path=str(random_positions),
+                               source=str(read_manifest(random_positions).get("origin", "positions")))
+        done = {(p.concept_id, p.role) for p in plans if teaching_of(s, p.concept_id, p.role, key) is not None}
+
+    # 3–4. teach, one row per (concept, role), each in its own transaction
+    todo = [p for p in plans if (p.concept_id, p.role) not in done]
+    random_set = None
+    versions = software_versions("numpy", "torch", "onnxruntime")
+    for k, p in enumerate(todo):
+        row = TeachingResult(key=key, concept_id=p.concept_id, role=p.role, teacher_id=teacher_id, prototypes_dataset_id=pool_id,
+                             random_dataset_id=random_id, prototypes=p.prototypes.count,
+                             prototype_roots=[str(r) for r in p.prototypes.roots],
+                             settings={**settings.as_dict(), "min_prototypes": min_prototypes, "max_agreement": max_agreement,
+                                       "plies": plies, "random_pool": RANDOM_POOL, "direction_seed": p.direction_seed,
+                                       "students": [str(x) for x in students], "prototype_activations": str(acts.path)},
+                             versions=versions)
+        if p.student is None:
+            row.status, row.reason = TOO_FEW, f"{p.prototypes.count} prototypes of {p.prototypes.candidates} roots (< {min_prototypes})"
+        else:
+            if random_set is None:
+                random_set = teaching_set(teacher, random_specs, random_groups, threads=threads, device=device)
+            specs, groups = _prototype_specs(p.prototypes, by_root)
+            concept_set = teaching_set(teacher, specs, groups, threads=threads, device=device)
+            student = student_paths[p.student.name]
+            res = teach(teacher, student, concept_set, random_set, settings)
+            st = open_network(student)
+            with db.begin() as s:
+                row.student_id = network_id(s, sha256=st.sha256, kind=st.kind, blocks=st.blocks, path=str(student))
+            row.student, row.status = p.student.name, TAUGHT
+            row.difference, (row.interval_low, row.interval_high), row.teachable = res.difference, res.interval, bool(res.teachable)
+            row.result = json.loads(json.dumps(res.as_dict(), default=float))
+            row.student_choice = {"chosen": p.student.name, "agreement": p.student.agreement, "max_agreement": p.student.max_agreement,
+                                  "agreements": [list(a) for a in p.student.agreements]}
+        with db.begin() as s:
+            s.add(row)
+        if progress is not None:
+            progress(k + 1, len(todo))
+    return key
+
+
+def _prototype_specs(protos, by_root: dict[str, list[PositionSpec]]) -> tuple[list[PositionSpec], list[str]]:
+    """The prototype roots' teaching positions (:func:`~conceptchess.teachability.prototype_positions`), grouped by root."""
+    roots = [str(r) for r in protos.roots]
+    return prototype_positions([sp for r in roots for sp in by_root[r]], roots)
+
+
+def _missing_acts(pool: Path):
+    raise ConceptChessError(f"name the activation folder of {pool} (prototype activations at the run's tap)")
+
+
+STAGES = ("candidates", "enough prototypes", "teachable", "novel", "amplified above control")
+
+
+def latest_teaching_key(s, run_id: int) -> str | None:
+    """The key of the run's latest teaching (what :func:`filter_run` counts by default)."""
+    ids = [c.id for c in concepts_of_run(s, run_id)]
+    rows = [teaching_of(s, cid) for cid in ids]
+    rows = [r for r in rows if r is not None]
+    return max(rows, key=lambda r: r.id).key if rows else None
+
+
+def filter_run(db, run_id: int, *, variant: str = ERASED, teaching_key: str | None = None, store: bool = True) -> FunnelCounts:
+    """Count a run's funnel — candidates (past the held-out check) → enough prototypes → teachable → novel →
+    amplification above its random control — and the random-vector controls' counts, and store it."""
+    with db.session() as s:
+        run = s.get(DiscoveryRun, run_id)
+        if run is None:
+            raise ConceptChessError(f"no discovery run {run_id}")
+        key = teaching_key or latest_teaching_key(s, run_id)
+        if key is None:
+            raise ConceptChessError(f"discovery run {run_id} has not been taught (run discover teach --run {run_id} first)")
+        cands = [c for c in concepts_of_run(s, run_id) if c.variant == variant and c.vector_path and passes_heldout(c)]
+        taught = {c.id: teaching_of(s, c.id, CONCEPT, key) for c in cands}
+        missing = [cid for cid, t in taught.items() if t is None]
+        if missing:
+            raise ConceptChessError(f"{len(missing)} of {len(cands)} candidates of run {run_id} have no teaching result under key "
+                                    f"{key[:12]} (run discover teach --run {run_id} again to finish it)")
+        enough = [c for c in cands if taught[c.id].status == TAUGHT]
+        teachable = [c for c in enough if taught[c.id].teachable]
+        novel = [c for c in teachable if (n := latest_novelty(s, c.id)) is not None and n.novel]
+        amplified = [c for c in novel if (a := [x for x in amplification_of(s, c.id) if x.positions == "roots"]) and a[-1].above_control]
+        ctrl = [r for c in cands if (r := teaching_of(s, c.id, RANDOM_CONTROL, key)) is not None]
+        counts = FunnelCounts(run_id, variant, key,
+                              tuple(zip(STAGES, (len(cands), len(enough), len(teachable), len(novel), len(amplified)))),
+                              (("random vectors", len(ctrl)), ("enough prototypes", sum(r.status == TAUGHT for r in ctrl)),
+                               ("teachable", sum(bool(r.teachable) for r in ctrl))))
+    if store:
+        with db.begin() as s:
+            s.add(DiscoveryFunnel(run_id=run_id, variant=variant, teaching_key=key, stages=[list(x) for x in counts.stages],
+                                  controls={k: v for k, v in counts.controls}, settings={"schut": SCHUT}))
+    return counts
