@@ -9,8 +9,10 @@
    than ``min_prototypes`` (20) it is dropped, and the row says so;
 2. chooses the **student** (:func:`~conceptchess.teaching.select_student`): the first candidate (the
    teacher's earlier checkpoints, latest first, or the networks named, in their order) whose top-1
-   agreement with the teacher on the prototype roots is below ``max_agreement``. Every choice is made
-   before anything is written: a concept with no such student stops the command, naming each agreement;
+   agreement with the teacher on the prototype positions is below ``max_agreement``. Every choice is made
+   before anything is written: a concept with no such student is dropped and counted (``no-student``, each
+   agreement kept), and when no concept has one the command stops, naming each agreement. A random
+   control is taught to its concept's student;
 3. **teaches** it (:func:`~conceptchess.teachability.teach`): KL(teacher ‖ student) on 80 % of the
    prototype roots, beside the same student trained on as many random positions of the teacher's own
    games (the 2 × 2 table), for several seeds, with a bootstrap interval over held-out roots;
@@ -19,12 +21,12 @@
 
 Each result is a :class:`~conceptchess.store.discovery.TeachingResult` row, found again by a key of
 the settings, teacher, students and position sets, so a killed command goes on where it stopped.
-:func:`filter_run` counts the funnel — candidates → enough prototypes → teachable → novel → amplified
-above its control — stores it per run, and sets it beside Schut et al.'s shares (:data:`SCHUT`).
+:func:`filter_run` counts the funnel — candidates → enough prototypes → a student → teachable → novel →
+amplified above its control — stores it per run, and sets it beside Schut et al.'s shares (:data:`SCHUT`).
 
 >>> teach_concepts(db, 1, random_positions="selfplay/", prototype_rollouts="pool/", prototype_activations="act-pool/")  # doctest: +SKIP
 >>> filter_run(db, 1).stages                                                                                           # doctest: +SKIP
-(('candidates', 169), ('enough prototypes', 12), ('teachable', 1), ('novel', 0), ('amplified above control', 0))
+(('candidates', 169), ('enough prototypes', 12), ('a student', 12), ('teachable', 1), ('novel', 0), ('amplified above control', 0))
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from conceptchess.provenance import software_versions
 from conceptchess.store.discovery import (
     CONCEPT,
     ERASED,
+    NO_STUDENT,
     RANDOM_CONTROL,
     TAUGHT,
     TOO_FEW,
@@ -79,8 +82,10 @@ class TeachPlan:
     concept_id: int
     role: str  # concept | random-control
     prototypes: object  # teaching.Prototypes
-    student: object | None  # teaching.StudentChoice, None when dropped for too few prototypes
+    student: object | None  # teaching.StudentChoice; None when dropped (too few prototypes, or no student)
     direction_seed: int | None = None  # the random vector's seed (random-control rows)
+    agreements: tuple = ()  # (student, agreement) of every candidate walked, when no student qualified
+    refusal: str | None = None  # why no student qualified
 
 
 @dataclass(frozen=True)
@@ -109,11 +114,12 @@ def _key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _run_inputs(s, run_id: int) -> tuple[DiscoveryRun, str, str]:
+def _run_inputs(s, run_id: int) -> tuple[DiscoveryRun, NetworkRow, str]:
     run = s.get(DiscoveryRun, run_id)
     if run is None:
         raise ConceptChessError(f"no discovery run {run_id}")
-    return run, s.get(NetworkRow, run.network_id).path, s.get(Dataset, run.dataset_id).path
+    net = s.get(NetworkRow, run.network_id)
+    return run, net, s.get(Dataset, run.dataset_id).path
 
 
 def _candidates(s, run_id: int, variant: str, concept_ids) -> list:
@@ -160,12 +166,18 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
         raise ArgumentError("{max_agreement} must lie in (0, 1]", max_agreement="max_agreement")
     with db.session() as s:
         run, run_net, run_rollouts = _run_inputs(s, run_id)
+        s.expunge(run_net)
         candidates = [(c.id, c.vector_path) for c in _candidates(s, run_id, variant, concept_ids)]
         plies, tap, run_acts = run.settings.get("plies", "root"), run.tap, run.activations
     if not candidates:
         raise ConceptChessError(f"discovery run {run_id} has no {variant} concept past the held-out check to teach")
-    teacher = Path(teacher or run_net)
+    if teacher is None and not (run_net.path and Path(run_net.path).is_file()):
+        raise ArgumentError(f"discovery run {run_id} does not record where its network is; name the {{teacher}}", teacher="teacher")
+    teacher = Path(teacher or run_net.path)
     teacher_net = open_network(teacher)
+    if teacher_net.sha256 != run_net.sha256:
+        raise ConceptChessError(f"{teacher} is not discovery run {run_id}'s network (sha256 {run_net.sha256[:12]}…): its concepts "
+                                "read that network's activations")
     pool = Path(prototype_rollouts or run_rollouts)
     if dataset_origin(read_manifest(pool)) != ROLLOUTS:
         raise ConceptChessError(f"{pool}: not a rollouts dataset (prototypes are roots of one)")
@@ -189,28 +201,32 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
     plans: list[TeachPlan] = []
     agreements_cache: dict[tuple, list] = {}
 
-    def plan(cid: int, role: str, direction, seed=None) -> None:
+    def plan(cid: int, role: str, direction, seed=None, student=None) -> TeachPlan:
+        """``student``: the concept's own student, which its random control reuses (the control varies only the vector)."""
         protos = dynamic_prototypes(direction, X, meta, plies=plies, min_prototypes=min_prototypes)
         if concept_ids and role == CONCEPT and not protos.count:
             raise ConceptChessError(f"concept {cid} has no prototypes: its optimal line comes first at every ply in none of the "
                                     f"{protos.candidates} roots of {pool}")
-        choice = None
-        if protos.kept:
-            key = tuple(sorted(str(r) for r in protos.roots))
-            if key not in agreements_cache:
-                specs, _ = _prototype_specs(protos, by_root)
-                agreements_cache[key] = student_agreements(teacher, students, specs, threads=threads, device=device)
-            try:
-                choice = select_student(agreements_cache[key], max_agreement)
-            except ConceptChessError as e:
-                raise ConceptChessError(f"concept {cid}{' (random control)' if role != CONCEPT else ''}: {e}") from None
-        plans.append(TeachPlan(cid, role, protos, choice, seed))
+        if not protos.kept or student is not None:
+            return TeachPlan(cid, role, protos, student if protos.kept else None, seed)
+        key = tuple(sorted(str(r) for r in protos.roots))
+        if key not in agreements_cache:
+            specs, _ = _prototype_specs(protos, by_root)
+            agreements_cache[key] = student_agreements(teacher, students, specs, threads=threads, device=device)
+        try:
+            return TeachPlan(cid, role, protos, select_student(agreements_cache[key], max_agreement), seed)
+        except ConceptChessError as e:
+            return TeachPlan(cid, role, protos, None, seed, tuple(agreements_cache[key]),
+                             f"concept {cid}{' (random control)' if role != CONCEPT else ''}: {e}")
 
     for cid, path in candidates:
         d = ConceptDirection.load(path)
-        plan(cid, CONCEPT, d)
+        plans.append(plan(cid, CONCEPT, d))
         if controls:
-            plan(cid, RANDOM_CONTROL, random_direction(d, cid), cid)
+            plans.append(plan(cid, RANDOM_CONTROL, random_direction(d, cid), cid, student=plans[-1].student))
+    kept = [p for p in plans if p.prototypes.kept]
+    if kept and all(p.student is None for p in kept):
+        raise ConceptChessError(kept[0].refusal)
     student_paths = {p.name: p for p in students}
     random_specs, random_groups = _random_pool(random_positions, RANDOM_POOL, settings.seeds[0])
     key = _key("teach", teacher_net.sha256, [str(p) for p in students], dataset_sha256(pool), dataset_sha256(random_positions),
@@ -234,8 +250,12 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
                                        "plies": plies, "random_pool": RANDOM_POOL, "direction_seed": p.direction_seed,
                                        "students": [str(x) for x in students], "prototype_activations": str(acts.path)},
                              versions=versions)
-        if p.student is None:
+        if not p.prototypes.kept:
             row.status, row.reason = TOO_FEW, f"{p.prototypes.count} prototypes of {p.prototypes.candidates} roots (< {min_prototypes})"
+        elif p.student is None:
+            row.status, row.reason = NO_STUDENT, p.refusal
+            row.student_choice = {"chosen": None, "agreement": None, "max_agreement": max_agreement,
+                                  "agreements": [list(a) for a in p.agreements]}
         else:
             if random_set is None:
                 random_set = teaching_set(teacher, random_specs, random_groups, threads=threads, device=device)
@@ -268,7 +288,7 @@ def _missing_acts(pool: Path):
     raise ConceptChessError(f"name the activation folder of {pool} (prototype activations at the run's tap)")
 
 
-STAGES = ("candidates", "enough prototypes", "teachable", "novel", "amplified above control")
+STAGES = ("candidates", "enough prototypes", "a student", "teachable", "novel", "amplified above control")
 
 
 def latest_teaching_key(s, run_id: int) -> str | None:
@@ -295,15 +315,16 @@ def filter_run(db, run_id: int, *, variant: str = ERASED, teaching_key: str | No
         if missing:
             raise ConceptChessError(f"{len(missing)} of {len(cands)} candidates of run {run_id} have no teaching result under key "
                                     f"{key[:12]} (run discover teach --run {run_id} again to finish it)")
-        enough = [c for c in cands if taught[c.id].status == TAUGHT]
-        teachable = [c for c in enough if taught[c.id].teachable]
+        enough = [c for c in cands if taught[c.id].status in (TAUGHT, NO_STUDENT)]
+        with_student = [c for c in enough if taught[c.id].status == TAUGHT]
+        teachable = [c for c in with_student if taught[c.id].teachable]
         novel = [c for c in teachable if (n := latest_novelty(s, c.id)) is not None and n.novel]
         amplified = [c for c in novel if (a := [x for x in amplification_of(s, c.id) if x.positions == "roots"]) and a[-1].above_control]
         ctrl = [r for c in cands if (r := teaching_of(s, c.id, RANDOM_CONTROL, key)) is not None]
         counts = FunnelCounts(run_id, variant, key,
-                              tuple(zip(STAGES, (len(cands), len(enough), len(teachable), len(novel), len(amplified)))),
-                              (("random vectors", len(ctrl)), ("enough prototypes", sum(r.status == TAUGHT for r in ctrl)),
-                               ("teachable", sum(bool(r.teachable) for r in ctrl))))
+                              tuple(zip(STAGES, (len(cands), len(enough), len(with_student), len(teachable), len(novel), len(amplified)))),
+                              (("random vectors", len(ctrl)), ("enough prototypes", sum(r.status in (TAUGHT, NO_STUDENT) for r in ctrl)),
+                               ("a student", sum(r.status == TAUGHT for r in ctrl)), ("teachable", sum(bool(r.teachable) for r in ctrl))))
     if store:
         with db.begin() as s:
             s.add(DiscoveryFunnel(run_id=run_id, variant=variant, teaching_key=key, stages=[list(x) for x in counts.stages],

@@ -217,7 +217,8 @@ def funnel_figure(funnel: DiscoveryFunnel):
     ys = list(range(len(stages)))[::-1]
     top = max(1, stages[0][1])
     ax.barh(ys, [n for _, n in stages], color=OPTIMAL, height=0.55, label="discovered concepts")
-    ctrl = {"enough prototypes": controls.get("enough prototypes"), "teachable": controls.get("teachable")}
+    ctrl = {"candidates": controls.get("random vectors"), "enough prototypes": controls.get("enough prototypes"),
+            "a student": controls.get("a student"), "teachable": controls.get("teachable")}
     for y, (name, n) in zip(ys, stages):
         k = [s for s, _ in stages].index(name)
         prev = stages[k - 1][1] if k else None

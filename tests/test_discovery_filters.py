@@ -90,8 +90,9 @@ def test_teach_and_filter(run, maia1900):
     r = cli("discover", "filter", "--run", 1, "--variant", "unerased", "-o", d / "page", "--db", db)
     assert r.exit_code == 0, r.output
     f = filter_run(database, 1, variant="unerased", store=False)
-    enough = [cid for cid, (c, _) in rows.items() if c.status == "taught"]
+    enough = [cid for cid, (c, _) in rows.items() if c.status in ("taught", "no-student")]
     teachable = [cid for cid in enough if rows[cid][0].teachable]
+    assert dict(f.stages)["a student"] == sum(rows[cid][0].status == "taught" for cid in enough) == len(enough)  # max agreement 1
     assert dict(f.stages)["candidates"] == len(cands) and dict(f.stages)["enough prototypes"] == len(enough)
     assert dict(f.stages)["teachable"] == len(teachable) and dict(f.stages)["novel"] == 0  # novelty was not scored
     assert dict(f.controls)["random vectors"] == len(cands)

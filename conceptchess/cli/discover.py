@@ -185,7 +185,7 @@ def amplify(
 @guarded
 @options_named({"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "heldout": "--held-out", "seeds": "--seeds",
                 "margin": "--margin", "resamples": "--resamples", "confidence": "--confidence", "min_prototypes": "--min-prototypes",
-                "max_agreement": "--max-agreement"})
+                "max_agreement": "--max-agreement", "teacher": "--teacher"})
 def teach(
     run_id: int = typer.Option(..., "--run", help="Discovery run"),
     random_positions: Path = typer.Option(..., "--random-positions",
@@ -270,6 +270,7 @@ def filter_(
     t = Table("stage", "concepts", "kept of the previous stage", "Schut et al. kept", "random-vector controls",
               title=f"discovery run {run_id} ({variant}): the funnel (teaching {f.teaching_key[:12]})")
     ctrl = dict(f.controls)
+    ctrl["candidates"] = ctrl.pop("random vectors")
     for name, n in f.stages:
         share = f.kept_share(name)
         schut = SCHUT.get(name.split()[0])

@@ -25,7 +25,7 @@ from conceptchess.store.base import Base, utcnow
 
 ERASED, UNERASED = "erased", "unerased"
 CONCEPT, RANDOM_CONTROL = "concept", "random-control"  # a teaching result's role: the concept, or its random vector
-TAUGHT, TOO_FEW = "taught", "too-few-prototypes"  # a teaching result's status
+TAUGHT, TOO_FEW, NO_STUDENT = "taught", "too-few-prototypes", "no-student"  # a teaching result's status
 
 
 class EraserRow(Base):
@@ -135,8 +135,9 @@ class TeachingResult(Base):
     """Teaching one concept's prototypes to a student (Schut's teachability), or its random-vector control.
 
     ``role`` is ``concept`` or ``random-control`` (a Gaussian vector of the concept's norm pushed through the
-    same prototype and teaching pipeline). ``status`` is ``taught`` or ``too-few-prototypes`` (dropped before
-    teaching, and counted). ``difference``/``interval_*``: concept-trained minus random-trained top-1 agreement
+    same prototype and teaching pipeline). ``status`` is ``taught``, ``too-few-prototypes`` (dropped before
+    teaching, and counted) or ``no-student`` (no candidate student agreed with the teacher on its prototypes
+    less than the rule allows; ``student_choice`` lists each agreement). ``difference``/``interval_*``: concept-trained minus random-trained top-1 agreement
     on the concept's held-out prototypes (mean over seeds, bootstrap over roots); ``result`` holds the 2 × 2
     table per seed with means and spreads. ``key`` hashes the settings, teacher, student and position sets, so
     the same command finds what it stored and goes on.
