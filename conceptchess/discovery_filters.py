@@ -169,11 +169,11 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
         s.expunge(run_net)
         candidates = [(c.id, c.vector_path) for c in _candidates(s, run_id, variant, concept_ids)]
         plies, tap, run_acts = run.settings.get("plies", "root"), run.tap, run.activations
-    if not candidates:
-        raise ConceptChessError(f"discovery run {run_id} has no {variant} concept past the held-out check to teach")
     if teacher is None and not (run_net.path and Path(run_net.path).is_file()):
         raise ArgumentError(f"discovery run {run_id} does not record where its network is; name the {{teacher}}", teacher="teacher")
     teacher = Path(teacher or run_net.path)
+    if not candidates:  # nothing to teach is a result (the funnel's first stage is 0), not an error
+        return _key("teach-none", run_id, variant)
     teacher_net = open_network(teacher)
     if teacher_net.sha256 != run_net.sha256:
         raise ConceptChessError(f"{teacher} is not discovery run {run_id}'s network (sha256 {run_net.sha256[:12]}…): its concepts "
@@ -307,9 +307,9 @@ def filter_run(db, run_id: int, *, variant: str = ERASED, teaching_key: str | No
         if run is None:
             raise ConceptChessError(f"no discovery run {run_id}")
         key = teaching_key or latest_teaching_key(s, run_id)
-        if key is None:
-            raise ConceptChessError(f"discovery run {run_id} has not been taught (run discover teach --run {run_id} first)")
         cands = [c for c in concepts_of_run(s, run_id) if c.variant == variant and c.vector_path and passes_heldout(c)]
+        if key is None and cands:
+            raise ConceptChessError(f"discovery run {run_id} has not been taught (run discover teach --run {run_id} first)")
         taught = {c.id: teaching_of(s, c.id, CONCEPT, key) for c in cands}
         missing = [cid for cid, t in taught.items() if t is None]
         if missing:

@@ -227,7 +227,7 @@ def teach(
                              prototype_rollouts=prototype_rollouts, prototype_activations=prototype_activations, variant=variant,
                              concept_ids=concepts or None, settings=settings, min_prototypes=min_prototypes,
                              max_agreement=max_agreement, threads=threads, progress=stage_callback(bar)("teaching (concepts × controls)"))
-    _print_teaching(database, run_id, key)
+    _print_teaching(database, run_id, key, variant)
 
 
 def _cell(result: dict | None, train: str, evaluate: str) -> str:
@@ -235,11 +235,14 @@ def _cell(result: dict | None, train: str, evaluate: str) -> str:
     return "–" if c is None else f"{c['mean']:.3f} ± {c['std']:.3f}"
 
 
-def _print_teaching(database, run_id: int, key: str) -> None:
+def _print_teaching(database, run_id: int, key: str, variant: str) -> None:
     t = Table("concept", "role", "prototypes", "student (agreement)", "concept→concept", "random→concept", "concept→random",
               "random→random", "untrained", "taught − random [interval]", "teachable",
               title=f"discovery run {run_id}: top-1 agreement with the teacher (train → evaluate, held-out; mean ± sd over seeds)")
     with database.session() as s:
+        if not any(teaching_of(s, c.id, CONCEPT, key) for c in concepts_of_run(s, run_id)):
+            console.print(f"discovery run {run_id}: no {variant} concept past the held-out check, nothing to teach", highlight=False)
+            return
         for c in concepts_of_run(s, run_id):
             for role in (CONCEPT, RANDOM_CONTROL):
                 r = teaching_of(s, c.id, role, key)
@@ -268,7 +271,7 @@ def filter_(
     database = connect(db)
     f = filter_run(database, run_id, variant=variant)
     t = Table("stage", "concepts", "kept of the previous stage", "Schut et al. kept", "random-vector controls",
-              title=f"discovery run {run_id} ({variant}): the funnel (teaching {f.teaching_key[:12]})")
+              title=f"discovery run {run_id} ({variant}): the funnel (teaching {(f.teaching_key or 'none')[:12]})")
     ctrl = dict(f.controls)
     ctrl["candidates"] = ctrl.pop("random vectors")
     for name, n in f.stages:
