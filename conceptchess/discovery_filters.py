@@ -47,7 +47,7 @@ from conceptchess.discovery import rollout_activations
 from conceptchess.errors import ArgumentError, ConceptChessError
 from conceptchess.networks import open_network
 from conceptchess.positions import PositionSpec
-from conceptchess.progress import Progress
+from conceptchess.progress import ProgressFor
 from conceptchess.provenance import software_versions
 from conceptchess.store.discovery import (
     CONCEPT,
@@ -157,8 +157,9 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
                    prototype_rollouts: str | os.PathLike | None = None, prototype_activations: str | os.PathLike | None = None,
                    variant: str = ERASED, concept_ids=None, settings: TeachSettings = TeachSettings(),
                    min_prototypes: int = MIN_PROTOTYPES, max_agreement: float = MAX_AGREEMENT, controls: bool = True,
-                   threads: int | None = None, device: str = "cpu", progress: Progress | None = None) -> str:
-    """Prototypes, student and teaching (with both controls) for a run's candidates; returns the teaching key."""
+                   threads: int | None = None, device: str = "cpu", progress_for: ProgressFor | None = None) -> str:
+    """Prototypes, student and teaching (with both controls) for a run's candidates; returns the teaching key.
+    ``progress_for``: two stages, ``prototypes and students`` (concepts planned) and ``teaching`` (rows stored)."""
     settings.check()
     if min_prototypes < 2:
         raise ArgumentError("{min_prototypes} must be at least 2 (teaching splits the prototype roots)", min_prototypes="min_prototypes")
@@ -219,11 +220,16 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
             return TeachPlan(cid, role, protos, None, seed, tuple(agreements_cache[key]),
                              f"concept {cid}{' (random control)' if role != CONCEPT else ''}: {e}")
 
-    for cid, path in candidates:
+    planning = progress_for("prototypes and students") if progress_for else None
+    for k, (cid, path) in enumerate(candidates):
+        if planning is not None:
+            planning(k, len(candidates))
         d = ConceptDirection.load(path)
         plans.append(plan(cid, CONCEPT, d))
         if controls:
             plans.append(plan(cid, RANDOM_CONTROL, random_direction(d, cid), cid, student=plans[-1].student))
+    if planning is not None:
+        planning(len(candidates), len(candidates))
     kept = [p for p in plans if p.prototypes.kept]
     if kept and all(p.student is None for p in kept):
         raise ConceptChessError(kept[0].refusal)
@@ -240,6 +246,7 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
 
     # 3–4. teach, one row per (concept, role), each in its own transaction
     todo = [p for p in plans if (p.concept_id, p.role) not in done]
+    progress = progress_for("teaching (concepts and random controls)") if progress_for else None
     random_set = None
     versions = software_versions("numpy", "torch", "onnxruntime")
     for k, p in enumerate(todo):

@@ -139,8 +139,8 @@ def select_student(agreements: Sequence[tuple[str, float]], max_agreement: float
         if a < max_agreement:
             return StudentChoice(name, float(a), tuple((n, float(x)) for n, x in agreements), max_agreement)
     listed = ", ".join(f"{n} {x:.2f}" for n, x in agreements)
-    raise ConceptChessError(f"no student agrees with the teacher on fewer than {max_agreement:.0%} of the prototypes "
-                            f"(top-1 agreement: {listed})")
+    raise ConceptChessError(f"no student's top-1 agreement with the teacher on the prototypes is below {max_agreement:g} "
+                            f"(agreement: {listed})")
 
 
 def earlier_checkpoints(teacher: str | os.PathLike) -> list[Path]:

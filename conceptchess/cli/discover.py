@@ -226,7 +226,7 @@ def teach(
         key = teach_concepts(database, run_id, random_positions=random_positions, students=students or None, teacher=teacher,
                              prototype_rollouts=prototype_rollouts, prototype_activations=prototype_activations, variant=variant,
                              concept_ids=concepts or None, settings=settings, min_prototypes=min_prototypes,
-                             max_agreement=max_agreement, threads=threads, progress=stage_callback(bar)("teaching (concepts × controls)"))
+                             max_agreement=max_agreement, threads=threads, progress_for=stage_callback(bar))
     _print_teaching(database, run_id, key, variant)
 
 
