@@ -201,6 +201,7 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
     # 1–2. prototypes and students for every concept (and its random vector), before anything is written
     plans: list[TeachPlan] = []
     agreements_cache: dict[tuple, list] = {}
+    engines: dict = {}  # the teacher's and students' engines, opened once
 
     def plan(cid: int, role: str, direction, seed=None, student=None) -> TeachPlan:
         """``student``: the concept's own student, which its random control reuses (the control varies only the vector)."""
@@ -213,7 +214,7 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
         key = tuple(sorted(str(r) for r in protos.roots))
         if key not in agreements_cache:
             specs, _ = _prototype_specs(protos, by_root)
-            agreements_cache[key] = student_agreements(teacher, students, specs, threads=threads, device=device)
+            agreements_cache[key] = student_agreements(teacher, students, specs, threads=threads, device=device, engines=engines)
         try:
             return TeachPlan(cid, role, protos, select_student(agreements_cache[key], max_agreement), seed)
         except ConceptChessError as e:
@@ -248,6 +249,7 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
     todo = [p for p in plans if (p.concept_id, p.role) not in done]
     progress = progress_for("teaching (concepts and random controls)") if progress_for else None
     random_set = None
+    student_nets: dict = {}
     versions = software_versions("numpy", "torch", "onnxruntime")
     for k, p in enumerate(todo):
         row = TeachingResult(key=key, concept_id=p.concept_id, role=p.role, teacher_id=teacher_id, prototypes_dataset_id=pool_id,
@@ -265,12 +267,14 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
                                   "agreements": [list(a) for a in p.agreements]}
         else:
             if random_set is None:
-                random_set = teaching_set(teacher, random_specs, random_groups, threads=threads, device=device)
+                random_set = teaching_set(teacher_net, random_specs, random_groups, threads=threads, device=device)
             specs, groups = _prototype_specs(p.prototypes, by_root)
-            concept_set = teaching_set(teacher, specs, groups, threads=threads, device=device)
+            concept_set = teaching_set(teacher_net, specs, groups, threads=threads, device=device)
             student = student_paths[p.student.name]
-            res = teach(teacher, student, concept_set, random_set, settings)
-            st = open_network(student)
+            if student not in student_nets:
+                student_nets[student] = open_network(student)
+            st = student_nets[student]
+            res = teach(teacher_net, st, concept_set, random_set, settings)
             with db.begin() as s:
                 row.student_id = network_id(s, sha256=st.sha256, kind=st.kind, blocks=st.blocks, path=str(student))
             row.student, row.status = p.student.name, TAUGHT

@@ -30,7 +30,6 @@ from conceptchess.directions import ConceptDirection
 from conceptchess.discovery import rollout_pairs
 from conceptchess.engine import Engine
 from conceptchess.errors import ArgumentError, ConceptChessError
-from conceptchess.networks import open_network
 from conceptchess.positions import PositionSpec, histories_of
 
 MIN_PROTOTYPES = 20  # Schut et al.'s floor: fewer, and the concept is dropped
@@ -155,29 +154,36 @@ def earlier_checkpoints(teacher: str | os.PathLike) -> list[Path]:
     return [f for _, f in sorted(earlier, reverse=True)]
 
 
-def _input_format(path: str | os.PathLike) -> str | None:
-    net = open_network(path)
-    return net.spec.input_format if net.spec is not None else None
-
-
 def student_agreements(teacher: str | os.PathLike, students: Sequence[str | os.PathLike], positions: Sequence[PositionSpec], *,
-                       threads: int | None = None, device: str = "cpu") -> list[tuple[str, float]]:
+                       threads: int | None = None, device: str = "cpu", engines: dict | None = None) -> list[tuple[str, float]]:
     """Each student's top-1 agreement with the teacher's raw policy on ``positions``, in the order given.
-    A student whose input format differs from the teacher's is refused."""
+    A student whose input format differs from the teacher's is refused. ``engines``: a dict the caller keeps
+    across calls, path → open :class:`~conceptchess.engine.Engine` (opening a network takes longer than
+    evaluating a concept's few dozen prototypes)."""
     if not positions:
         raise ConceptChessError("no prototype positions to compare teacher and student on")
     hist, boards = histories_of(list(positions))
     keep = [i for i, b in enumerate(boards) if any(True for _ in b.generate_legal_moves())]
     hist, boards = hist[keep], [boards[i] for i in keep]
-    fmt = _input_format(teacher)
+    engines = {} if engines is None else engines
+
+    def engine(path) -> Engine:
+        key = str(path)
+        if key not in engines:
+            engines[key] = Engine(path, device=device, threads=threads)
+        return engines[key]
+
+    def fmt(path) -> str | None:
+        spec = engine(path).network.spec
+        return spec.input_format if spec is not None else None  # an ONNX file does not record it
 
     def top(path) -> list:
-        return [ev.best_move() for ev in Engine(path, device=device, threads=threads).evaluate(hist, boards)]
+        return [ev.best_move() for ev in engine(path).evaluate(hist, boards)]
 
-    wanted = top(teacher)
+    wanted, want_fmt = top(teacher), fmt(teacher)
     out = []
     for st in students:
-        if None not in (fmt, _input_format(st)) and _input_format(st) != fmt:  # an ONNX file does not record its format
-            raise ConceptChessError(f"{st}: input format {_input_format(st)} differs from the teacher's ({fmt})")
+        if None not in (want_fmt, fmt(st)) and fmt(st) != want_fmt:
+            raise ConceptChessError(f"{st}: input format {fmt(st)} differs from the teacher's ({want_fmt})")
         out.append((Path(st).name, top1_agreement(wanted, top(st))))
     return out
