@@ -292,17 +292,21 @@ def list_(db: str | None = typer.Option(None, "--db", help=DB_HELP)):
     """Every discovered concept with its checks."""
     database = connect(db)
     t = Table("id", "run", "root", "activations", "status", "constraints", "non-zero", "held-out", "other roots", "swapped control",
-              "passes", "novel", "Δp amplified", "Δp random")
+              "passes", "prototypes", "teachable (taught − random)", "novel", "Δp amplified", "Δp random")
     with database.session() as s:
         for c in all_concepts(s):
             nov = latest_novelty(s, c.id)
             amp = next((a for a in amplification_of(s, c.id) if a.positions == "roots"), None)
+            taught = teaching_of(s, c.id, CONCEPT)
 
             def num(x, fmt="{:.3f}"):
                 return "–" if x is None else fmt.format(x)
 
             t.add_row(str(c.id), str(c.run_id), c.root, c.variant, c.status, num(c.constraints, "{}"), num(c.nonzero, "{}"),
                       num(c.heldout_same_root), num(c.heldout_other_roots), num(c.swapped_control), "yes" if passes_heldout(c) else "no",
+                      "–" if taught is None else str(taught.prototypes),
+                      "–" if taught is None else (taught.status if taught.teachable is None else
+                                                  f"{'yes' if taught.teachable else 'no'} ({taught.difference:+.3f})"),
                       "–" if nov is None else ("yes" if nov.novel else "no"), num(amp and amp.effect, "{:+.4f}"),
                       num(amp and amp.control_effect, "{:+.4f}"))
     console.print(t)
