@@ -71,8 +71,10 @@ from conceptchess.teaching import MAX_AGREEMENT, MIN_PROTOTYPES, dynamic_prototy
 
 #: Schut et al. (2025), AlphaZero concepts: the share of candidates each filter removed.
 SCHUT = {"teachable": 0.976, "novel": 0.271}
-#: Random positions of the teacher's own games the controls draw from (their teacher policy is computed once).
-RANDOM_POOL = 4000
+#: Random positions of the teacher's own games control (a) draws from (their teacher policy is computed once):
+#: about 80 % train (a concept's training prototypes are rarely more than 200 positions) and 20 % are the
+#: "evaluated on random" column, measured after every fine-tuning — the command's main cost, so no larger.
+RANDOM_POOL = 1000
 
 
 @dataclass(frozen=True)
@@ -237,7 +239,7 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
     student_paths = {p.name: p for p in students}
     random_specs, random_groups = _random_pool(random_positions, RANDOM_POOL, settings.seeds[0])
     key = _key("teach", teacher_net.sha256, [str(p) for p in students], dataset_sha256(pool), dataset_sha256(random_positions),
-               settings.as_dict(), min_prototypes, max_agreement, variant, str(acts.path))
+               settings.as_dict(), min_prototypes, max_agreement, variant, str(acts.path), RANDOM_POOL)
     with db.begin() as s:
         teacher_id = network_id(s, sha256=teacher_net.sha256, kind=teacher_net.kind, blocks=teacher_net.blocks, path=str(teacher))
         pool_id = dataset_id(s, sha256=dataset_sha256(pool), path=str(pool), source=ROLLOUTS, positions=len(meta))
