@@ -98,7 +98,8 @@ class FunnelCounts:
     variant: str
     teaching_key: str | None
     stages: tuple[tuple[str, int], ...]  # (stage, count) in funnel order, candidates first
-    controls: tuple[tuple[str, int], ...]  # the random-vector controls: taught, enough prototypes, teachable
+    controls: tuple[tuple[str, int], ...]  # the random-vector controls: taught, enough prototypes, a student, teachable
+    untaught: int = 0  # candidates past the held-out check left out (teach's limit, or a command not yet finished)
     schut: dict = field(default_factory=lambda: dict(SCHUT))
 
     def as_dict(self) -> dict:
@@ -159,10 +160,13 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
                    prototype_rollouts: str | os.PathLike | None = None, prototype_activations: str | os.PathLike | None = None,
                    variant: str = ERASED, concept_ids=None, settings: TeachSettings = TeachSettings(),
                    min_prototypes: int = MIN_PROTOTYPES, max_agreement: float = MAX_AGREEMENT, controls: bool = True,
-                   threads: int | None = None, device: str = "cpu", progress_for: ProgressFor | None = None) -> str:
+                   limit: int | None = None, threads: int | None = None, device: str = "cpu",
+                   progress_for: ProgressFor | None = None) -> str:
     """Prototypes, student and teaching (with both controls) for a run's candidates; returns the teaching key.
-    ``progress_for``: two stages, ``prototypes and students`` (concepts planned) and ``teaching`` (rows stored)."""
+    ``limit``: only the first that many candidates (in id order; a budget, said in the funnel). ``progress_for``: two stages, ``prototypes and students`` (concepts planned) and ``teaching`` (rows stored)."""
     settings.check()
+    if limit is not None and limit < 1:
+        raise ArgumentError("{limit} must be at least 1", limit="limit")
     if min_prototypes < 2:
         raise ArgumentError("{min_prototypes} must be at least 2 (teaching splits the prototype roots)", min_prototypes="min_prototypes")
     if not 0 < max_agreement <= 1:
@@ -170,7 +174,7 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
     with db.session() as s:
         run, run_net, run_rollouts = _run_inputs(s, run_id)
         s.expunge(run_net)
-        candidates = [(c.id, c.vector_path) for c in _candidates(s, run_id, variant, concept_ids)]
+        candidates = [(c.id, c.vector_path) for c in _candidates(s, run_id, variant, concept_ids)][:limit]
         plies, tap, run_acts = run.settings.get("plies", "root"), run.tap, run.activations
     if teacher is None and not (run_net.path and Path(run_net.path).is_file()):
         raise ArgumentError(f"discovery run {run_id} does not record where its network is; name the {{teacher}}", teacher="teacher")
@@ -324,10 +328,10 @@ def filter_run(db, run_id: int, *, variant: str = ERASED, teaching_key: str | No
         if key is None and cands:
             raise ConceptChessError(f"discovery run {run_id} has not been taught (run discover teach --run {run_id} first)")
         taught = {c.id: teaching_of(s, c.id, CONCEPT, key) for c in cands}
-        missing = [cid for cid, t in taught.items() if t is None]
-        if missing:
-            raise ConceptChessError(f"{len(missing)} of {len(cands)} candidates of run {run_id} have no teaching result under key "
-                                    f"{key[:12]} (run discover teach --run {run_id} again to finish it)")
+        untaught = sum(t is None for t in taught.values())
+        if cands and untaught == len(cands):
+            raise ConceptChessError(f"no candidate of run {run_id} has a teaching result under key {key[:12]}")
+        cands = [c for c in cands if taught[c.id] is not None]  # a budget (teach's limit) or an unfinished command: said below
         enough = [c for c in cands if taught[c.id].status in (TAUGHT, NO_STUDENT)]
         with_student = [c for c in enough if taught[c.id].status == TAUGHT]
         teachable = [c for c in with_student if taught[c.id].teachable]
@@ -337,9 +341,10 @@ def filter_run(db, run_id: int, *, variant: str = ERASED, teaching_key: str | No
         counts = FunnelCounts(run_id, variant, key,
                               tuple(zip(STAGES, (len(cands), len(enough), len(with_student), len(teachable), len(novel), len(amplified)))),
                               (("random vectors", len(ctrl)), ("enough prototypes", sum(r.status in (TAUGHT, NO_STUDENT) for r in ctrl)),
-                               ("a student", sum(r.status == TAUGHT for r in ctrl)), ("teachable", sum(bool(r.teachable) for r in ctrl))))
+                               ("a student", sum(r.status == TAUGHT for r in ctrl)), ("teachable", sum(bool(r.teachable) for r in ctrl))),
+                              untaught=untaught)
     if store:
         with db.begin() as s:
             s.add(DiscoveryFunnel(run_id=run_id, variant=variant, teaching_key=key, stages=[list(x) for x in counts.stages],
-                                  controls={k: v for k, v in counts.controls}, settings={"schut": SCHUT}))
+                                  controls={k: v for k, v in counts.controls}, settings={"schut": SCHUT, "untaught": untaught}))
     return counts

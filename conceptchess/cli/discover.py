@@ -185,7 +185,7 @@ def amplify(
 @guarded
 @options_named({"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "heldout": "--held-out", "seeds": "--seeds",
                 "margin": "--margin", "resamples": "--resamples", "confidence": "--confidence", "min_prototypes": "--min-prototypes",
-                "max_agreement": "--max-agreement", "teacher": "--teacher"})
+                "max_agreement": "--max-agreement", "teacher": "--teacher", "limit": "--limit"})
 def teach(
     run_id: int = typer.Option(..., "--run", help="Discovery run"),
     random_positions: Path = typer.Option(..., "--random-positions",
@@ -198,6 +198,7 @@ def teach(
     prototype_activations: Path | None = typer.Option(None, "--prototype-activations",
                                                       help="Its activation folder at the run's tap (default: the run's)"),
     concepts: list[int] = typer.Option([], "--concept", help="Only this concept id; repeatable (default: every concept past the held-out check)"),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N candidates, in id order (a budget; the funnel says how many were left)"),
     variant: str = typer.Option("erased", "--variant", help="erased (default) or unerased concepts"),
     min_prototypes: int = typer.Option(20, "--min-prototypes", help="Fewer prototypes, and the concept is dropped (Schut: 20)"),
     max_agreement: float = typer.Option(0.2, "--max-agreement", help="The student's top-1 agreement with the teacher on the prototypes must be below this"),
@@ -226,7 +227,7 @@ def teach(
         key = teach_concepts(database, run_id, random_positions=random_positions, students=students or None, teacher=teacher,
                              prototype_rollouts=prototype_rollouts, prototype_activations=prototype_activations, variant=variant,
                              concept_ids=concepts or None, settings=settings, min_prototypes=min_prototypes,
-                             max_agreement=max_agreement, threads=threads, progress_for=stage_callback(bar))
+                             max_agreement=max_agreement, limit=limit, threads=threads, progress_for=stage_callback(bar))
     _print_teaching(database, run_id, key, variant)
 
 
@@ -280,6 +281,9 @@ def filter_(
         t.add_row(name, str(n), "–" if share is None else f"{share:.1%}", "–" if schut is None else f"{1 - schut:.1%}",
                   str(ctrl[name]) if name in ctrl else "–")
     console.print(t)
+    if f.untaught:
+        console.print(f"[yellow]{f.untaught} more candidates past the held-out check were not taught (discover teach --limit, "
+                      "or a command not finished): the funnel counts the taught ones[/yellow]")
     if output is not None:
         with stage_bar() as bar:
             files = plot_discoveries(database, output, run_id, progress=stage_callback(bar)("figures"))
