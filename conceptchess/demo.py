@@ -1,6 +1,6 @@
 """The whole story on the project's own networks: what ``make demo`` (``conceptchess demo``) runs.
 
-Three stages, each a library call the command line only prints:
+Four stages, each a library call the command line only prints:
 
 1. :func:`evaluate_demo_positions` — the demo's network (:func:`find_demo_network`) on a few
    well-known positions (:data:`DEMO_POSITIONS`).
@@ -11,6 +11,14 @@ Three stages, each a library call the command line only prints:
 3. :func:`probe_directions` and :func:`demo_puzzles` — puzzles mined for :data:`MINED_CONCEPTS` with
    the sweep's own stored probe vectors, stored in the collection ``demo`` and written to
    ``puzzles/demo.pgn``.
+4. Schut et al.'s discovery on the series' final checkpoint, with the small budgets of
+   :data:`DISCOVERY_BUDGET`: :func:`discovery_data` (roots where it and an earlier checkpoint disagree on
+   human positions, rollouts of a few of them and a larger prototype pool, self-play, activations),
+   :func:`demo_eraser` (LEACE of :data:`ERASED_CONCEPTS`), :func:`demo_discovery` (a dynamic concept per
+   root), :func:`demo_filters` (novelty, amplification, prototypes, students, teaching with its controls,
+   the funnel), :func:`discovered_puzzles` (the survivors, else the best-ranked said so, beside a random
+   control, into the ``demo`` collection) and :func:`discovery_page` (``results/demo-discovery/index.html``).
+   Each stage reuses what a previous demo made or stored.
 
 Positions (:func:`demo_positions`) come from the shared Lichess games when they are present
 (``../shared/data/pgn`` or ``$CONCEPTCHESS_TEST_DATA/pgn``), else from self-play of the network.
@@ -32,12 +40,19 @@ board).
 >>> report = demo_puzzles(run_id, positions=demo_positions(path, WORK_DIR, 12_000, seed=0))   # doctest: +SKIP
 >>> [(r.concept, len(r.puzzles)) for r in report.results]                                    # doctest: +SKIP
 [('them_hanging_pieces-probe-block5', 0), ('us_forks_available-probe-block1', 1), ...]
+>>> data = discovery_data(path, "human/", "roots-from/")                                     # doctest: +SKIP
+>>> found = demo_discovery(db, data, demo_eraser(db, data))                                  # doctest: +SKIP
+>>> demo_filters(db, found.run_id, data).funnel.stages                                       # doctest: +SKIP
+(('candidates', 10), ('enough prototypes', 4), ('a student', 4), ('teachable', 0), ('novel', 0), ('amplified above control', 0))
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import groupby
 from pathlib import Path
@@ -45,29 +60,62 @@ from pathlib import Path
 import numpy as np
 
 from conceptchess.activations import extract_activations
-from conceptchess.checkpoints import network_files
-from conceptchess.datasets import POSITIONS_FILE, DatasetWriter, dataset_sha256, iter_dataset, positions_path, read_manifest
+from conceptchess.checkpoints import network_files, stem
+from conceptchess.datasets import (
+    HUMAN_GAMES,
+    POSITIONS_FILE,
+    DatasetWriter,
+    dataset_origin,
+    dataset_sha256,
+    iter_dataset,
+    positions_path,
+    read_manifest,
+)
 from conceptchess.directions import ConceptDirection
+from conceptchess.disagreement import disagreement_dataset
+from conceptchess.discoveries import Funnel, amplify_concepts, funnel, passes_heldout, record_eraser, run_discovery, score_novelty
+from conceptchess.discovery_filters import STAGES, FunnelCounts, filter_run, teach_concepts
+from conceptchess.discovery_report import plot_discoveries
 from conceptchess.engine import Engine
+from conceptchess.erasure import fit_eraser_from_files
 from conceptchess.errors import ConceptChessError
 from conceptchess.export import export_collection
+from conceptchess.files import atomic_write_text
 from conceptchess.games import Sampling, pgn_dataset
 from conceptchess.names import unique
 from conceptchess.networks import default_network
-from conceptchess.paths import BUILD_DIR, PUZZLES_DIR, test_data_dir
+from conceptchess.novelty import NoveltyBases, build_novelty_bases
+from conceptchess.paths import BUILD_DIR, PUZZLES_DIR, RESULTS_DIR, test_data_dir
 from conceptchess.plots import plot_run
 from conceptchess.positions import PositionSpec, histories_of
 from conceptchess.probing import ProbeSettings, Standardizer, SweepPlan, SweepRequest, plan_sweep, run_sweep
 from conceptchess.probing.results import NetRow, ResultRow, RunView, load_run
 from conceptchess.probing.sources import Activations, default_series, net_info, series
 from conceptchess.progress import Progress, ProgressFor
+from conceptchess.puzzles.discovered import discovered_direction, random_control
 from conceptchess.puzzles.mine import HumanConcept, MineResult, mine_many
+from conceptchess.puzzles.records import collection_puzzles
 from conceptchess.puzzles.verify import VerifySettings
+from conceptchess.rollouts import RolloutSettings, rollouts_dataset
 from conceptchess.selfplay import selfplay_dataset
 from conceptchess.store import connect
 from conceptchess.store import probes as queries
 from conceptchess.store.directions import probe_direction
-from conceptchess.taps import is_block
+from conceptchess.store.discovery import (
+    CONCEPT,
+    ERASED,
+    NO_STUDENT,
+    RANDOM_CONTROL,
+    TAUGHT,
+    UNERASED,
+    amplification_of,
+    concepts_of_run,
+    latest_novelty,
+    teaching_of,
+)
+from conceptchess.taps import block, is_block
+from conceptchess.teachability import TeachSettings
+from conceptchess.teaching import MIN_PROTOTYPES, earlier_checkpoints
 
 DEMO_POSITIONS = [
     ("start position", None, []),
@@ -437,3 +485,393 @@ def demo_puzzles(run_id: int, out: str | os.PathLike | None = None, *, db_url: s
                                 + "; ".join(r.summary() for r in results))
     res = export_collection(db, collection, Path(out) if out else PUZZLES_DIR / "demo.pgn")
     return DemoPuzzles(res.path, found, results)
+
+
+# -- 4. discovery: what the final checkpoint knows beyond the human concepts ---------------------------------
+#: Stage 4's scratch folder (datasets, activation folders, the eraser, the novelty bases), kept so that a second
+#: demo reuses what the first made; each name says the inputs or budget it was made with.
+DISCOVERY_WORK_DIR = BUILD_DIR / "demo-discovery"
+#: The funnel page (index.html, the funnel figure, a figure per concept) and the concept vectors.
+DISCOVERY_RESULTS_DIR = RESULTS_DIR / "demo-discovery"
+#: The roots are positions where the final checkpoint and the one this many checkpoints before it choose
+#: different top moves: step 898 of the default series' 3,500, which plays but disagrees on 48 % of the
+#: demo's human positions (Schut et al. contrast AlphaZero with a version of it 75 Elo weaker).
+DISAGREE_BACK = 2
+#: The human concepts erased before discovery: those the atlas probed.
+ERASED_CONCEPTS = PROBED_CONCEPTS
+
+
+@dataclass(frozen=True)
+class DiscoveryBudget:
+    """How much stage 4 does. :data:`DISCOVERY_BUDGET` is the demo's, sized so that the whole demo takes
+    ≤ 10 minutes on two cores; tests pass a tiny one.
+
+    Measured on two cores shared with other jobs (torch at one thread): a discovery root at 300 playouts
+    ≈ 0.6 s; a pool root at 100 playouts, one sub-optimal line per branch ply and 16-playout extensions
+    ≈ 0.25 s (≈ 0.8 s with lc0's two lines and 64-playout extensions, which also leave a concept fewer
+    prototypes); teaching ≈ 6 s per concept or random vector with enough prototypes, after its students'
+    agreements; mining one direction ≈ 20 s. At the full 8×8 (4,096 features) the eraser alone takes
+    ≈ 80 s whatever the number of positions (LEACE's eigendecomposition and the report's probes factor
+    4,096 × 4,096 matrices), so the demo reads channel means (``pooling``); stage 4 then took 3 min 10 s.
+    Each candidate may cost a teaching, which is what keeps the discovery roots to ten."""
+
+    root_positions: int = 1000  # human positions compared for the roots (48 % disagree)
+    roots: int = 10  # disagreement roots a concept is discovered on
+    nodes: int = 300  # playouts of each discovery root's search
+    prototype_roots: int = 150  # roots of the prototype pool (the discovery roots first among them)
+    prototype_nodes: int = 100  # playouts of each pool root's search
+    prototype_lines: int = 1  # sub-optimal lines per branch ply in the pool
+    prototype_extend: int = 16  # playouts searched where a pool line leaves the tree
+    depth: int = 5  # plies of every rollout (Schut's T)
+    pooling: str = "mean"  # of the activations stage 4 reads at the last block: channel means, or the full 8×8
+    selfplay_games: int = 12  # the teacher's own games: novelty's machine side, teaching's random positions
+    selfplay_plies: int = 100
+    novelty_positions: int = 2048  # positions of each kind (human, machine) in the novelty bases, at most
+    novelty_controls: int = 20  # random directions scored beside each concept
+    amplify_positions: int = 32  # unrelated (human) positions each concept is amplified on
+    min_prototypes: int = MIN_PROTOTYPES  # a concept with fewer is dropped (Schut's floor)
+    teach: TeachSettings = TeachSettings()
+    mined: int = 2  # discovered concepts mined for puzzles
+    max_puzzles: int = 3  # puzzles per concept and for the control, at most
+
+
+DISCOVERY_BUDGET = DiscoveryBudget()
+
+
+def _short_key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+@contextmanager
+def _one_torch_thread():
+    """torch at one thread inside the block: on two shared cores its default two threads made amplification
+    20× slower (2.9 s a concept against 0.13 s) and the eraser's probes 4×."""
+    import torch  # lazy: heavy, and only stage 4's erasure, amplification and teaching need it
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def discovery_skipped(network: str | os.PathLike, human: str | os.PathLike) -> str | None:
+    """Why stage 4 cannot run on ``network`` and the positions ``human`` (None when it can): it needs a checkpoint
+    series (the roots' earlier checkpoint, the students) and positions of human games (erasure, novelty)."""
+    try:
+        discovery_checkpoints(network)
+    except ConceptChessError as e:
+        return f"discovery needs the last checkpoint of a series ({e})"
+    if dataset_origin(read_manifest(human)) != HUMAN_GAMES:
+        return f"{human} holds no positions of human games (the shared Lichess games are absent)"
+    return None
+
+
+def discovery_checkpoints(network: str | os.PathLike) -> tuple[Path, Path]:
+    """The teacher (``network``, the series' final checkpoint) and the checkpoint :data:`DISAGREE_BACK` before it."""
+    earlier = earlier_checkpoints(network)  # latest first, step 0 left out
+    if len(earlier) < DISAGREE_BACK:
+        raise ConceptChessError(f"{network}: discovery needs a checkpoint series with {DISAGREE_BACK} earlier checkpoints "
+                                f"(for the roots and the students); {Path(network).parent} has {len(earlier)}")
+    return Path(network), earlier[DISAGREE_BACK - 1]
+
+
+@dataclass(frozen=True)
+class RolloutCounts:
+    """A rollouts dataset and what its manifest counts."""
+
+    path: Path
+    roots: int  # roots with lines (a finished game has none)
+    nodes: int  # playouts of each root's search
+    optimal_lines: int
+    suboptimal_lines: int
+    positions: int
+
+    @classmethod
+    def of(cls, path: Path) -> RolloutCounts:
+        m = read_manifest(path)
+        c = m["counts"]
+        return cls(path, c["roots"] - c["roots_without_moves"], m["settings"]["nodes"], c["optimal_lines"], c["suboptimal_lines"],
+                   c["records"])
+
+
+@dataclass(frozen=True)
+class DiscoveryData:
+    """Every dataset and activation folder of stage 4 (:func:`discovery_data`), with their counts."""
+
+    network: Path  # the teacher: the series' final checkpoint
+    earlier: Path  # the checkpoint the roots disagree with
+    tap: str  # the network's last block: discovery, erasure, novelty and mining read it
+    pooling: str  # full (8×8) or mean (per channel)
+    human: Path  # human positions: the eraser's, the novelty bases' human side, the positions mined
+    human_activations: Path
+    compared: int  # human positions both networks were compared on (those with a legal move)
+    roots: Path  # the positions where they choose different top moves
+    disagree: int
+    rollouts: RolloutCounts  # the discovery roots' rollouts
+    rollout_activations: Path
+    pool: RolloutCounts  # the prototype pool: more roots, smaller searches
+    pool_activations: Path
+    selfplay: Path  # the teacher's own games
+    selfplay_games: int
+    selfplay_positions: int
+
+
+def discovery_data(network: str | os.PathLike, human: str | os.PathLike, roots_from: str | os.PathLike | None = None,
+                   budget: DiscoveryBudget = DISCOVERY_BUDGET, work: str | os.PathLike = DISCOVERY_WORK_DIR, *,
+                   progress_for: ProgressFor | None = None) -> DiscoveryData:
+    """Make (or find made under ``work``) stage 4's inputs: the roots, the positions of ``roots_from`` (human
+    games; default ``human``) where ``network`` and the checkpoint :data:`DISAGREE_BACK` before it choose
+    different top moves; the rollouts of the first ``budget.roots`` of them and a prototype pool of the first
+    ``budget.prototype_roots``; the network's self-play games; and the activation folders of the network's
+    last block over ``human`` and both rollouts. Every dataset is written atomically and rollouts and
+    extraction resume, so a killed demo goes on where it stopped. ``progress_for``: a stage per dataset and
+    activation folder made."""
+    network, earlier = discovery_checkpoints(network)
+    human, work = Path(human), Path(work)
+    roots_from = Path(roots_from) if roots_from is not None else human
+    for ds in {human, roots_from}:
+        if dataset_origin(read_manifest(ds)) != HUMAN_GAMES:
+            raise ConceptChessError(f"{ds}: discovery needs positions of human games (the roots, the eraser and the novelty bases), "
+                                    "and these are not")
+    tap = block(net_info(network).blocks - 1)
+    work.mkdir(parents=True, exist_ok=True)
+
+    def stage(name: str) -> Progress | None:
+        return progress_for(name) if progress_for is not None else None
+
+    roots = work / f"roots-{roots_from.name}-vs-{stem(earlier)}"
+    if not roots.exists():
+        disagreement_dataset(network, earlier, roots_from, roots, threads=1, device="cpu", progress=stage("disagreement"))
+    rollouts = work / f"rollouts-{roots.name}-{budget.roots}x{budget.nodes}"
+    if not rollouts.exists():
+        rollouts_dataset(network, roots, rollouts, RolloutSettings(nodes=budget.nodes, depth=budget.depth), limit=budget.roots, threads=1,
+                         device="cpu", progress=stage("rollouts (discovery roots)"))
+    pool = work / (f"pool-{roots.name}-{budget.prototype_roots}x{budget.prototype_nodes}-"
+                   f"lines{budget.prototype_lines}-extend{budget.prototype_extend}")
+    if not pool.exists():
+        settings = RolloutSettings(nodes=budget.prototype_nodes, depth=budget.depth, lines_per_ply=budget.prototype_lines,
+                                   extend_nodes=budget.prototype_extend)
+        rollouts_dataset(network, roots, pool, settings, limit=budget.prototype_roots, threads=1, device="cpu",
+                         progress=stage("rollouts (prototype pool)"))
+    selfplay = work / f"selfplay-{budget.selfplay_games}x{budget.selfplay_plies}"
+    if not selfplay.exists():
+        selfplay_dataset(network, selfplay, games=budget.selfplay_games, max_plies=budget.selfplay_plies, seed=0, threads=1, device="cpu",
+                         progress=stage("self-play"))
+    acts = {}
+    for ds in (human, rollouts, pool):
+        acts[ds] = work / f"activations-{ds.name}-{tap}-{budget.pooling}"
+        extract_activations(network, ds, acts[ds], [tap], pool=budget.pooling, device="cpu", threads=1,
+                            progress=stage(f"activations ({ds.name})"))
+    r, s = read_manifest(roots)["counts"], read_manifest(selfplay)["counts"]
+    return DiscoveryData(network, earlier, tap, budget.pooling, human, acts[human], r["positions"] - r["without_legal_moves"], roots, r["disagree"],
+                         RolloutCounts.of(rollouts), acts[rollouts], RolloutCounts.of(pool), acts[pool], selfplay, s["games"],
+                         s["positions_written"])
+
+
+@dataclass(frozen=True)
+class DemoErasure:
+    """The LEACE eraser of :data:`ERASED_CONCEPTS` (:func:`demo_eraser`) and its held-out checks."""
+
+    path: Path
+    rank: int
+    concepts: tuple[str, ...]
+    checks_passed: int
+    checks_failed: tuple[str, ...]  # "name: detail" of each failed check
+    report: str  # the held-out report, as `discover erase` prints it
+
+
+def demo_eraser(db, data: DiscoveryData, concepts: tuple[str, ...] = ERASED_CONCEPTS, work: str | os.PathLike = DISCOVERY_WORK_DIR, *,
+                progress_for: ProgressFor | None = None) -> DemoErasure:
+    """Fit (or find fitted under ``work``) a LEACE eraser of ``concepts`` at ``data.tap`` on the human positions,
+    with its held-out report (:func:`~conceptchess.erasure.fit_eraser_from_files`, seed 0: probes before and
+    after erasure, on the eraser's games and on fresh ones, beside a random subspace of the same rank), and
+    record both in ``db``. The top-move check (do the erased activations still tell the network's move?) is left
+    out for time: it runs the network over every human position, ≈ 15 s against ≈ 3 s for the rest at channel
+    means (measured: it passes, erased accuracy 0.15 against 0.06 with shuffled labels)."""
+    key = _short_key(dataset_sha256(data.human), net_info(data.network).sha256, data.tap, data.pooling, sorted(concepts))
+    path = Path(work) / f"eraser-{data.tap}-{data.pooling}-{key}.npz"
+    about = path.with_suffix(".json")
+    if not (path.exists() and about.exists()):
+        with _one_torch_thread():
+            fitted = fit_eraser_from_files(data.human_activations, data.tap, dataset=data.human, concepts=list(concepts),
+                                           network=data.network, top_move_check=False, seed=0, device="cpu", threads=1,
+                                           progress_for=progress_for)
+        report = fitted.report
+        fitted.eraser.save(path)
+        with db.begin() as s:
+            record_eraser(s, fitted.eraser, path, data.network, data.human, report.to_dict())
+        atomic_write_text(about, json.dumps({"rank": fitted.eraser.rank_, "concepts": list(concepts), "report": str(report),
+                                             "passed": sum(c.passed is True for c in report.checks),
+                                             "failed": [f"{c.name}: {c.detail}" for c in report.failures]}, indent=1) + "\n")
+    about_ = json.loads(about.read_text())
+    return DemoErasure(path, about_["rank"], tuple(about_["concepts"]), about_["passed"], tuple(about_["failed"]), about_["report"])
+
+
+@dataclass(frozen=True)
+class DemoDiscovery:
+    """The discovery run (:func:`demo_discovery`): what came through the fit and the held-out check, on erased
+    activations and on unerased ones (the control)."""
+
+    run_id: int
+    erased: Funnel
+    unerased: Funnel
+
+
+def demo_discovery(db, data: DiscoveryData, eraser: DemoErasure, results_dir: str | os.PathLike = DISCOVERY_RESULTS_DIR, *,
+                   progress: Progress | None = None) -> DemoDiscovery:
+    """A dynamic concept per discovery root on the erased activations, the unerased fit beside it
+    (:func:`~conceptchess.discoveries.run_discovery`, default settings; vectors under ``results_dir``/vectors).
+    A second demo finds the run by its key and adds nothing."""
+    run_id = run_discovery(db, data.network, data.rollouts.path, data.rollout_activations, data.tap, eraser=eraser.path,
+                           results_dir=Path(results_dir) / "vectors", progress=progress)
+    return DemoDiscovery(run_id, funnel(db, run_id, ERASED), funnel(db, run_id, UNERASED))
+
+
+@dataclass(frozen=True)
+class DemoFilters:
+    """Schut's filters on the discovery run (:func:`demo_filters`)."""
+
+    funnel: FunnelCounts  # candidates → enough prototypes → a student → teachable → novel → amplified above control (erased), stored
+    novelty_scored: int  # concepts with a novelty score: every fitted one, both variants
+    novelty_positions: int  # of each kind in the bases
+    human_rank: int  # numerical ranks of the bases
+    machine_rank: int
+    amplified: int  # concepts amplified: those past the held-out check, both variants
+    prototypes: tuple[int, ...]  # prototypes of each candidate in the pool (dataset order of the candidates)
+    control_prototypes: tuple[int, ...]  # … of each candidate's random vector
+    students: tuple[tuple[str, int], ...]  # the students chosen, with how many concepts and controls each taught
+
+
+def demo_filters(db, run_id: int, data: DiscoveryData, budget: DiscoveryBudget = DISCOVERY_BUDGET,
+                 work: str | os.PathLike = DISCOVERY_WORK_DIR, *, progress_for: ProgressFor | None = None) -> DemoFilters:
+    """Novelty (the human positions against the teacher's own games), amplification beside a random direction,
+    then prototypes in the pool, the student and teaching with both controls
+    (:func:`~conceptchess.discovery_filters.teach_concepts`), and the funnel
+    (:func:`~conceptchess.discovery_filters.filter_run`, stored). A second demo skips what the first stored:
+    novelty and amplification per concept, teaching by its key."""
+
+    def stage(name: str) -> Progress | None:
+        return progress_for(name) if progress_for is not None else None
+
+    key = _short_key(net_info(data.network).sha256, dataset_sha256(data.human), dataset_sha256(data.selfplay), data.tap, data.pooling,
+                     budget.novelty_positions)
+    bases_path = Path(work) / f"novelty-bases-{data.tap}-{data.pooling}-{key}.npz"
+    if bases_path.exists():
+        bases = NoveltyBases.load(bases_path)
+    else:
+        bases = build_novelty_bases(data.network, data.human, data.selfplay, data.tap, pooling=data.pooling, max_positions=budget.novelty_positions,
+                                    seed=0, threads=1, device="cpu", progress=stage("novelty bases"))
+        bases.save(bases_path)
+    with db.session() as s:
+        fitted = [c for c in concepts_of_run(s, run_id) if c.vector_path]
+        unscored = [c.id for c in fitted if latest_novelty(s, c.id) is None]
+        passing = [c for c in fitted if passes_heldout(c)]
+        unamplified = [c.id for c in passing if not amplification_of(s, c.id)]
+    with _one_torch_thread():
+        if unscored:
+            score_novelty(db, run_id, bases, data.human, data.selfplay, controls=budget.novelty_controls, seed=0, progress=stage("novelty"))
+        if unamplified:
+            amplify_concepts(db, run_id, data.network, data.human, unrelated_count=budget.amplify_positions, seed=0,
+                             progress=stage("amplifying"))
+        teaching_key = teach_concepts(db, run_id, random_positions=data.selfplay, prototype_rollouts=data.pool.path,
+                                      prototype_activations=data.pool_activations, settings=budget.teach,
+                                      min_prototypes=budget.min_prototypes, threads=1, device="cpu", progress_for=progress_for)
+    counts = filter_run(db, run_id, teaching_key=teaching_key)
+    with db.session() as s:
+        candidates = [c.id for c in concepts_of_run(s, run_id) if c.variant == ERASED and c.vector_path and passes_heldout(c)]
+        rows = {(cid, role): teaching_of(s, cid, role, teaching_key) for cid in candidates for role in (CONCEPT, RANDOM_CONTROL)}
+        students = Counter(r.student for r in rows.values() if r is not None and r.student)
+    return DemoFilters(counts, len(fitted), bases.human_count, bases.human_rank, bases.machine_rank, len(passing),
+                       tuple(r.prototypes for (_, role), r in rows.items() if role == CONCEPT),
+                       tuple(r.prototypes if r is not None else 0 for (_, role), r in rows.items() if role == RANDOM_CONTROL),
+                       tuple(sorted(students.items(), key=lambda kv: (-kv[1], kv[0]))))
+
+
+def funnel_members(db, run_id: int, teaching_key: str | None, variant: str = ERASED) -> list[tuple[str, list[int]]]:
+    """The concept ids at each stage of the funnel (:data:`~conceptchess.discovery_filters.STAGES`, counted as
+    :func:`~conceptchess.discovery_filters.filter_run` counts them), each list best first: by held-out
+    satisfaction above the swapped-label control, then on other roots' rollouts."""
+    with db.session() as s:
+        cands = [c for c in concepts_of_run(s, run_id) if c.variant == variant and c.vector_path and passes_heldout(c)]
+        cands.sort(key=lambda c: (-(c.heldout_same_root - (c.swapped_control if c.swapped_control is not None else 0.5)),
+                                  -(c.heldout_other_roots or 0.0), c.id))
+        taught = {c.id: teaching_of(s, c.id, CONCEPT, teaching_key) if teaching_key else None for c in cands}
+        enough = [c for c in cands if taught[c.id] is not None and taught[c.id].status in (TAUGHT, NO_STUDENT)]
+        with_student = [c for c in enough if taught[c.id].status == TAUGHT]
+        teachable = [c for c in with_student if taught[c.id].teachable]
+        novel = [c for c in teachable if (n := latest_novelty(s, c.id)) is not None and n.novel]
+        amplified = [c for c in novel if (a := [x for x in amplification_of(s, c.id) if x.positions == "roots"]) and a[-1].above_control]
+        return [(name, [c.id for c in group]) for name, group in zip(STAGES, (cands, enough, with_student, teachable, novel, amplified))]
+
+
+def choose_discovered(members: list[tuple[str, list[int]]], count: int) -> tuple[list[int], str, bool]:
+    """The concepts to mine, from :func:`funnel_members`: the survivors of the whole funnel (``count`` at most),
+    else the ``count`` best-ranked of the last stage any concept passed, said so; ``(ids, selection, survivors)``.
+
+    >>> choose_discovered([("candidates", [4, 2, 9]), ("enough prototypes", [2]), ("teachable", [])], 2)
+    ([2], 'no concept passed "teachable": the best-ranked of the 1 that passed "enough prototypes"', False)
+    >>> choose_discovered([("candidates", [4, 2]), ("teachable", [2])], 2)
+    ([2], 'the survivors of every filter (1)', True)
+    """
+    reached = [(k, name, ids) for k, (name, ids) in enumerate(members) if ids]
+    if not reached:
+        return [], f'no concept passed "{members[0][0]}" (the held-out check): nothing to mine', False
+    k, name, ids = reached[-1]
+    if k == len(members) - 1:
+        return ids[:count], f"the survivors of every filter ({len(ids)})", True
+    return ids[:count], f'no concept passed "{members[k + 1][0]}": the best-ranked of the {len(ids)} that passed "{name}"', False
+
+
+@dataclass
+class DiscoveredPuzzles:
+    """What :func:`discovered_puzzles` mined: which concepts and why, each one's and the control's result."""
+
+    concept_ids: list[int]
+    selection: str  # which concepts were mined, in words: the survivors of every filter, or the best-ranked of a stage
+    survivors: bool  # whether they passed every filter
+    path: Path | None = None  # the collection's PGN (None when nothing was mined)
+    results: list[MineResult] = field(default_factory=list)
+
+    @property
+    def puzzles(self) -> int:
+        """Puzzles of the discovered concepts (not of the control)."""
+        return sum(len(r.puzzles) for r in self.results if r.kind == "concept")
+
+
+def discovered_puzzles(db, run_id: int, filters: DemoFilters, data: DiscoveryData, positions: str | os.PathLike | None = None, *,
+                       budget: DiscoveryBudget = DISCOVERY_BUDGET, nodes: int = 100_000, workers: int = 2, seed: int = 0,
+                       work: str | os.PathLike = DISCOVERY_WORK_DIR, collection: str = "demo", out: str | os.PathLike | None = None,
+                       progress_for: ProgressFor | None = None) -> DiscoveredPuzzles:
+    """Mine ``positions`` (default the human positions, whose activations are there already) for the concepts
+    :func:`choose_discovered` picks and for the first one's random control of the same norm
+    (:func:`~conceptchess.puzzles.discovered.random_control`); every puzzle carries its concept's discovery
+    provenance. The puzzles join ``collection``, which is exported (default ``puzzles/<collection>.pgn``).
+    ``nodes``: Stockfish nodes per check."""
+    ids, selection, survivors = choose_discovered(funnel_members(db, run_id, filters.funnel.teaching_key), budget.mined)
+    found = DiscoveredPuzzles(ids, selection, survivors)
+    if not ids:
+        return found
+    positions = Path(positions) if positions is not None else data.human
+    folder = data.human_activations if positions == data.human else Path(work) / f"activations-{positions.name}-{data.tap}-{data.pooling}"
+    acts = extract_activations(data.network, positions, folder, [data.tap], pool=data.pooling, device="cpu", threads=1,
+                               progress=progress_for("activations (positions to mine)") if progress_for is not None else None)
+    with db.session() as s:
+        directions = [discovered_direction(s, cid, acts) for cid in ids]
+    concepts = [*directions, random_control(directions[0], seed)]
+    found.results = mine_many(db, collection, concepts, acts, positions, engine=Engine(data.network, device="cpu", threads=1),
+                              max_puzzles=budget.max_puzzles, settings=VerifySettings(nodes=nodes), workers=workers, weak_network=True,
+                              seed=seed, progress_for=progress_for)
+    with db.session() as s:  # mine_many made the collection; the probes' puzzles may be in it already
+        stored = bool(collection_puzzles(s, collection))
+    if stored:
+        found.path = export_collection(db, collection, Path(out) if out else PUZZLES_DIR / f"{collection}.pgn").path
+    return found
+
+
+def discovery_page(db, run_id: int, out_dir: str | os.PathLike = DISCOVERY_RESULTS_DIR, *, progress: Progress | None = None) -> Path:
+    """The run's funnel page: ``index.html`` under ``out_dir`` with the stored funnel's figure atop and a figure
+    per concept (:func:`~conceptchess.discovery_report.plot_discoveries`)."""
+    files = plot_discoveries(db, out_dir, run_id, progress=progress)
+    return next(f for f in files if f.name == "index.html")

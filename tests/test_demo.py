@@ -14,19 +14,39 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from conceptchess.activations import extract_activations
+from conceptchess.activations import ActivationFiles, extract_activations
 from conceptchess.concepts import label
 from conceptchess.datasets import iter_dataset, positions_path
-from conceptchess.demo import FULL_RESOLUTION_CONCEPTS, PROBED_CONCEPTS, demo_checkpoints, plan_demo_sweep, probe_directions
+from conceptchess.demo import (
+    FULL_RESOLUTION_CONCEPTS,
+    PROBED_CONCEPTS,
+    DiscoveryBudget,
+    choose_discovered,
+    demo_checkpoints,
+    demo_discovery,
+    demo_eraser,
+    demo_filters,
+    discovered_puzzles,
+    discovery_data,
+    discovery_page,
+    funnel_members,
+    plan_demo_sweep,
+    probe_directions,
+)
+from conceptchess.discovery_filters import STAGES
+from conceptchess.export import read_pgn_puzzles
 from conceptchess.games import Sampling, pgn_dataset
 from conceptchess.networks import default_network
 from conceptchess.probing import SweepRequest, plan_sweep, run_sweep
 from conceptchess.probing.sources import Activations, net_info
+from conceptchess.puzzles.records import collection_puzzles
 from conceptchess.store import connect
+from conceptchess.store.discovery import AmplificationResult, DiscoveredConcept, NoveltyScore, TeachingResult
 from conceptchess.store.probes import ProbeResult
-from tests.helpers import tiny_net
+from conceptchess.teachability import TeachSettings
+from tests.helpers import network_or_skip, stockfish_or_skip, tiny_net
 
 CONCEPTS = ("them_hanging_pieces", "us_mobility")
 POOLS = {"them_hanging_pieces": "mean", "us_mobility": "full"}
@@ -144,3 +164,112 @@ def test_demo_probes_every_other_checkpoint_of_a_long_series(tmp_path):
     assert [int(p.name[6:12]) for p in picked] == [0, 2, 8, 30, 231, 898, 3500]
     assert demo_checkpoints(20, tmp_path) == sorted(tmp_path.glob("*.pb.gz"), key=lambda p: int(p.name[6:12]))
     assert demo_checkpoints(7, tmp_path / "none") is None
+
+
+# -- stage 4: discovery on four checkpoints of the default series, with tiny budgets -------------------------------
+TINY = DiscoveryBudget(roots=4, nodes=48, prototype_roots=24, prototype_nodes=16, prototype_lines=1, prototype_extend=8, depth=4,
+                       pooling="mean", selfplay_games=4, selfplay_plies=40, novelty_positions=256, novelty_controls=5, amplify_positions=8,
+                       min_prototypes=2, teach=TeachSettings(epochs=1, resamples=100), mined=1, max_puzzles=1)
+STEPS = (8, 898, 1773, 3500)  # the teacher is step 3500; the roots come from its disagreement with step 898; step 8 is a student
+
+
+@pytest.fixture(scope="module")
+def discovered(tmp_path_factory, lichess_pgn):
+    """Stage 4 up to the funnel on four checkpoints of the default series and 300 human positions, run twice: the
+    second run must find everything the first stored and add nothing."""
+    final = network_or_skip()
+    tmp = tmp_path_factory.mktemp("discovery")
+    series = tmp / "series"
+    series.mkdir()
+    for step in STEPS:
+        name = final.name.replace("003500", f"{step:06d}")
+        for f in (final.with_name(name), final.with_name(name.replace(".pb.gz", ".json"))):
+            (series / f.name).symlink_to(f)
+    human = tmp / "human"
+    pgn_dataset([lichess_pgn], human, sampling=Sampling(skip_plies=8, every=3, max_positions=300, seed=0))
+    db = connect(f"sqlite:///{tmp / 'db.sqlite'}")
+    work, results = tmp / "work", tmp / "results"
+
+    def run():
+        data = discovery_data(series / final.name, human, budget=TINY, work=work)
+        eraser = demo_eraser(db, data, ("in_check", "material_diff", "us_mobility"), work=work)
+        found = demo_discovery(db, data, eraser, results)
+        return data, eraser, found, demo_filters(db, found.run_id, data, TINY, work)
+
+    first = run()
+    with db.session() as s:
+        rows = {name: s.scalar(select(func.count()).select_from(model)) for name, model in
+                (("concepts", DiscoveredConcept), ("novelty", NoveltyScore), ("amplification", AmplificationResult), ("teaching", TeachingResult))}
+    second = run()
+    return tmp, db, first, second, rows
+
+
+def test_discovery_data_counts_what_it_made(discovered):
+    tmp, _, (data, *_), _, _ = discovered
+    assert data.earlier.name == "cc-6x64-step000898.pb.gz" and data.tap == "block5"  # two checkpoints back; the last block
+    roots = list(iter_dataset(data.roots))
+    assert len(roots) == data.disagree and 0 < data.disagree <= data.compared <= 300
+    assert all(r.meta["move_a"] != r.meta["move_b"] for r in roots)
+    assert data.rollouts.roots == TINY.roots and data.pool.roots == TINY.prototype_roots
+    pooled = {str(s.meta["root"]) for s in iter_dataset(data.pool.path)}
+    assert {str(s.meta["root"]) for s in iter_dataset(data.rollouts.path)} <= pooled  # the discovery roots come first in the pool
+    assert [str(r.id) for r in roots[: TINY.prototype_roots]] == list(dict.fromkeys(str(s.meta["root"]) for s in iter_dataset(data.pool.path)))
+    assert data.selfplay_games == TINY.selfplay_games and data.selfplay_positions == len(list(iter_dataset(data.selfplay)))
+    for folder, ds in ((data.human_activations, data.human), (data.rollout_activations, data.rollouts.path), (data.pool_activations, data.pool.path)):
+        assert len(ActivationFiles(folder)) == len(list(iter_dataset(ds)))
+
+
+def test_each_stage_passes_at_most_what_the_one_before_passed(discovered):
+    _, db, (data, eraser, found, filters), _, _ = discovered
+    assert eraser.rank >= 3 and eraser.checks_passed + len(eraser.checks_failed) > 0
+    for f in (found.erased, found.unerased):
+        assert f.fitted + f.soft + f.failed == f.roots == TINY.roots
+        assert f.heldout <= f.fitted
+    counts = [n for _, n in filters.funnel.stages]
+    assert [name for name, _ in filters.funnel.stages] == list(STAGES)
+    assert counts[0] == found.erased.heldout
+    assert all(a >= b for a, b in zip(counts, counts[1:]))
+    assert [len(ids) for _, ids in funnel_members(db, found.run_id, filters.funnel.teaching_key)] == counts
+    assert len(filters.prototypes) == len(filters.control_prototypes) == counts[0]
+    assert sum(p >= TINY.min_prototypes for p in filters.prototypes) == counts[1]
+    assert filters.amplified == found.erased.heldout + found.unerased.heldout
+    assert filters.novelty_scored == found.erased.fitted + found.unerased.fitted + found.erased.soft + found.unerased.soft
+    controls = dict(filters.funnel.controls)
+    assert controls["random vectors"] == counts[0] and controls["enough prototypes"] == sum(
+        p >= TINY.min_prototypes for p in filters.control_prototypes)
+    assert sum(n for _, n in filters.students) == dict(filters.funnel.stages)["a student"] + controls["a student"]
+
+
+def test_a_second_demo_reuses_what_the_first_stored(discovered):
+    _, db, first, second, rows = discovered
+    assert second[0] == first[0] and second[1] == first[1] and second[2].run_id == first[2].run_id
+    for a, b in ((first[2].erased, second[2].erased), (first[2].unerased, second[2].unerased)):
+        assert (a.roots, a.fitted, a.soft, a.failed, a.heldout) == (b.roots, b.fitted, b.soft, b.failed, b.heldout)
+    assert second[3].funnel.stages == first[3].funnel.stages and second[3].funnel.teaching_key == first[3].funnel.teaching_key
+    with db.session() as s:
+        assert rows == {name: s.scalar(select(func.count()).select_from(model)) for name, model in
+                        (("concepts", DiscoveredConcept), ("novelty", NoveltyScore), ("amplification", AmplificationResult),
+                         ("teaching", TeachingResult))}
+
+
+def test_discovered_puzzles_carry_their_concept_and_the_page_shows_the_funnel(discovered):
+    stockfish_or_skip()
+    tmp, db, (data, _, found, filters), _, _ = discovered
+    mined = discovered_puzzles(db, found.run_id, filters, data, budget=TINY, nodes=20_000, workers=1, work=tmp / "work",
+                               out=tmp / "demo.pgn")
+    members = funnel_members(db, found.run_id, filters.funnel.teaching_key)
+    assert (mined.concept_ids, mined.selection, mined.survivors) == choose_discovered(members, TINY.mined)
+    if not mined.concept_ids:
+        assert mined.results == [] and mined.path is None
+    else:
+        assert [r.kind for r in mined.results] == ["concept"] * len(mined.concept_ids) + ["control-random"]
+        with db.session() as s:
+            stored = collection_puzzles(s, "demo")
+        assert len(stored) == sum(len(r.puzzles) for r in mined.results)
+        for p in stored:
+            assert p.discovery["concept"] in mined.concept_ids and p.discovery["run"] == found.run_id
+            assert p.discovery["role"] == ("concept" if p.kind == "concept" else "random-control")
+        if stored:
+            assert mined.path == tmp / "demo.pgn" and len(read_pgn_puzzles(mined.path)) == len(stored)
+    page = discovery_page(db, found.run_id, tmp / "page")
+    assert page.name == "index.html" and (tmp / "page" / f"funnel-run-{found.run_id}-erased.png").exists()
