@@ -235,7 +235,9 @@ def funnel_figure(funnel: DiscoveryFunnel):
     ax.set_xlim(0, top * 1.9)
     ax.set_xlabel("concepts")
     ax.legend(loc="lower right", fontsize=8)
-    ax.set_title(f"discovery run {funnel.run_id} ({funnel.variant} activations): the funnel", fontsize=10)
+    untaught = (funnel.settings or {}).get("untaught") or 0
+    more = f"; {untaught} more candidates not taught (a budget)" if untaught else ""
+    ax.set_title(f"discovery run {funnel.run_id} ({funnel.variant} activations): the funnel{more}", fontsize=10)
     return fig
 
 
