@@ -503,20 +503,22 @@ ERASED_CONCEPTS = PROBED_CONCEPTS
 
 @dataclass(frozen=True)
 class DiscoveryBudget:
-    """How much stage 4 does. :data:`DISCOVERY_BUDGET` is the demo's, sized so that the whole demo takes
-    ≤ 10 minutes on two cores; tests pass a tiny one.
+    """How much stage 4 does. :data:`DISCOVERY_BUDGET` is the demo's, sized for the whole demo to take
+    ≤ 10 minutes on two idle cores (measured only on busy ones, below); tests pass a tiny one.
 
     Measured on two cores shared with other jobs (torch at one thread): a discovery root at 300 playouts
     ≈ 0.6 s; a pool root at 100 playouts, one sub-optimal line per branch ply and 16-playout extensions
     ≈ 0.25 s (≈ 0.8 s with lc0's two lines and 64-playout extensions, which also leave a concept fewer
     prototypes); teaching ≈ 6 s per concept or random vector with enough prototypes, after its students'
-    agreements; mining one direction ≈ 20 s. At the full 8×8 (4,096 features) the eraser alone takes
-    ≈ 80 s whatever the number of positions (LEACE's eigendecomposition and the report's probes factor
-    4,096 × 4,096 matrices), so the demo reads channel means (``pooling``); stage 4 then took 3 min 10 s.
-    Each candidate may cost a teaching, which is what keeps the discovery roots to ten."""
+    agreements; mining one direction ≈ 20 s; the page ≈ 0.5 s a concept. At the full 8×8 (4,096 features)
+    the eraser alone takes ≈ 80 s whatever the number of positions (LEACE's eigendecomposition and the
+    report's probes factor 4,096 × 4,096 matrices), so the demo reads channel means (``pooling``). Most
+    roots give a candidate (18 of 20 pass the held-out check) and each may cost two teachings, so only the
+    first ``teach_limit`` are taught and the funnel counts the others as untaught. Stage 4 took 3 min 18 s
+    of a 13 min 23 s demo on two cores shared with other jobs."""
 
     root_positions: int = 1000  # human positions compared for the roots (48 % disagree)
-    roots: int = 10  # disagreement roots a concept is discovered on
+    roots: int = 20  # disagreement roots a concept is discovered on
     nodes: int = 300  # playouts of each discovery root's search
     prototype_roots: int = 150  # roots of the prototype pool (the discovery roots first among them)
     prototype_nodes: int = 100  # playouts of each pool root's search
@@ -531,6 +533,7 @@ class DiscoveryBudget:
     amplify_positions: int = 32  # unrelated (human) positions each concept is amplified on
     min_prototypes: int = MIN_PROTOTYPES  # a concept with fewer is dropped (Schut's floor)
     teach: TeachSettings = TeachSettings()
+    teach_limit: int | None = 8  # candidates taught (the first, by root); the others are counted as untaught
     mined: int = 2  # discovered concepts mined for puzzles
     max_puzzles: int = 3  # puzzles per concept and for the control, at most
 
@@ -733,14 +736,14 @@ def demo_discovery(db, data: DiscoveryData, eraser: DemoErasure, results_dir: st
 class DemoFilters:
     """Schut's filters on the discovery run (:func:`demo_filters`)."""
 
-    funnel: FunnelCounts  # candidates → enough prototypes → a student → teachable → novel → amplified above control (erased), stored
+    funnel: FunnelCounts  # candidates taught → enough prototypes → a student → teachable → novel → amplified above control (erased), stored
     novelty_scored: int  # concepts with a novelty score: every fitted one, both variants
     novelty_positions: int  # of each kind in the bases
     human_rank: int  # numerical ranks of the bases
     machine_rank: int
     amplified: int  # concepts amplified: those past the held-out check, both variants
-    prototypes: tuple[int, ...]  # prototypes of each candidate in the pool (dataset order of the candidates)
-    control_prototypes: tuple[int, ...]  # … of each candidate's random vector
+    prototypes: tuple[int, ...]  # prototypes in the pool of each candidate taught, in id order
+    control_prototypes: tuple[int, ...]  # … of each one's random vector
     students: tuple[tuple[str, int], ...]  # the students chosen, with how many concepts and controls each taught
 
 
@@ -777,11 +780,13 @@ def demo_filters(db, run_id: int, data: DiscoveryData, budget: DiscoveryBudget =
                              progress=stage("amplifying"))
         teaching_key = teach_concepts(db, run_id, random_positions=data.selfplay, prototype_rollouts=data.pool.path,
                                       prototype_activations=data.pool_activations, settings=budget.teach,
-                                      min_prototypes=budget.min_prototypes, threads=1, device="cpu", progress_for=progress_for)
+                                      min_prototypes=budget.min_prototypes, limit=budget.teach_limit, threads=1, device="cpu",
+                                      progress_for=progress_for)
     counts = filter_run(db, run_id, teaching_key=teaching_key)
     with db.session() as s:
         candidates = [c.id for c in concepts_of_run(s, run_id) if c.variant == ERASED and c.vector_path and passes_heldout(c)]
         rows = {(cid, role): teaching_of(s, cid, role, teaching_key) for cid in candidates for role in (CONCEPT, RANDOM_CONTROL)}
+        rows = {(cid, role): r for (cid, role), r in rows.items() if rows[(cid, CONCEPT)] is not None}  # the taught candidates
         students = Counter(r.student for r in rows.values() if r is not None and r.student)
     return DemoFilters(counts, len(fitted), bases.human_count, bases.human_rank, bases.machine_rank, len(passing),
                        tuple(r.prototypes for (_, role), r in rows.items() if role == CONCEPT),
@@ -798,7 +803,8 @@ def funnel_members(db, run_id: int, teaching_key: str | None, variant: str = ERA
         cands.sort(key=lambda c: (-(c.heldout_same_root - (c.swapped_control if c.swapped_control is not None else 0.5)),
                                   -(c.heldout_other_roots or 0.0), c.id))
         taught = {c.id: teaching_of(s, c.id, CONCEPT, teaching_key) if teaching_key else None for c in cands}
-        enough = [c for c in cands if taught[c.id] is not None and taught[c.id].status in (TAUGHT, NO_STUDENT)]
+        cands = [c for c in cands if taught[c.id] is not None]  # the funnel starts at the candidates taught (teach's limit)
+        enough = [c for c in cands if taught[c.id].status in (TAUGHT, NO_STUDENT)]
         with_student = [c for c in enough if taught[c.id].status == TAUGHT]
         teachable = [c for c in with_student if taught[c.id].teachable]
         novel = [c for c in teachable if (n := latest_novelty(s, c.id)) is not None and n.novel]

@@ -125,11 +125,15 @@ def _show_filters(f: stages.DemoFilters, budget: stages.DiscoveryBudget, lap: st
                   f"self-play positions (numerical ranks {f.human_rank} and {f.machine_rank}); amplification: {f.amplified} concepts "
                   "pushed beside a random direction of the same norm", highlight=False)
     if f.prototypes:
-        console.print(f"prototypes in the pool (≥ {budget.min_prototypes} kept): {sorted(f.prototypes, reverse=True)} per "
-                      f"candidate; their random vectors: {sorted(f.control_prototypes, reverse=True)}", highlight=False)
+        console.print(f"prototypes in the pool of {budget.prototype_roots} roots (≥ {budget.min_prototypes} kept): "
+                      f"{sorted(f.prototypes, reverse=True)} per candidate taught; their random vectors: "
+                      f"{sorted(f.control_prototypes, reverse=True)}", highlight=False)
     if f.students:
         console.print(f"students (the latest earlier checkpoint agreeing with the teacher on < {MAX_AGREEMENT:.0%} of the prototypes): "
                       + ", ".join(f"{name} ×{n}" for name, n in f.students), highlight=False)
+    if f.funnel.untaught:
+        console.print(f"[yellow]{f.funnel.untaught} candidates left untaught: the budget teaches the first {budget.teach_limit}[/yellow]",
+                      highlight=False)
     stages_ = f.funnel.stages
     t = Table("stage", "concepts", "kept of the stage before", "Schut et al. kept", title="the funnel (erased activations)")
     for k, (name, n) in enumerate(stages_):
