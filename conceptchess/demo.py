@@ -77,7 +77,7 @@ from conceptchess.discoveries import Funnel, amplify_concepts, funnel, passes_he
 from conceptchess.discovery_filters import STAGES, FunnelCounts, filter_run, teach_concepts
 from conceptchess.discovery_report import plot_discoveries
 from conceptchess.engine import Engine
-from conceptchess.erasure import fit_eraser_from_files
+from conceptchess.erasure import HumanConceptEraser, fit_eraser_from_files
 from conceptchess.errors import ConceptChessError
 from conceptchess.export import export_collection
 from conceptchess.files import atomic_write_text
@@ -703,12 +703,13 @@ def demo_eraser(db, data: DiscoveryData, concepts: tuple[str, ...] = ERASED_CONC
                                            progress_for=progress_for)
         report = fitted.report
         fitted.eraser.save(path)
-        with db.begin() as s:
-            record_eraser(s, fitted.eraser, path, data.network, data.human, report.to_dict())
         atomic_write_text(about, json.dumps({"rank": fitted.eraser.rank_, "concepts": list(concepts), "report": str(report),
                                              "passed": sum(c.passed is True for c in report.checks),
-                                             "failed": [f"{c.name}: {c.detail}" for c in report.failures]}, indent=1) + "\n")
+                                             "failed": [f"{c.name}: {c.detail}" for c in report.failures],
+                                             "checks": report.to_dict()}, indent=1) + "\n")
     about_ = json.loads(about.read_text())
+    with db.begin() as s:  # also when another database made the file: each records it once, with its report
+        record_eraser(s, HumanConceptEraser.load(path), path, data.network, data.human, about_["checks"])
     return DemoErasure(path, about_["rank"], tuple(about_["concepts"]), about_["passed"], tuple(about_["failed"]), about_["report"])
 
 
