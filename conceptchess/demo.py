@@ -74,7 +74,7 @@ from conceptchess.datasets import (
 from conceptchess.directions import ConceptDirection
 from conceptchess.disagreement import disagreement_dataset
 from conceptchess.discoveries import Funnel, amplify_concepts, funnel, passes_heldout, record_eraser, run_discovery, score_novelty
-from conceptchess.discovery_filters import STAGES, FunnelCounts, filter_run, teach_concepts
+from conceptchess.discovery_filters import FunnelCounts, filter_run, teach_concepts
 from conceptchess.discovery_report import plot_discoveries
 from conceptchess.engine import Engine
 from conceptchess.erasure import HumanConceptEraser, fit_eraser_from_files
@@ -104,9 +104,7 @@ from conceptchess.store.directions import probe_direction
 from conceptchess.store.discovery import (
     CONCEPT,
     ERASED,
-    NO_STUDENT,
     RANDOM_CONTROL,
-    TAUGHT,
     UNERASED,
     amplification_of,
     concepts_of_run,
@@ -795,26 +793,8 @@ def demo_filters(db, run_id: int, data: DiscoveryData, budget: DiscoveryBudget =
                        tuple(sorted(students.items(), key=lambda kv: (-kv[1], kv[0]))))
 
 
-def funnel_members(db, run_id: int, teaching_key: str | None, variant: str = ERASED) -> list[tuple[str, list[int]]]:
-    """The concept ids at each stage of the funnel (:data:`~conceptchess.discovery_filters.STAGES`, counted as
-    :func:`~conceptchess.discovery_filters.filter_run` counts them), each list best first: by held-out
-    satisfaction above the swapped-label control, then on other roots' rollouts."""
-    with db.session() as s:
-        cands = [c for c in concepts_of_run(s, run_id) if c.variant == variant and c.vector_path and passes_heldout(c)]
-        cands.sort(key=lambda c: (-(c.heldout_same_root - (c.swapped_control if c.swapped_control is not None else 0.5)),
-                                  -(c.heldout_other_roots or 0.0), c.id))
-        taught = {c.id: teaching_of(s, c.id, CONCEPT, teaching_key) if teaching_key else None for c in cands}
-        cands = [c for c in cands if taught[c.id] is not None]  # the funnel starts at the candidates taught (teach's limit)
-        enough = [c for c in cands if taught[c.id].status in (TAUGHT, NO_STUDENT)]
-        with_student = [c for c in enough if taught[c.id].status == TAUGHT]
-        teachable = [c for c in with_student if taught[c.id].teachable]
-        novel = [c for c in teachable if (n := latest_novelty(s, c.id)) is not None and n.novel]
-        amplified = [c for c in novel if (a := [x for x in amplification_of(s, c.id) if x.positions == "roots"]) and a[-1].above_control]
-        return [(name, [c.id for c in group]) for name, group in zip(STAGES, (cands, enough, with_student, teachable, novel, amplified))]
-
-
 def choose_discovered(members: list[tuple[str, list[int]]], count: int) -> tuple[list[int], str, bool]:
-    """The concepts to mine, from :func:`funnel_members`: the survivors of the whole funnel (``count`` at most),
+    """The concepts to mine, from a funnel's members (:attr:`~conceptchess.discovery_filters.FunnelCounts.members`): the survivors of the whole funnel (``count`` at most),
     else the ``count`` best-ranked of the last stage any concept passed, said so; ``(ids, selection, survivors)``.
 
     >>> choose_discovered([("candidates", [4, 2, 9]), ("enough prototypes", [2]), ("teachable", [])], 2)
@@ -856,7 +836,7 @@ def discovered_puzzles(db, run_id: int, filters: DemoFilters, data: DiscoveryDat
     (:func:`~conceptchess.puzzles.discovered.random_control`); every puzzle carries its concept's discovery
     provenance. The puzzles join ``collection``, which is exported (default ``puzzles/<collection>.pgn``).
     ``nodes``: Stockfish nodes per check."""
-    ids, selection, survivors = choose_discovered(funnel_members(db, run_id, filters.funnel.teaching_key), budget.mined)
+    ids, selection, survivors = choose_discovered([(n, list(ids)) for n, ids in filters.funnel.members], budget.mined)
     found = DiscoveredPuzzles(ids, selection, survivors)
     if not ids:
         return found

@@ -100,6 +100,8 @@ class FunnelCounts:
     stages: tuple[tuple[str, int], ...]  # (stage, count) in funnel order, candidates first
     controls: tuple[tuple[str, int], ...]  # the random-vector controls: taught, enough prototypes, a student, teachable
     untaught: int = 0  # candidates past the held-out check left out (teach's limit, or a command not yet finished)
+    members: tuple[tuple[str, tuple[int, ...]], ...] = ()  # (stage, concept ids) in funnel order, each best first: by
+    # held-out satisfaction above the swapped-label control, then on other roots' rollouts
     schut: dict = field(default_factory=lambda: dict(SCHUT))
 
     def as_dict(self) -> dict:
@@ -332,17 +334,20 @@ def filter_run(db, run_id: int, *, variant: str = ERASED, teaching_key: str | No
         if cands and untaught == len(cands):
             raise ConceptChessError(f"no candidate of run {run_id} has a teaching result under key {key[:12]}")
         cands = [c for c in cands if taught[c.id] is not None]  # a budget (teach's limit) or an unfinished command: said below
+        cands.sort(key=lambda c: (-(c.heldout_same_root - (c.swapped_control if c.swapped_control is not None else 0.5)),
+                                  -(c.heldout_other_roots or 0.0), c.id))  # best first: the members' order
         enough = [c for c in cands if taught[c.id].status in (TAUGHT, NO_STUDENT)]
         with_student = [c for c in enough if taught[c.id].status == TAUGHT]
         teachable = [c for c in with_student if taught[c.id].teachable]
         novel = [c for c in teachable if (n := latest_novelty(s, c.id)) is not None and n.novel]
         amplified = [c for c in novel if (a := [x for x in amplification_of(s, c.id) if x.positions == "roots"]) and a[-1].above_control]
         ctrl = [r for c in cands if (r := teaching_of(s, c.id, RANDOM_CONTROL, key)) is not None]
-        counts = FunnelCounts(run_id, variant, key,
-                              tuple(zip(STAGES, (len(cands), len(enough), len(with_student), len(teachable), len(novel), len(amplified)))),
+        groups = (cands, enough, with_student, teachable, novel, amplified)
+        counts = FunnelCounts(run_id, variant, key, tuple((name, len(g)) for name, g in zip(STAGES, groups)),
                               (("random vectors", len(ctrl)), ("enough prototypes", sum(r.status in (TAUGHT, NO_STUDENT) for r in ctrl)),
                                ("a student", sum(r.status == TAUGHT for r in ctrl)), ("teachable", sum(bool(r.teachable) for r in ctrl))),
-                              untaught=untaught)
+                              untaught=untaught,
+                              members=tuple((name, tuple(c.id for c in g)) for name, g in zip(STAGES, groups)))
     if store:
         with db.begin() as s:
             s.add(DiscoveryFunnel(run_id=run_id, variant=variant, teaching_key=key, stages=[list(x) for x in counts.stages],

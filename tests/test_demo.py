@@ -31,11 +31,10 @@ from conceptchess.demo import (
     discovered_puzzles,
     discovery_data,
     discovery_page,
-    funnel_members,
     plan_demo_sweep,
     probe_directions,
 )
-from conceptchess.discovery_filters import STAGES
+from conceptchess.discovery_filters import STAGES, filter_run
 from conceptchess.export import read_pgn_puzzles
 from conceptchess.games import Sampling, pgn_dataset
 from conceptchess.networks import default_network
@@ -229,7 +228,7 @@ def test_each_stage_passes_at_most_what_the_one_before_passed(discovered):
     assert [name for name, _ in filters.funnel.stages] == list(STAGES)
     assert counts[0] == min(found.erased.heldout, TINY.teach_limit) and counts[0] + filters.funnel.untaught == found.erased.heldout
     assert all(a >= b for a, b in zip(counts, counts[1:]))
-    assert [len(ids) for _, ids in funnel_members(db, found.run_id, filters.funnel.teaching_key)] == counts
+    assert [len(ids) for _, ids in filter_run(db, found.run_id, teaching_key=filters.funnel.teaching_key, store=False).members] == counts
     assert len(filters.prototypes) == len(filters.control_prototypes) == counts[0]
     assert sum(p >= TINY.min_prototypes for p in filters.prototypes) == counts[1]
     assert filters.amplified == found.erased.heldout + found.unerased.heldout
@@ -257,7 +256,8 @@ def test_discovered_puzzles_carry_their_concept_and_the_page_shows_the_funnel(di
     tmp, db, (data, _, found, filters), _, _ = discovered
     mined = discovered_puzzles(db, found.run_id, filters, data, budget=TINY, nodes=20_000, workers=1, work=tmp / "work",
                                out=tmp / "demo.pgn")
-    members = funnel_members(db, found.run_id, filters.funnel.teaching_key)
+    members = filter_run(db, found.run_id, teaching_key=filters.funnel.teaching_key, store=False).members
+    members = [(name, list(ids)) for name, ids in members]
     assert (mined.concept_ids, mined.selection, mined.survivors) == choose_discovered(members, TINY.mined)
     if not mined.concept_ids:
         assert mined.results == [] and mined.path is None
