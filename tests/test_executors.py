@@ -53,5 +53,5 @@ def test_process_and_inline_give_the_same_results():
 
 
 def test_unknown_executor():
-    with pytest.raises(ConceptChessError, match="unknown executor 'ray'"):
-        make_executor("ray")
+    with pytest.raises(ConceptChessError, match="unknown executor 'dask'"):
+        make_executor("dask")

@@ -44,6 +44,11 @@ def run(
     bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples (of test games) for the confidence interval"),
     threads: int | None = typer.Option(None, "--threads", help="ONNX Runtime threads for any extraction"),
     jobs: int | None = typer.Option(None, "--jobs", help="Worker processes solving cells in parallel (default: one per core, at most 4; 1 below 5,000 positions)"),
+    executor: str | None = typer.Option(None, "--executor", envvar="CONCEPTCHESS_EXECUTOR",
+                                        help="inline, process or ray (default: worker processes when --jobs > 1); ray needs the extra: "
+                                             "pip install 'conceptchess[ray]'"),
+    ray_address: str | None = typer.Option(None, "--ray-address", envvar="CONCEPTCHESS_RAY_ADDRESS",
+                                           help="The ray executor's cluster: auto or HOST:PORT (default: a local one started here)"),
     keep_activations: bool = typer.Option(True, "--keep-activations/--no-keep-activations",
                                           help="Keep the activation folders it extracts (under RESULTS/activations; `puzzles mine` reads them), "
                                                "or remove each once its cells are probed"),
@@ -60,7 +65,7 @@ def run(
     req = SweepRequest(dataset=positions, nets=list(net) if net else None, concepts=concepts, taps=taps, controls=controls,
                        seed=seed, max_positions=max_positions, pool=pool, labels=labels, results=results,
                        activation_folders=list(activations or []), settings=ProbeSettings(n_boot=bootstrap, shuffled=controls), threads=threads,
-                       jobs=jobs, keep_activations=keep_activations)
+                       jobs=jobs, keep_activations=keep_activations, executor=executor, ray_address=ray_address)
     plan = plan_sweep(req)  # validates everything before anything is written
     start = time.perf_counter()
     with stage_bar() as bar:

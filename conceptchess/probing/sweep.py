@@ -50,7 +50,7 @@ from conceptchess.activations import POOLS, activation_bytes, size_text
 from conceptchess.concepts.labeling import check_board
 from conceptchess.datasets import dataset_sha256, iter_dataset, positions_path, read_manifest
 from conceptchess.errors import ArgumentError, ConceptChessError
-from conceptchess.executors import EXECUTORS, make_executor
+from conceptchess.executors import check_executor, make_executor
 from conceptchess.names import unique
 from conceptchess.paths import RESULTS_DIR
 from conceptchess.positions import boards_of
@@ -93,7 +93,8 @@ class SweepRequest:
     settings: ProbeSettings = field(default_factory=ProbeSettings)
     threads: int | None = None
     jobs: int | None = None  # worker processes for the cells (None: auto, see sweep_workers)
-    executor: str | None = None  # inline | process (None: worker processes when there is more than one worker)
+    executor: str | None = None  # inline | process | ray (None: worker processes when there is more than one worker)
+    ray_address: str | None = None  # the ray executor's cluster: "auto", HOST:PORT, or None for a local one
     keep_activations: bool = True  # False: remove the activation folders it extracted once their cells are stored
 
 
@@ -154,8 +155,7 @@ def plan_sweep(req: SweepRequest) -> SweepPlan:
     for pool in (req.pool, *req.pools.values()):
         if pool not in POOLS:
             raise ConceptChessError(f"pool must be {' or '.join(POOLS)}, not {pool!r}")
-    if req.executor is not None and req.executor not in EXECUTORS:
-        raise ConceptChessError(f"unknown executor {req.executor!r}; use {' or '.join(EXECUTORS)}")
+    check_executor(req.executor, req.ray_address)
     if req.max_positions is not None and req.max_positions < 1:
         raise ArgumentError("{max_positions} must be at least 1", max_positions="max_positions")
     s = req.settings
@@ -394,7 +394,7 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
     order, taps = sweep_networks(plan.networks, plan.taps, control_nets)
     jobs, threads = sweep_workers(req.jobs, 10**9, plan.positions)  # as configured; capped below by the cells to do
     # Recorded, not part of the key: the thread count changes only the order of floating-point sums.
-    recorded = _executor_choice(req.executor, jobs) == "process"
+    recorded = _executor_choice(req.executor, jobs) in ("process", "ray")
     versions = {**_versions(), "cell_workers": jobs if recorded else 1,
                 "torch_threads_per_cell": threads if recorded else _torch_threads()}
     writer = SweepWriter(db or Database(db_url), plan.results, req.controls)
@@ -436,7 +436,7 @@ def run_sweep(plan: SweepPlan, db_url: str | None = None, progress_for: Progress
                                  plan.settings, req.seed)
 
     jobs, threads = sweep_workers(req.jobs, len(cells), plan.positions)  # fewer workers (more threads each) for few cells
-    with make_executor(_executor_choice(req.executor, jobs) if cells else "inline", jobs, threads) as executor:
+    with make_executor(_executor_choice(req.executor, jobs) if cells else "inline", jobs, threads, req.ray_address) as executor:
         for cell, results in executor.map(_probe_cell, units()):
             writer.write(cell, results)
             cells_left[cell.net.sha256] -= 1

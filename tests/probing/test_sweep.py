@@ -250,8 +250,8 @@ def test_an_unknown_executor_is_refused_before_anything_is_written(world, tmp_pa
     from conceptchess.errors import ConceptChessError
     from conceptchess.probing import SweepRequest, plan_sweep
 
-    with pytest.raises(ConceptChessError, match="unknown executor 'ray'; use inline or process"):
-        plan_sweep(SweepRequest(dataset=world["data"], nets=[world["single"]], concepts="in_check", results=tmp_path / "r", executor="ray"))
+    with pytest.raises(ConceptChessError, match="unknown executor 'dask'; use inline or process or ray"):
+        plan_sweep(SweepRequest(dataset=world["data"], nets=[world["single"]], concepts="in_check", results=tmp_path / "r", executor="dask"))
     assert not (tmp_path / "r").exists()
 
 
@@ -723,3 +723,52 @@ def test_progress_lines_keep_coming_while_a_long_cell_reports_nothing():
     assert lines[0].startswith("probing: 3/40 (8%), ") and lines[-1].startswith("probing: 40/40 (100%), ")
     assert 3 <= len(lines) - 2 <= 6  # about one line per 0.2 s without a report (5 on an idle machine)
     assert all(ln.startswith("probing: 3/40 (8%), ") for ln in lines[1:-1])
+
+
+def test_a_ray_sweep_on_two_nodes_gives_the_inline_rows(world, tmp_path):
+    """A real two-node Ray cluster on this machine (``ray.cluster_utils.Cluster``): the rows equal the inline sweep's."""
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'conceptchess[ray]')")
+    from ray.cluster_utils import Cluster
+
+    from conceptchess.probing import ProbeSettings, SweepRequest, plan_sweep, run_sweep
+
+    def sweep(name: str, executor: str, address: str | None = None) -> dict:
+        req = SweepRequest(dataset=world["data"], nets=[world["series"]], concepts=CONCEPTS, pool="mean", results=tmp_path / name / "results",
+                           settings=ProbeSettings(n_boot=200), jobs=2, executor=executor, ray_address=address)
+        url = f"sqlite:///{tmp_path / name / 'probes.sqlite'}"
+        run_sweep(plan_sweep(req), db_url=url)
+        return stored(url)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))  # as many threads as each Ray task gets
+    try:
+        inline = sweep("inline", "inline")
+    finally:
+        torch.set_num_threads(threads)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        ray_rows = sweep("ray", "ray", cluster.address)
+    finally:
+        cluster.shutdown()
+    assert len(inline) == 3 * 3 * TARGETS and sorted(inline) == sorted(ray_rows)
+    for k, (numbers, status, _details, vector) in inline.items():
+        r_numbers, r_status, r_details, r_vector = ray_rows[k]
+        assert status == r_status, k
+        for f, a in numbers.items():
+            b = r_numbers[f]
+            assert (a is None and b is None) or abs(a - b) <= 1e-9, (k, f, a, b)
+        assert (vector is None and r_vector is None) or np.max(np.abs(vector - r_vector)) <= 1e-9, k
+
+
+def test_the_ray_executor_refuses_an_unreachable_cluster_before_writing(world, tmp_path):
+    pytest.importorskip("ray", reason="the ray extra is not installed (pip install 'conceptchess[ray]')")
+    from conceptchess.errors import ConceptChessError
+    from conceptchess.executors import make_executor
+
+    with pytest.raises(ConceptChessError, match="cannot reach the Ray cluster at 127.0.0.1:1"):
+        make_executor("ray", 1, 1, "127.0.0.1:1")
+    r = cli("probe", *base_args(world, tmp_path, "--net", str(world["series"]), "--executor", "ray", "--ray-address", "127.0.0.1:1"))
+    assert r.exit_code == 2 and r.output.strip().splitlines()[-1].startswith("error: cannot reach the Ray cluster at 127.0.0.1:1"), r.output
+    assert not any(tmp_path.rglob("*.sqlite"))
