@@ -190,7 +190,9 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
     pool = Path(prototype_rollouts or run_rollouts)
     if dataset_origin(read_manifest(pool)) != ROLLOUTS:
         raise ConceptChessError(f"{pool}: not a rollouts dataset (prototypes are roots of one)")
-    acts = ActivationFiles(prototype_activations or (run_acts if prototype_rollouts is None else None) or _missing_acts(pool))
+    if prototype_activations is None and prototype_rollouts is not None:
+        raise ConceptChessError(f"name the activation folder of {pool} (prototype activations at the run's tap)")
+    acts = ActivationFiles(prototype_activations or run_acts)
     if acts.manifest.get("net_sha256") != teacher_net.sha256:
         raise ConceptChessError(f"{acts.path}: activations of another network than the teacher {teacher}")
     if tap not in acts:
@@ -244,12 +246,13 @@ def teach_concepts(db, run_id: int, *, random_positions: str | os.PathLike, stud
         raise ConceptChessError(kept[0].refusal)
     student_paths = {p.name: p for p in students}
     random_specs, random_groups = _random_pool(random_positions, RANDOM_POOL, settings.seeds[0])
-    key = _key("teach", teacher_net.sha256, [str(p) for p in students], dataset_sha256(pool), dataset_sha256(random_positions),
+    pool_sha, random_sha = dataset_sha256(pool), dataset_sha256(random_positions)
+    key = _key("teach", teacher_net.sha256, [str(p) for p in students], pool_sha, random_sha,
                settings.as_dict(), min_prototypes, max_agreement, variant, str(acts.path), RANDOM_POOL)
     with db.begin() as s:
         teacher_id = network_id(s, sha256=teacher_net.sha256, kind=teacher_net.kind, blocks=teacher_net.blocks, path=str(teacher))
-        pool_id = dataset_id(s, sha256=dataset_sha256(pool), path=str(pool), source=ROLLOUTS, positions=len(meta))
-        random_id = dataset_id(s, sha256=dataset_sha256(random_positions), path=str(random_positions),
+        pool_id = dataset_id(s, sha256=pool_sha, path=str(pool), source=ROLLOUTS, positions=len(meta))
+        random_id = dataset_id(s, sha256=random_sha, path=str(random_positions),
                                source=str(read_manifest(random_positions).get("origin", "positions")))
         done = {(p.concept_id, p.role) for p in plans if teaching_of(s, p.concept_id, p.role, key) is not None}
 
@@ -303,8 +306,6 @@ def _prototype_specs(protos, by_root: dict[str, list[PositionSpec]]) -> tuple[li
     return prototype_positions([sp for r in roots for sp in by_root[r]], roots)
 
 
-def _missing_acts(pool: Path):
-    raise ConceptChessError(f"name the activation folder of {pool} (prototype activations at the run's tap)")
 
 
 STAGES = ("candidates", "enough prototypes", "a student", "teachable", "novel", "amplified above control")

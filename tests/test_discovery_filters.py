@@ -102,7 +102,7 @@ def test_teach_and_filter(run, maia1900):
         assert stored is not None and [tuple(x) for x in stored.stages] == list(f.stages)
     page = (d / "page" / "index.html").read_text()
     assert "funnel-run-1-unerased.png" in page and (d / "page" / "funnel-run-1-unerased.png").stat().st_size > 5000
-    assert "Schut" in r.output and "97.6" not in r.output or "2.4%" in r.output
+    assert "Schut" in r.output and "2.4%" in r.output  # Schut et al.'s teachability share beside the counts
 
 
 def _rows(db) -> tuple[int, int]:
